@@ -1,0 +1,73 @@
+//! The messages Raft peers exchange (§5, Figure 2), as serde types that cross the wire
+//! with bincode. Messages are one-way: a response travels like any other message.
+
+use serde::{Deserialize, Serialize};
+
+use super::types::{Entry, Index, NodeId, Term};
+
+/// One message between two members.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Sender.
+    pub from: NodeId,
+    /// Receiver.
+    pub to: NodeId,
+    /// The sender's current term; every message carries it (§5.1).
+    pub term: Term,
+    /// What the message says.
+    pub body: MessageBody,
+}
+
+/// The kinds of message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageBody {
+    /// A candidate asks for a vote (§5.2).
+    RequestVote {
+        /// Index of the candidate's last log entry (§5.4.1 up-to-date check).
+        last_log_index: Index,
+        /// Term of the candidate's last log entry.
+        last_log_term: Term,
+    },
+    /// The answer to `RequestVote`.
+    RequestVoteResponse {
+        /// True if the vote was granted.
+        vote_granted: bool,
+    },
+    /// Log replication and heartbeat (§5.3). An empty `entries` is a heartbeat.
+    AppendEntries {
+        /// Index of the entry immediately before `entries`.
+        prev_log_index: Index,
+        /// Term of the entry at `prev_log_index`.
+        prev_log_term: Term,
+        /// Entries to store, in order; may be empty.
+        entries: Vec<Entry>,
+        /// The leader's commit index.
+        leader_commit: Index,
+        /// The leader's ReadIndex round when it sent this (thesis §6.4); echoed back so
+        /// an acknowledgement proves leadership at a time after the reads of that round.
+        read_round: u64,
+    },
+    /// The answer to `AppendEntries`.
+    AppendEntriesResponse {
+        /// True if the follower's log matched at `prev_log_index` and now holds the entries.
+        success: bool,
+        /// On success: the last index known to match the leader's log
+        /// (`prev_log_index + entries.len()`). On failure: the request's `prev_log_index`.
+        match_index: Index,
+        /// On failure: where the leader should look next, so it backs up a term at a time.
+        conflict: Option<ConflictHint>,
+        /// The `read_round` of the request this answers.
+        read_round: u64,
+    },
+}
+
+/// Why an `AppendEntries` was rejected and where the leader should retry (§5.3, the
+/// optimization described at the end of that section).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictHint {
+    /// Term of the follower's entry at `prev_log_index`, or `None` if its log is shorter.
+    pub term: Option<Term>,
+    /// The first index the follower holds with `term`; if `term` is `None`, the
+    /// follower's last index + 1.
+    pub first_index: Index,
+}

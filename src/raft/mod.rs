@@ -1,0 +1,61 @@
+//! The consensus core: Raft as a pure, deterministic state machine (sans-I/O).
+//!
+//! Nothing in here touches threads, sockets, files or clocks. The caller feeds inputs —
+//! a received [`Message`], the current time in milliseconds, a proposal, a read
+//! request, "this persist batch is durable" — and collects outputs with the `take_*`
+//! methods: messages to send, a [`PersistBatch`] to make durable, committed entries to
+//! apply, and reads that are now safe to serve. The threaded runtime (`crate::node`)
+//! and the deterministic simulator (`tests/sim`) are its two drivers.
+//!
+//! The durability contract, in one sentence: a message handed out inside a
+//! [`PersistBatch`] may be sent only after that batch's hard state and entries are on
+//! stable storage; messages from [`Raft::take_messages`] depend on nothing unpersisted
+//! and may be sent at once.
+
+mod message;
+mod types;
+
+pub use message::{ConflictHint, Message, MessageBody};
+pub use types::{Entry, HardState, Index, LogPosition, NodeId, Payload, Term};
+
+/// Tuning of one member. Times are in milliseconds of the caller's clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// This member's id: its 1-based position in the member list.
+    pub id: NodeId,
+    /// Every voting member, this one included (for now the set is fixed).
+    pub voters: Vec<NodeId>,
+    /// Lower bound of the randomized election timeout (§5.2). Default 300.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound (exclusive) of the randomized election timeout. Default 550.
+    pub election_timeout_max_ms: u64,
+    /// A leader sends each follower something at least this often. Default 80.
+    pub heartbeat_interval_ms: u64,
+    /// Most entries in one `AppendEntries`.
+    pub max_entries_per_append: usize,
+    /// Most payload bytes in one `AppendEntries` (at least one entry is always sent).
+    pub max_bytes_per_append: usize,
+    /// Most `AppendEntries` carrying entries in flight to one follower (pipelining).
+    pub max_inflight_appends: usize,
+}
+
+impl Config {
+    /// The defaults of the brief for member `id` of `voters`.
+    pub fn new(id: NodeId, voters: Vec<NodeId>) -> Config {
+        Config {
+            id,
+            voters,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 550,
+            heartbeat_interval_ms: 80,
+            max_entries_per_append: 512,
+            max_bytes_per_append: 1 << 20,
+            max_inflight_appends: 8,
+        }
+    }
+}
+
+mod core;
+pub use self::core::{
+    InitialState, NotLeader, PersistBatch, PersistToken, Raft, ReadState, Role, Status,
+};
