@@ -174,4 +174,55 @@ impl Raft {
     pub fn status(&self) -> Status {
         todo!()
     }
+
+    /// This member's id.
+    pub fn id(&self) -> NodeId {
+        todo!()
+    }
+
+    /// The current role.
+    pub fn role(&self) -> Role {
+        todo!()
+    }
+
+    /// The current term.
+    pub fn term(&self) -> Term {
+        todo!()
+    }
+
+    /// The vote cast in the current term, if any.
+    pub fn voted_for(&self) -> Option<NodeId> {
+        todo!()
+    }
+
+    /// The leader known in the current term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        todo!()
+    }
+
+    /// Highest index known committed.
+    pub fn commit_index(&self) -> Index {
+        todo!()
+    }
+
+    /// The log base: the last position covered by a snapshot (index 0 if none).
+    pub fn log_base(&self) -> LogPosition {
+        todo!()
+    }
+
+    /// The last position in the log, durable or not.
+    pub fn last_position(&self) -> LogPosition {
+        todo!()
+    }
+
+    /// Entries from `from` (greater than the base index) to the end of the log; empty if
+    /// `from` is past the end.
+    pub fn entries_from(&self, _from: Index) -> &[Entry] {
+        todo!()
+    }
+
+    /// Asserts every internal invariant (O(log length)); for tests and the simulator.
+    pub fn check_invariants(&self) {
+        todo!()
+    }
 }
