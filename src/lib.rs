@@ -7,9 +7,12 @@
 //!
 //! - [`raft`] — the consensus core, a pure state machine with no I/O, clocks or
 //!   threads. Tested by the deterministic simulator in `tests/sim`.
+//! - [`kv`] — the replicated state machine: the map and the client session table that
+//!   makes retried writes exactly-once. Uses nothing else of this crate.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod kv;
 pub mod raft;
 pub mod sync;

@@ -1,0 +1,211 @@
+//! [`KvStore`]: the map, the session table and the applied index, with snapshots.
+
+use std::collections::BTreeMap;
+
+use bincode::Options;
+use serde::{Deserialize, Serialize};
+
+use super::command::{decode_request, Command, CommandResult};
+use super::error::{KvError, KvErrorKind};
+use super::session::{Check, Session, SessionTable};
+
+/// Sessions kept by [`KvStore::new`]; see the policy in the module `kv::session`.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
+
+/// Version of the snapshot encoding, checked by [`KvStore::restore`].
+const SNAPSHOT_FORMAT: u32 = 1;
+
+/// The replicated state machine.
+///
+/// Session policy: a write from a client is identified by `(client_id, seq)`. A `seq`
+/// above the client's last one is applied and its result saved; the same `seq` again
+/// returns the saved result without applying; a lower `seq` is refused as
+/// [`KvErrorKind::StaleRequest`]. At most `max_sessions` clients are remembered; a new
+/// client beyond that evicts the one whose last request is oldest in the log.
+/// Everything depends only on the applied entries, so all members agree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvStore {
+    /// The data. A BTreeMap so that snapshots are byte-identical across members.
+    map: BTreeMap<String, String>,
+    /// Client sessions. Invariant: every session's last_index <= applied_index.
+    sessions: SessionTable,
+    /// Index of the last log entry applied (0 before any).
+    applied_index: u64,
+}
+
+/// The snapshot layout, borrowed for encoding.
+#[derive(Serialize)]
+struct SnapshotRef<'a> {
+    format: u32,
+    applied_index: u64,
+    max_sessions: u64,
+    map: &'a BTreeMap<String, String>,
+    sessions: &'a BTreeMap<u64, Session>,
+}
+
+/// The snapshot layout, owned for decoding; same fields in the same order.
+#[derive(Deserialize)]
+struct SnapshotOwned {
+    format: u32,
+    applied_index: u64,
+    max_sessions: u64,
+    map: BTreeMap<String, String>,
+    sessions: BTreeMap<u64, Session>,
+}
+
+impl Default for KvStore {
+    fn default() -> Self {
+        KvStore::new()
+    }
+}
+
+impl KvStore {
+    /// An empty store keeping at most [`DEFAULT_MAX_SESSIONS`] sessions.
+    pub fn new() -> KvStore {
+        KvStore::with_max_sessions(DEFAULT_MAX_SESSIONS)
+    }
+
+    /// An empty store keeping at most `max_sessions` (>= 1) sessions. Every member must
+    /// use the same value; it travels in snapshots.
+    pub fn with_max_sessions(max_sessions: usize) -> KvStore {
+        KvStore {
+            map: BTreeMap::new(),
+            sessions: SessionTable::new(max_sessions),
+            applied_index: 0,
+        }
+    }
+
+    /// Applies the payload of the committed entry at `index` (must be
+    /// `applied_index + 1`). A retried `(client_id, seq)` returns the saved result
+    /// without applying again. An undecodable payload or a stale request yields `Err`
+    /// and changes nothing but `applied_index`, identically on every member.
+    pub fn apply(&mut self, index: u64, payload: &[u8]) -> Result<CommandResult, KvError> {
+        self.advance(index);
+        let request = decode_request(payload)?;
+        let (client_id, seq) = (request.client_id, request.seq);
+        match self.sessions.check(client_id, seq) {
+            Check::Fresh => {
+                let result = self.execute(request.command);
+                self.sessions.record(client_id, seq, result.clone(), index);
+                Ok(result)
+            }
+            Check::Duplicate(result) => {
+                self.sessions.record(client_id, seq, result.clone(), index);
+                Ok(result)
+            }
+            Check::Stale { last_seq } => Err(KvError::new(KvErrorKind::StaleRequest {
+                client_id,
+                seq,
+                last_seq,
+            })),
+        }
+    }
+
+    /// Applies a Raft no-op entry at `index`: only advances `applied_index`.
+    pub fn apply_noop(&mut self, index: u64) {
+        self.advance(index);
+    }
+
+    fn advance(&mut self, index: u64) {
+        assert_eq!(
+            index,
+            self.applied_index + 1,
+            "applying index {index} after applied index {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+    }
+
+    fn execute(&mut self, command: Command) -> CommandResult {
+        match command {
+            Command::Put { key, value } => {
+                self.map.insert(key, value);
+                CommandResult::Put
+            }
+            Command::Delete { key } => CommandResult::Deleted {
+                existed: self.map.remove(&key).is_some(),
+            },
+            Command::Cas { key, expected, new } => {
+                let current = self.map.get(&key);
+                if current == expected.as_ref() {
+                    self.map.insert(key, new);
+                    CommandResult::CasOk
+                } else {
+                    CommandResult::CasMismatch {
+                        current: current.cloned(),
+                    }
+                }
+            }
+        }
+    }
+
+    /// The value of `key`, as of `applied_index`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.map.get(key).map(String::as_str)
+    }
+
+    /// Index of the last entry applied.
+    pub fn applied_index(&self) -> u64 {
+        self.applied_index
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True if there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Number of client sessions remembered.
+    pub fn session_count(&self) -> usize {
+        self.sessions.sessions().len()
+    }
+
+    /// Encodes the whole state: map, sessions (with their cap) and applied index.
+    /// Members at the same applied index produce identical bytes.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let view = SnapshotRef {
+            format: SNAPSHOT_FORMAT,
+            applied_index: self.applied_index,
+            max_sessions: self.sessions.max_sessions() as u64,
+            map: &self.map,
+            sessions: self.sessions.sessions(),
+        };
+        match bincode::DefaultOptions::new().serialize(&view) {
+            Ok(bytes) => bytes,
+            Err(e) => panic!("encoding a snapshot into memory failed: {e}"),
+        }
+    }
+
+    /// Decodes a snapshot made by [`KvStore::snapshot`], checking its invariants.
+    pub fn restore(bytes: &[u8]) -> Result<KvStore, KvError> {
+        let bad = |why: String| KvError::new(KvErrorKind::BadSnapshot(why));
+        let snap: SnapshotOwned = bincode::DefaultOptions::new()
+            .with_limit(bytes.len() as u64)
+            .reject_trailing_bytes()
+            .deserialize(bytes)
+            .map_err(|e| bad(e.to_string()))?;
+        if snap.format != SNAPSHOT_FORMAT {
+            return Err(bad(format!("unknown format {}", snap.format)));
+        }
+        let max_sessions = usize::try_from(snap.max_sessions)
+            .map_err(|_| bad(format!("max_sessions {} too large", snap.max_sessions)))?;
+        let sessions = SessionTable::from_sessions(max_sessions, snap.sessions)
+            .ok_or_else(|| bad("inconsistent session table".to_string()))?;
+        if sessions.newest_use() > snap.applied_index {
+            return Err(bad(format!(
+                "session used at index {} after applied index {}",
+                sessions.newest_use(),
+                snap.applied_index
+            )));
+        }
+        Ok(KvStore {
+            map: snap.map,
+            sessions,
+            applied_index: snap.applied_index,
+        })
+    }
+}

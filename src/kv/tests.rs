@@ -1,0 +1,228 @@
+//! Unit tests of the state machine: command semantics, exactly-once, sessions,
+//! snapshots.
+
+use super::*;
+
+fn put(key: &str, value: &str) -> Command {
+    Command::Put {
+        key: key.to_string(),
+        value: value.to_string(),
+    }
+}
+
+fn del(key: &str) -> Command {
+    Command::Delete {
+        key: key.to_string(),
+    }
+}
+
+fn cas(key: &str, expected: Option<&str>, new: &str) -> Command {
+    Command::Cas {
+        key: key.to_string(),
+        expected: expected.map(str::to_string),
+        new: new.to_string(),
+    }
+}
+
+fn payload(client_id: u64, seq: u64, command: Command) -> Vec<u8> {
+    encode_request(&Request {
+        client_id,
+        seq,
+        command,
+    })
+}
+
+/// Applies `command` at the next index for `client_id`/`seq`.
+fn apply(kv: &mut KvStore, client_id: u64, seq: u64, command: Command) -> CommandResult {
+    let index = kv.applied_index() + 1;
+    match kv.apply(index, &payload(client_id, seq, command)) {
+        Ok(result) => result,
+        Err(e) => panic!("apply at {index} failed: {e}"),
+    }
+}
+
+#[test]
+fn request_round_trips_through_encoding() {
+    let request = Request {
+        client_id: 7,
+        seq: 3,
+        command: cas("k", None, "v"),
+    };
+    assert_eq!(decode_request(&encode_request(&request)), Ok(request));
+}
+
+#[test]
+fn put_get_delete() {
+    let mut kv = KvStore::new();
+    assert_eq!(apply(&mut kv, 1, 1, put("a", "1")), CommandResult::Put);
+    assert_eq!(kv.get("a"), Some("1"));
+    assert_eq!(apply(&mut kv, 1, 2, put("a", "2")), CommandResult::Put);
+    assert_eq!(kv.get("a"), Some("2"));
+    assert_eq!(kv.len(), 1);
+    let deleted = apply(&mut kv, 1, 3, del("a"));
+    assert_eq!(deleted, CommandResult::Deleted { existed: true });
+    assert_eq!(kv.get("a"), None);
+    let deleted = apply(&mut kv, 1, 4, del("a"));
+    assert_eq!(deleted, CommandResult::Deleted { existed: false });
+    assert!(kv.is_empty());
+    assert_eq!(kv.applied_index(), 4);
+}
+
+#[test]
+fn cas_swaps_only_on_match() {
+    let mut kv = KvStore::new();
+    assert_eq!(
+        apply(&mut kv, 1, 1, cas("k", None, "a")),
+        CommandResult::CasOk
+    );
+    assert_eq!(kv.get("k"), Some("a"));
+    let absent_only = apply(&mut kv, 1, 2, cas("k", None, "b"));
+    let found_a = CommandResult::CasMismatch {
+        current: Some("a".to_string()),
+    };
+    assert_eq!(absent_only, found_a);
+    assert_eq!(apply(&mut kv, 1, 3, cas("k", Some("x"), "b")), found_a);
+    assert_eq!(kv.get("k"), Some("a"));
+    assert_eq!(
+        apply(&mut kv, 1, 4, cas("k", Some("a"), "b")),
+        CommandResult::CasOk
+    );
+    assert_eq!(kv.get("k"), Some("b"));
+    let on_missing = apply(&mut kv, 1, 5, cas("gone", Some("b"), "c"));
+    assert_eq!(on_missing, CommandResult::CasMismatch { current: None });
+    assert_eq!(kv.get("gone"), None);
+}
+
+#[test]
+fn duplicate_seq_returns_saved_result_without_applying() {
+    let mut kv = KvStore::new();
+    assert_eq!(
+        apply(&mut kv, 9, 1, cas("k", None, "first")),
+        CommandResult::CasOk
+    );
+    apply(&mut kv, 2, 1, put("k", "other"));
+    // A retry of client 9's seq 1 must not run the CAS again (it would now mismatch)
+    // and must not touch the map.
+    assert_eq!(
+        apply(&mut kv, 9, 1, cas("k", None, "first")),
+        CommandResult::CasOk
+    );
+    assert_eq!(kv.get("k"), Some("other"));
+    assert_eq!(kv.applied_index(), 3);
+}
+
+#[test]
+fn older_seq_is_refused_as_stale() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 5, 1, put("k", "1"));
+    apply(&mut kv, 5, 4, put("k", "4")); // gaps are allowed
+    let err = kv.apply(3, &payload(5, 2, put("k", "2")));
+    let stale = KvErrorKind::StaleRequest {
+        client_id: 5,
+        seq: 2,
+        last_seq: 4,
+    };
+    assert_eq!(err.map_err(|e| e.kind().clone()), Err(stale));
+    assert_eq!(kv.get("k"), Some("4"));
+    assert_eq!(kv.applied_index(), 3);
+}
+
+#[test]
+fn undecodable_payload_changes_only_applied_index() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 1, 1, put("k", "v"));
+    let before = kv.snapshot();
+    let err = kv.apply(2, &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    assert!(matches!(
+        err.as_ref().map_err(KvError::kind),
+        Err(KvErrorKind::BadRequest(_))
+    ));
+    assert_eq!(kv.applied_index(), 2);
+    let mut expected = KvStore::restore(&before).expect("own snapshot restores");
+    expected.apply_noop(2);
+    assert_eq!(kv, expected);
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let mut bytes = payload(1, 1, put("k", "v"));
+    bytes.push(0);
+    assert!(decode_request(&bytes).is_err());
+}
+
+#[test]
+fn noop_only_advances_applied_index() {
+    let mut kv = KvStore::new();
+    kv.apply_noop(1);
+    assert_eq!(kv.applied_index(), 1);
+    assert!(kv.is_empty());
+    assert_eq!(kv.session_count(), 0);
+}
+
+#[test]
+#[should_panic(expected = "applying index 3 after applied index 1")]
+fn applying_out_of_order_panics() {
+    let mut kv = KvStore::new();
+    kv.apply_noop(1);
+    kv.apply_noop(3);
+}
+
+#[test]
+fn session_cap_evicts_least_recently_used() {
+    let mut kv = KvStore::with_max_sessions(2);
+    apply(&mut kv, 1, 1, put("a", "1")); // index 1
+    apply(&mut kv, 2, 1, put("b", "1")); // index 2
+    apply(&mut kv, 1, 1, put("a", "1")); // index 3: a retry counts as a use of client 1
+    apply(&mut kv, 3, 1, put("c", "1")); // index 4: evicts client 2 (last use 2)
+    assert_eq!(kv.session_count(), 2);
+    // Client 1 is still remembered: its retry is answered, not applied.
+    assert_eq!(
+        apply(&mut kv, 1, 1, put("a", "changed")),
+        CommandResult::Put
+    );
+    assert_eq!(kv.get("a"), Some("1"));
+    // Client 2 was evicted, so its old seq is applied afresh (the documented cost).
+    apply(&mut kv, 2, 1, put("b", "2"));
+    assert_eq!(kv.get("b"), Some("2"));
+    assert_eq!(kv.session_count(), 2);
+}
+
+#[test]
+fn snapshot_restore_round_trip() {
+    let mut kv = KvStore::with_max_sessions(3);
+    apply(&mut kv, 1, 1, put("a", "1"));
+    apply(&mut kv, 2, 7, cas("b", None, "2"));
+    apply(&mut kv, 1, 2, del("a"));
+    kv.apply_noop(4);
+    let bytes = kv.snapshot();
+    let mut restored = KvStore::restore(&bytes).expect("snapshot restores");
+    assert_eq!(restored, kv);
+    assert_eq!(
+        restored.snapshot(),
+        bytes,
+        "snapshot encoding is not canonical"
+    );
+    // Sessions survived: a retry after restore returns the saved result.
+    let retried = apply(&mut restored, 2, 7, cas("b", None, "other"));
+    assert_eq!(retried, CommandResult::CasOk);
+    assert_eq!(restored.get("b"), Some("2"));
+}
+
+#[test]
+fn corrupt_snapshots_are_refused() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 1, 1, put("a", "1"));
+    let bytes = kv.snapshot();
+    for cut in 0..bytes.len() {
+        assert!(
+            KvStore::restore(&bytes[..cut]).is_err(),
+            "prefix {cut} accepted"
+        );
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(KvStore::restore(&longer).is_err());
+    let mut wrong_format = bytes;
+    wrong_format[0] = 2;
+    assert!(KvStore::restore(&wrong_format).is_err());
+}
