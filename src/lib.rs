@@ -9,10 +9,13 @@
 //!   threads. Tested by the deterministic simulator in `tests/sim`.
 //! - [`kv`] — the replicated state machine: the map and the client session table that
 //!   makes retried writes exactly-once. Uses nothing else of this crate.
+//! - [`net`] — length-prefixed bincode frames, the hello handshake, and the peer and
+//!   client protocol messages. Uses `raft`'s and `kv`'s types.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod kv;
+pub mod net;
 pub mod raft;
 pub mod sync;

@@ -1,0 +1,41 @@
+//! Frames and the wire protocol: peers and clients over TCP.
+//!
+//! Every message is a frame: a `u32` big-endian body length, then a bincode body
+//! (`bincode::DefaultOptions`, decoded from the slice with a size limit). The length is
+//! checked against a maximum before anything is allocated. Every connection starts
+//! with a [`Hello`] carrying [`PROTOCOL_VERSION`] and the cluster id, answered by a
+//! [`HelloReply`]; a mismatch is refused. One listening port serves both kinds of
+//! connection, and the hello says which:
+//!
+//! - a **peer** connection then carries `raft::Message` frames one way only; answers
+//!   travel on the responder's own outbound connection;
+//! - a **client** connection carries strict [`ClientRequest`] / [`ClientResponse`] pairs.
+//!
+//! `net` uses `raft`'s types and `kv`'s command types, nothing else of this crate.
+
+mod error;
+mod frame;
+pub mod peer;
+mod proto;
+mod status;
+
+pub use error::{NetError, NetErrorKind};
+pub use frame::{read_frame, write_frame};
+pub use proto::{
+    accept_hello, check_hello, client_handshake, ClientRequest, ClientResponse, Hello, HelloFrom,
+    HelloReply,
+};
+pub use status::StatusReport;
+
+/// Version of this protocol, sent in every [`Hello`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame body accepted or sent.
+pub const MAX_FRAME_BYTES: u32 = 64 << 20;
+
+/// Largest hello or hello reply accepted: a handshake is small, and a stranger should
+/// not make us allocate much before we know who it is.
+pub const MAX_HELLO_BYTES: u32 = 64 << 10;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! [`StatusReport`]: what `raftkv client status` prints.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::raft::{Index, NodeId, Term};
+
+/// A node's state as reported to `status` (DESIGN §4).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// The node's id.
+    pub id: NodeId,
+    /// `leader`, `follower` or `candidate`.
+    pub role: String,
+    /// Its current term.
+    pub term: Term,
+    /// The leader it knows of in this term: id and address.
+    pub leader: Option<(NodeId, String)>,
+    /// Highest index known committed.
+    pub commit_index: Index,
+    /// Highest index applied to the state machine.
+    pub applied_index: Index,
+    /// First index still in the log (after the snapshot).
+    pub first_index: Index,
+    /// Last index in the log.
+    pub last_index: Index,
+    /// Last index covered by the snapshot (0 if none).
+    pub snapshot_index: Index,
+    /// Size of the snapshot file in bytes (0 if none).
+    pub snapshot_bytes: u64,
+    /// On a leader: each other peer's match index. Empty otherwise.
+    pub match_index: Vec<(NodeId, Index)>,
+}
+
+impl StatusReport {
+    /// One `key: value` line per field, in the order and with the keys of DESIGN §4:
+    /// `leader` is `ID ADDR` or `none`, then `peer.N.match_index` for each entry of
+    /// `match_index` (the node fills it only while leader). Every line ends in `\n`.
+    pub fn to_lines(&self) -> String {
+        let leader = match &self.leader {
+            Some((id, addr)) => format!("{id} {addr}"),
+            None => "none".to_string(),
+        };
+        let mut out = String::new();
+        let fields: [(&str, &dyn std::fmt::Display); 10] = [
+            ("id", &self.id),
+            ("role", &self.role),
+            ("term", &self.term),
+            ("leader", &leader),
+            ("commit_index", &self.commit_index),
+            ("applied_index", &self.applied_index),
+            ("first_index", &self.first_index),
+            ("last_index", &self.last_index),
+            ("snapshot_index", &self.snapshot_index),
+            ("snapshot_bytes", &self.snapshot_bytes),
+        ];
+        for (key, value) in fields {
+            let _ = writeln!(out, "{key}: {value}");
+        }
+        for (peer, index) in &self.match_index {
+            let _ = writeln!(out, "peer.{peer}.match_index: {index}");
+        }
+        out
+    }
+}
