@@ -11,10 +11,13 @@
 //!   makes retried writes exactly-once. Uses nothing else of this crate.
 //! - [`net`] — length-prefixed bincode frames, the hello handshake, and the peer and
 //!   client protocol messages. Uses `raft`'s and `kv`'s types.
+//! - [`client`] — the client library: finds the leader, follows redirects, retries
+//!   writes safely and reports an unknown outcome honestly. Uses `net` and `kv`.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod kv;
 pub mod net;
 pub mod raft;

@@ -1,0 +1,202 @@
+//! [`Client`]: the operations, on top of the retrying transport.
+
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::error::{ClientError, ClientErrorKind};
+use super::retry::{call_once, Transport};
+use crate::kv::{encode_request, Command, CommandResult, Request, MAX_REQUEST_BYTES};
+use crate::net::{ClientRequest, ClientResponse, StatusReport};
+
+/// How a client reaches the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientOptions {
+    /// The cluster id sent in the hello (`--cluster`). Default `raftkv`.
+    pub cluster: String,
+    /// Overall deadline of one call, retries included. Default 5 s.
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            cluster: "raftkv".to_string(),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The outcome of [`Client::cas`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The value matched and was replaced.
+    Swapped,
+    /// The value did not match; nothing changed.
+    Mismatch {
+        /// The value found.
+        current: Option<String>,
+    },
+}
+
+/// A connection to a cluster. Calls are sequential (`&mut self`), which the session
+/// table relies on: a client has at most one write in flight.
+pub struct Client {
+    transport: Transport,
+    /// The first address, for [`Client::status`].
+    first_addr: String,
+    opts: ClientOptions,
+    /// Random, nonzero, fixed for the client's lifetime.
+    client_id: u64,
+    /// Sequence number of the next write; starts at 1. Advanced after each write call,
+    /// whatever its outcome, so a new write never reuses an old number.
+    next_seq: u64,
+}
+
+impl Client {
+    /// A client over `addrs` (`HOST:PORT` or `:PORT`, at least one) with a random id.
+    pub fn new(addrs: Vec<String>, opts: ClientOptions) -> Client {
+        assert!(!addrs.is_empty(), "a client needs at least one address");
+        assert!(!opts.timeout.is_zero(), "client timeout must be positive");
+        let first_addr = addrs[0].clone();
+        Client {
+            transport: Transport::new(addrs, opts.cluster.clone()),
+            first_addr,
+            opts,
+            client_id: rand::thread_rng().gen_range(1..=u64::MAX),
+            next_seq: 1,
+        }
+    }
+
+    /// This client's id in the cluster's session table.
+    pub fn client_id(&self) -> u64 {
+        self.client_id
+    }
+
+    /// The sequence number the next write will carry.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Sets `key` to `value`.
+    pub fn put(&mut self, key: &str, value: &str) -> Result<(), ClientError> {
+        let command = Command::Put {
+            key: key.to_string(),
+            value: value.to_string(),
+        };
+        match self.write(command)? {
+            CommandResult::Put => Ok(()),
+            other => Err(unexpected("put", &other)),
+        }
+    }
+
+    /// Reads `key`: linearizable through the leader, or the first node that answers
+    /// if `stale`.
+    pub fn get(&mut self, key: &str, stale: bool) -> Result<Option<String>, ClientError> {
+        let request = ClientRequest::Get {
+            key: key.to_string(),
+            stale,
+        };
+        match self.transport.call(&request, false, self.opts.timeout)? {
+            ClientResponse::Value(value) => Ok(value),
+            other => Err(answer_error("get", other)),
+        }
+    }
+
+    /// Deletes `key`; returns whether it existed.
+    pub fn delete(&mut self, key: &str) -> Result<bool, ClientError> {
+        let command = Command::Delete {
+            key: key.to_string(),
+        };
+        match self.write(command)? {
+            CommandResult::Deleted { existed } => Ok(existed),
+            other => Err(unexpected("delete", &other)),
+        }
+    }
+
+    /// Sets `key` to `new` if its value is `expected` (`None`: only if absent).
+    pub fn cas(
+        &mut self,
+        key: &str,
+        expected: Option<&str>,
+        new: &str,
+    ) -> Result<CasOutcome, ClientError> {
+        let command = Command::Cas {
+            key: key.to_string(),
+            expected: expected.map(str::to_string),
+            new: new.to_string(),
+        };
+        match self.write(command)? {
+            CommandResult::CasOk => Ok(CasOutcome::Swapped),
+            CommandResult::CasMismatch { current } => Ok(CasOutcome::Mismatch { current }),
+            other => Err(unexpected("cas", &other)),
+        }
+    }
+
+    /// The state of the FIRST address's node: one connection, no redirect, no retry.
+    pub fn status(&mut self) -> Result<StatusReport, ClientError> {
+        let response = call_once(
+            &self.first_addr,
+            &self.opts.cluster,
+            &ClientRequest::Status,
+            self.opts.timeout,
+        )?;
+        match response {
+            ClientResponse::Status(report) => Ok(report),
+            other => Err(answer_error("status", other)),
+        }
+    }
+
+    /// Replicates one command under a fresh sequence number, kept across retries.
+    fn write(&mut self, command: Command) -> Result<CommandResult, ClientError> {
+        let request = Request {
+            client_id: self.client_id,
+            seq: self.next_seq,
+            command,
+        };
+        let len = encode_request(&request).len() as u64;
+        if len > MAX_REQUEST_BYTES {
+            return Err(ClientError::new(
+                ClientErrorKind::Other,
+                format!("request of {len} bytes exceeds the maximum of {MAX_REQUEST_BYTES}"),
+            ));
+        }
+        // Whatever happens, the next write gets a new number: if this one's outcome
+        // stays unknown and it is applied late, it must not be mistaken for the next.
+        self.next_seq += 1;
+        match self
+            .transport
+            .call(&ClientRequest::Write(request), true, self.opts.timeout)?
+        {
+            ClientResponse::Written(result) => Ok(result),
+            other => Err(answer_error("write", other)),
+        }
+    }
+}
+
+/// A `Written` result of the wrong kind.
+fn unexpected(op: &str, result: &CommandResult) -> ClientError {
+    ClientError::new(
+        ClientErrorKind::Protocol,
+        format!("{op}: unexpected result {result:?}"),
+    )
+}
+
+/// A final answer that is not the one the request expects.
+fn answer_error(op: &str, response: ClientResponse) -> ClientError {
+    match response {
+        ClientResponse::Error { message } => {
+            ClientError::new(ClientErrorKind::Other, format!("{op} refused: {message}"))
+        }
+        ClientResponse::NotLeader { .. } | ClientResponse::Unavailable { .. } => ClientError::new(
+            ClientErrorKind::Unavailable {
+                outcome_unknown: false,
+            },
+            format!("{op}: node unavailable: {response:?}"),
+        ),
+        other => ClientError::new(
+            ClientErrorKind::Protocol,
+            format!("{op}: unexpected answer {other:?}"),
+        ),
+    }
+}

@@ -1,0 +1,370 @@
+//! The connection and retry engine behind [`super::Client`]: one connection at a time,
+//! leader discovery through redirects, backoff inside a deadline, and the bookkeeping
+//! that decides whether a failed write's outcome is unknown.
+
+use std::net::TcpStream;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::error::{ClientError, ClientErrorKind};
+use crate::net::peer::connect_with_timeout;
+use crate::net::{
+    client_handshake, read_frame, write_frame, ClientRequest, ClientResponse, HelloFrom, NetError,
+    NetErrorKind, MAX_FRAME_BYTES,
+};
+
+/// Longest wait for one connect or one response; also bounded by the deadline.
+const MAX_WAIT_PER_TRY: Duration = Duration::from_secs(1);
+/// First pause between failed attempts; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+/// Longest pause between failed attempts.
+const BACKOFF_MAX: Duration = Duration::from_millis(500);
+
+/// An open, greeted connection.
+struct Conn {
+    stream: TcpStream,
+    /// The address it was opened with.
+    addr: String,
+    /// True once a response arrived on it: a failure on a reused connection may just
+    /// mean the node closed an idle connection, so it is retried without a pause.
+    reused: bool,
+}
+
+/// What one attempt led to.
+enum Step {
+    /// A response arrived (possibly a redirect or `Unavailable`).
+    Answer(ClientResponse),
+    /// Could not connect or greet: the request was not sent on this attempt.
+    NotSent(String),
+    /// The request was sent but no response came (cut, timeout, garbage). `pause` is
+    /// false when the connection was a reused one.
+    Lost { reason: String, pause: bool },
+    /// Give up now.
+    Fatal(ClientError),
+}
+
+/// Why a connection could not be opened.
+enum OpenFailure {
+    /// Nothing was sent; try elsewhere.
+    NotSent(String),
+    /// The node does not speak our protocol or refused us.
+    Fatal(ClientError),
+}
+
+impl From<OpenFailure> for Step {
+    fn from(failure: OpenFailure) -> Step {
+        match failure {
+            OpenFailure::NotSent(reason) => Step::NotSent(reason),
+            OpenFailure::Fatal(e) => Step::Fatal(e),
+        }
+    }
+}
+
+/// Connection state shared by all calls of one client.
+pub(super) struct Transport {
+    /// Node addresses as given; tried in order.
+    addrs: Vec<String>,
+    /// `--cluster`, sent in the hello.
+    cluster: String,
+    /// The current connection, to the node that answered last (the cached leader).
+    conn: Option<Conn>,
+    /// Where to connect next before falling back to `addrs`: a redirect target.
+    redirect: Option<String>,
+    /// Index into `addrs` of the next address to try. Invariant: `< addrs.len()`.
+    next_addr: usize,
+    /// True if the last connection attempt went to a redirect target rather than to
+    /// `addrs[next_addr]`; if it failed, the list resumes where it was.
+    last_open_was_redirect: bool,
+}
+
+/// Per-call retry bookkeeping.
+struct CallState {
+    deadline: Instant,
+    /// True once the request was written completely on some attempt, or a node said
+    /// its outcome is unknown: from then on, a failed write's outcome is unknown.
+    maybe_reached: bool,
+    backoff: Duration,
+    last_reason: String,
+    /// Retries made without a pause since the last pause. Bounded by the number of
+    /// addresses + 1, so redirect ping-pong during an election or a redirect to a dead
+    /// leader cannot spin.
+    quick_retries: usize,
+}
+
+impl Transport {
+    /// A transport over `addrs` (at least one).
+    pub fn new(addrs: Vec<String>, cluster: String) -> Transport {
+        assert!(!addrs.is_empty(), "a client needs at least one address");
+        Transport {
+            addrs,
+            cluster,
+            conn: None,
+            redirect: None,
+            next_addr: 0,
+            last_open_was_redirect: false,
+        }
+    }
+
+    /// Sends `request` to the leader, following redirects and retrying until a final
+    /// answer or `timeout`. Returns the final response (never `NotLeader` or
+    /// `Unavailable`). `is_write` decides how a timeout is reported.
+    pub fn call(
+        &mut self,
+        request: &ClientRequest,
+        is_write: bool,
+        timeout: Duration,
+    ) -> Result<ClientResponse, ClientError> {
+        let mut state = CallState {
+            deadline: Instant::now() + timeout,
+            maybe_reached: false,
+            backoff: BACKOFF_MIN,
+            last_reason: "no attempt made".to_string(),
+            quick_retries: 0,
+        };
+        loop {
+            if Instant::now() >= state.deadline {
+                return Err(give_up(&state, is_write, timeout));
+            }
+            let pause = match self.attempt(request, state.deadline) {
+                Step::Answer(response) => match self.route(response, &mut state) {
+                    Ok(response) => return Ok(response),
+                    Err(pause) => pause,
+                },
+                Step::NotSent(reason) => {
+                    state.last_reason = reason;
+                    !self.last_open_was_redirect && self.rotate()
+                }
+                Step::Lost { reason, pause } => {
+                    state.maybe_reached = true;
+                    state.last_reason = reason;
+                    pause
+                }
+                Step::Fatal(e) if is_write && state.maybe_reached => {
+                    state.last_reason = e.to_string();
+                    return Err(give_up(&state, is_write, timeout));
+                }
+                Step::Fatal(e) => return Err(e),
+            };
+            if pause || state.quick_retries > self.addrs.len() {
+                state.pause();
+            } else {
+                state.quick_retries += 1;
+            }
+        }
+    }
+
+    /// Handles redirects and `Unavailable`: returns a final response, or `Err(pause)`
+    /// to try again (after a pause if `pause`).
+    fn route(
+        &mut self,
+        response: ClientResponse,
+        state: &mut CallState,
+    ) -> Result<ClientResponse, bool> {
+        match response {
+            ClientResponse::NotLeader {
+                leader_id,
+                leader_addr,
+            } => {
+                self.conn = None;
+                state.last_reason = format!("redirected to leader {leader_id:?}");
+                match leader_addr {
+                    Some(addr) => {
+                        self.redirect = Some(addr);
+                        Err(false)
+                    }
+                    None => {
+                        self.rotate();
+                        Err(true)
+                    }
+                }
+            }
+            ClientResponse::Unavailable {
+                reason,
+                outcome_unknown,
+            } => {
+                state.maybe_reached |= outcome_unknown;
+                state.last_reason = reason;
+                Err(true)
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// One try: connect if needed, send, read one response.
+    fn attempt(&mut self, request: &ClientRequest, deadline: Instant) -> Step {
+        let mut conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => match self.open(deadline) {
+                Ok(conn) => conn,
+                Err(failure) => return failure.into(),
+            },
+        };
+        let Some(wait) = wait_until(deadline) else {
+            return Step::NotSent("deadline passed".to_string());
+        };
+        if let Err(e) = set_timeouts(&conn.stream, wait) {
+            return Step::NotSent(format!("cannot set socket timeouts: {e}"));
+        }
+        // An error here means the frame was not completely written: it cannot have
+        // been decoded, let alone applied.
+        if let Err(e) = write_frame(&mut conn.stream, request) {
+            return Step::NotSent(format!("sending request: {e}"));
+        }
+        match read_frame(&mut conn.stream, MAX_FRAME_BYTES) {
+            Ok(response) => {
+                conn.reused = true;
+                self.conn = Some(conn);
+                Step::Answer(response)
+            }
+            Err(e) => {
+                let reason = format!("waiting for the answer: {e}");
+                if conn.reused {
+                    // Likely an idle connection the node closed: at once, same node.
+                    self.redirect = Some(conn.addr);
+                } else {
+                    // A fresh connection failed: the node may be wedged or dying, so
+                    // move on; a follower will redirect us back if it is the leader.
+                    self.rotate();
+                }
+                Step::Lost {
+                    reason,
+                    pause: !conn.reused,
+                }
+            }
+        }
+    }
+
+    /// Connects to the redirect target or the next address and says hello.
+    fn open(&mut self, deadline: Instant) -> Result<Conn, OpenFailure> {
+        self.last_open_was_redirect = self.redirect.is_some();
+        let addr = match self.redirect.take() {
+            Some(addr) => addr,
+            None => self.addrs[self.next_addr].clone(),
+        };
+        let wait = wait_until(deadline)
+            .ok_or_else(|| OpenFailure::NotSent("deadline passed".to_string()))?;
+        let mut stream = connect_with_timeout(&addr, wait)
+            .map_err(|e| OpenFailure::NotSent(format!("connecting to {addr}: {e}")))?;
+        match client_handshake(&mut stream, &self.cluster, HelloFrom::Client) {
+            Ok(_node_id) => Ok(Conn {
+                stream,
+                addr,
+                reused: false,
+            }),
+            Err(e) => Err(handshake_failure(&addr, e)),
+        }
+    }
+
+    /// Moves to the next address; returns true when a whole round of addresses failed
+    /// (time to pause).
+    fn rotate(&mut self) -> bool {
+        self.conn = None;
+        self.next_addr = (self.next_addr + 1) % self.addrs.len();
+        self.next_addr == 0
+    }
+}
+
+impl CallState {
+    /// Sleeps for the current backoff (bounded by the deadline) and doubles it.
+    fn pause(&mut self) {
+        if let Some(wait) = wait_until(self.deadline) {
+            thread::sleep(self.backoff.min(wait));
+        }
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+        self.quick_retries = 0;
+    }
+}
+
+/// A refused hello or a non-raftkv answer is fatal; anything else is a failed connect.
+fn handshake_failure(addr: &str, e: NetError) -> OpenFailure {
+    match e.kind() {
+        NetErrorKind::Refused(_) | NetErrorKind::Decode(_) | NetErrorKind::TooLarge { .. } => {
+            OpenFailure::Fatal(ClientError::new(
+                ClientErrorKind::Protocol,
+                format!("handshake with {addr}: {e}"),
+            ))
+        }
+        _ => OpenFailure::NotSent(format!("handshake with {addr}: {e}")),
+    }
+}
+
+/// Time left until `deadline`, capped at [`MAX_WAIT_PER_TRY`]; `None` if none is left.
+fn wait_until(deadline: Instant) -> Option<Duration> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        None
+    } else {
+        Some(left.min(MAX_WAIT_PER_TRY))
+    }
+}
+
+fn set_timeouts(stream: &TcpStream, wait: Duration) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(wait))?;
+    stream.set_write_timeout(Some(wait))
+}
+
+/// The error for a call that ran out of time.
+fn give_up(state: &CallState, is_write: bool, timeout: Duration) -> ClientError {
+    let why = &state.last_reason;
+    if is_write && state.maybe_reached {
+        ClientError::new(
+            ClientErrorKind::Unavailable {
+                outcome_unknown: true,
+            },
+            format!(
+                "outcome unknown: the write may or may not have been applied \
+                 (no leader answered within {timeout:?}; last error: {why})"
+            ),
+        )
+    } else if is_write {
+        ClientError::new(
+            ClientErrorKind::Unavailable {
+                outcome_unknown: false,
+            },
+            format!(
+                "cluster unavailable: the write was not applied \
+                 (it reached no node within {timeout:?}; last error: {why})"
+            ),
+        )
+    } else {
+        ClientError::new(
+            ClientErrorKind::Unavailable {
+                outcome_unknown: false,
+            },
+            format!(
+                "cluster unavailable: no leader answered within {timeout:?} (last error: {why})"
+            ),
+        )
+    }
+}
+
+/// Sends one request to `addr` on a fresh connection, without redirects or retries.
+pub(super) fn call_once(
+    addr: &str,
+    cluster: &str,
+    request: &ClientRequest,
+    timeout: Duration,
+) -> Result<ClientResponse, ClientError> {
+    let unavailable = |e: NetError| {
+        ClientError::new(
+            ClientErrorKind::Unavailable {
+                outcome_unknown: false,
+            },
+            format!("node {addr} unavailable: {e}"),
+        )
+    };
+    let mut stream = connect_with_timeout(addr, timeout).map_err(unavailable)?;
+    if let Err(e) = client_handshake(&mut stream, cluster, HelloFrom::Client) {
+        return Err(match handshake_failure(addr, e) {
+            OpenFailure::Fatal(fatal) => fatal,
+            OpenFailure::NotSent(reason) => ClientError::new(
+                ClientErrorKind::Unavailable {
+                    outcome_unknown: false,
+                },
+                format!("node {addr} unavailable: {reason}"),
+            ),
+        });
+    }
+    write_frame(&mut stream, request).map_err(unavailable)?;
+    read_frame(&mut stream, MAX_FRAME_BYTES).map_err(unavailable)
+}
