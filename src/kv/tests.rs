@@ -226,3 +226,137 @@ fn corrupt_snapshots_are_refused() {
     wrong_format[0] = 2;
     assert!(KvStore::restore(&wrong_format).is_err());
 }
+
+mod model {
+    //! The store against a straightforward model of the session policy, over random
+    //! histories of retries, stale duplicates, garbage and snapshot/restore.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// One log entry of a random history.
+    #[derive(Clone, Debug)]
+    enum Op {
+        /// Client `client` sends its next write.
+        Fresh(u64, Command),
+        /// Client `client` retries its last write (or an older one if `back` > 0).
+        Again(u64, u64),
+        Noop,
+        Garbage(Vec<u8>),
+        /// Replace the store by its snapshot's restoration.
+        Restore,
+    }
+
+    fn command() -> impl Strategy<Value = Command> {
+        let key = "[ab]";
+        let value = proptest::option::of("[xy]");
+        prop_oneof![
+            (key, "[xy]").prop_map(|(k, v)| put(&k, &v)),
+            key.prop_map(|k| del(&k)),
+            (key, value, "[xy]").prop_map(|(k, e, n)| cas(&k, e.as_deref(), &n)),
+        ]
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..3u64, command()).prop_map(|(c, cmd)| Op::Fresh(c, cmd)),
+            2 => (0..3u64, 0..3u64).prop_map(|(c, back)| Op::Again(c, back)),
+            1 => Just(Op::Noop),
+            1 => proptest::collection::vec(any::<u8>(), 0..12).prop_map(Op::Garbage),
+            1 => Just(Op::Restore),
+        ]
+    }
+
+    /// The model: the map, and per client every (seq, command, result) it sent.
+    #[derive(Default)]
+    struct Model {
+        map: BTreeMap<String, String>,
+        sent: BTreeMap<u64, Vec<(Command, CommandResult)>>,
+    }
+
+    impl Model {
+        fn execute(&mut self, command: &Command) -> CommandResult {
+            match command.clone() {
+                Command::Put { key, value } => {
+                    self.map.insert(key, value);
+                    CommandResult::Put
+                }
+                Command::Delete { key } => CommandResult::Deleted {
+                    existed: self.map.remove(&key).is_some(),
+                },
+                Command::Cas { key, expected, new } => {
+                    if self.map.get(&key) == expected.as_ref() {
+                        self.map.insert(key, new);
+                        CommandResult::CasOk
+                    } else {
+                        let current = self.map.get(&key).cloned();
+                        CommandResult::CasMismatch { current }
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn store_follows_the_session_model(ops in proptest::collection::vec(op(), 1..60)) {
+            let mut kv = KvStore::new();
+            let mut model = Model::default();
+            for op in ops {
+                let index = kv.applied_index() + 1;
+                match op {
+                    Op::Fresh(client, command) => {
+                        let seq = model.sent.get(&client).map_or(0, Vec::len) as u64 + 1;
+                        let got = kv.apply(index, &payload(client, seq, command.clone()));
+                        let expected = model.execute(&command);
+                        prop_assert_eq!(got, Ok(expected.clone()));
+                        model.sent.entry(client).or_default().push((command, expected));
+                    }
+                    Op::Again(client, back) => {
+                        let Some(sent) = model.sent.get(&client) else {
+                            kv.apply_noop(index);
+                            continue;
+                        };
+                        let back = back.min(sent.len() as u64 - 1);
+                        let seq = sent.len() as u64 - back;
+                        let (command, result) = sent[seq as usize - 1].clone();
+                        let got = kv.apply(index, &payload(client, seq, command));
+                        if back == 0 {
+                            prop_assert_eq!(got, Ok(result));
+                        } else {
+                            let is_stale = matches!(
+                                got.as_ref().map_err(KvError::kind),
+                                Err(KvErrorKind::StaleRequest { .. })
+                            );
+                            prop_assert!(is_stale, "{:?}", got);
+                        }
+                    }
+                    Op::Noop => kv.apply_noop(index),
+                    Op::Garbage(bytes) => {
+                        // Garbage may happen to decode as a request; only check that
+                        // an error leaves the map alone.
+                        let before = kv.clone();
+                        if kv.apply(index, &bytes).is_err() {
+                            let mut expected = before;
+                            expected.apply_noop(index);
+                            prop_assert_eq!(&kv, &expected);
+                        } else {
+                            return Ok(()); // the model cannot follow; stop here
+                        }
+                    }
+                    Op::Restore => {
+                        kv = KvStore::restore(&kv.snapshot()).expect("own snapshot");
+                    }
+                }
+                let expected: Vec<(&str, &str)> =
+                    model.map.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let got: Vec<(&str, &str)> =
+                    ["a", "b"].iter().filter_map(|k| kv.get(k).map(|v| (*k, v))).collect();
+                prop_assert_eq!(got, expected);
+            }
+        }
+    }
+}

@@ -276,3 +276,31 @@ fn status_lines_follow_design_section_4() {
     assert!(lines.contains("\nleader: none\n"), "{lines}");
     assert!(lines.ends_with("snapshot_bytes: 345\n"), "{lines}");
 }
+
+mod fuzz {
+    //! Whatever arrives on a socket, reading it is an error or a value, never a panic
+    //! and never an allocation beyond the announced (and checked) length.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = read_frame::<_, Message>(&mut Cursor::new(bytes.clone()), MAX_FRAME_BYTES);
+            let _ = read_frame::<_, ClientRequest>(&mut Cursor::new(bytes), MAX_FRAME_BYTES);
+        }
+
+        #[test]
+        fn corrupted_frames_never_panic(at in 4usize..64, byte in any::<u8>()) {
+            let mut frame = encode(&append_message());
+            let at = at % frame.len();
+            frame[at] = byte;
+            match read_frame::<_, Message>(&mut Cursor::new(frame), MAX_FRAME_BYTES) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(!matches!(e.kind(), NetErrorKind::Closed)),
+            }
+        }
+    }
+}
