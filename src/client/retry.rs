@@ -14,7 +14,7 @@ use crate::net::{
 };
 
 /// Longest wait for one connect or one response; also bounded by the deadline.
-const MAX_WAIT_PER_TRY: Duration = Duration::from_secs(1);
+const MAX_WAIT_PER_TRY: Duration = Duration::from_millis(1500);
 /// First pause between failed attempts; doubles up to [`BACKOFF_MAX`].
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// Longest pause between failed attempts.

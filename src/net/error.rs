@@ -62,6 +62,11 @@ impl NetError {
         }
     }
 
+    /// A refusal with its reason (a bad hello, a peer breaking the protocol).
+    pub fn refused(reason: impl Into<String>) -> NetError {
+        NetError::new(NetErrorKind::Refused(reason.into()))
+    }
+
     /// What went wrong.
     pub fn kind(&self) -> &NetErrorKind {
         &self.kind
@@ -91,5 +96,11 @@ impl std::error::Error for NetError {
         self.source
             .as_ref()
             .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl From<io::Error> for NetError {
+    fn from(e: io::Error) -> Self {
+        NetError::io(e)
     }
 }

@@ -1,0 +1,211 @@
+//! The command-line grammar (clap derive) with the help text every flag carries.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// raftkv: a replicated key-value store on Raft.
+#[derive(Parser, Debug)]
+#[command(
+    name = "raftkv",
+    version,
+    about = "A replicated key-value store on a from-scratch Raft",
+    long_about = "raftkv: a replicated key-value store on a from-scratch Raft.\n\n\
+        Start three nodes (./run-cluster.sh does this), then read and write through any \
+        of them with `raftkv client`. An acknowledged write survives any minority of \
+        crashed nodes; reads are linearizable unless --stale is given.\n\n\
+        Exit codes: 0 done, 1 a definite no (key not found, cas mismatch), 2 usage error, \
+        3 outcome unknown or cluster unavailable, 4 any other error."
+)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one cluster member until Ctrl-C or SIGTERM.
+    Node(NodeArgs),
+    /// Talk to a running cluster: put, get, delete, cas, status.
+    Client(ClientArgs),
+    /// Measure throughput and latency of a running cluster.
+    Bench(BenchArgs),
+}
+
+/// Flags of `raftkv node`.
+#[derive(Args, Debug)]
+#[command(long_about = "Run one cluster member until Ctrl-C or SIGTERM (both stop it \
+    cleanly).\n\n\
+    Every member lists all members in --peers, in the same order; member N is the Nth \
+    entry and listens on --addr. Entry J is how THIS node reaches member J, so nodes may \
+    reach the same member at different addresses (a proxy, NAT).")]
+pub struct NodeArgs {
+    /// This node's id: its 1-based position in --peers.
+    #[arg(long, default_value_t = 1)]
+    pub id: u64,
+    /// Address to listen on, HOST:PORT; ":PORT" means 127.0.0.1:PORT.
+    #[arg(long, default_value = ":8001")]
+    pub addr: String,
+    /// Comma list of every member's address, this node's included, at position id-1.
+    #[arg(long, default_value = ":8001,:8002,:8003")]
+    pub peers: String,
+    /// Data directory (created if missing; locked while the node runs).
+    #[arg(long, default_value = "./data")]
+    pub data: PathBuf,
+    /// Cluster name; every connection's hello must carry it, so nodes of different
+    /// clusters never talk.
+    #[arg(long, default_value = "raftkv")]
+    pub cluster: String,
+    /// Log level: error, warn, info or debug (also from RAFTKV_LOG).
+    #[arg(long, env = "RAFTKV_LOG", default_value = "info")]
+    pub log_level: String,
+    /// Lower bound of the randomized election timeout, in milliseconds.
+    #[arg(long, default_value_t = 300)]
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout, in milliseconds.
+    #[arg(long, default_value_t = 550)]
+    pub election_timeout_max_ms: u64,
+    /// Interval between a leader's heartbeats, in milliseconds.
+    #[arg(long, default_value_t = 80)]
+    pub heartbeat_ms: u64,
+    /// How long the node waits for a write to commit or a read to be confirmed before
+    /// telling the client it is unavailable, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    pub request_timeout_ms: u64,
+}
+
+/// Flags of `raftkv client`.
+#[derive(Args, Debug)]
+#[command(long_about = "Talk to a running cluster. The client finds the leader itself \
+    from any node in --addr and follows redirects; a write is retried with the same \
+    (client id, sequence number), so a retry is never applied twice.\n\n\
+    Exit codes: 0 done, 1 a definite no (key not found; cas found another value, shown on \
+    stderr), 2 usage error, 3 outcome unknown or cluster unavailable (the message says \
+    whether the write may have been applied), 4 any other error.")]
+pub struct ClientArgs {
+    /// Comma list of node addresses to try; ":PORT" means 127.0.0.1:PORT.
+    #[arg(long, default_value = ":8001,:8002,:8003")]
+    pub addr: String,
+    /// Cluster name the nodes must have.
+    #[arg(long, default_value = "raftkv")]
+    pub cluster: String,
+    /// Give up after this many seconds (a write then exits 3, "outcome unknown").
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+    /// The operation.
+    #[command(subcommand)]
+    pub op: ClientOp,
+}
+
+/// Client operations.
+#[derive(Subcommand, Debug)]
+pub enum ClientOp {
+    /// Set KEY to VALUE.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Print KEY's value and a newline; exit 1 if it does not exist.
+    Get {
+        /// The key.
+        key: String,
+        /// Read the contacted node's state without confirming it is up to date (may be
+        /// stale; works without a leader).
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Remove KEY; exits 0 whether or not it existed.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Set KEY to NEW only if its value is EXPECTED ("" means: only if KEY is absent);
+    /// exit 1 and show the current value on stderr otherwise.
+    Cas {
+        /// The key.
+        key: String,
+        /// The value KEY must have now, or "" for absent.
+        expected: String,
+        /// The value to set.
+        new: String,
+    },
+    /// Print the first --addr node's view: id, role, term, leader, indexes, peers.
+    Status,
+}
+
+/// Flags of `raftkv bench`.
+#[derive(Args, Debug)]
+#[command(long_about = "Measure a running cluster: N clients, each with its own \
+    connection, send one request at a time for --duration seconds or until --ops \
+    operations are done, and the latency of each (send to reply) is recorded. Prints \
+    throughput and p50/p90/p99/p99.9/max latency; --json prints one JSON object with the \
+    fields workload, clients, ops, errors, duration_s, ops_per_s, p50_ms, p90_ms, p99_ms, \
+    p999_ms, max_ms. put and get use the same key names, so `bench put --keys 1000` then \
+    `bench get --keys 1000` reads existing keys. Exits non-zero if any operation failed.")]
+pub struct BenchArgs {
+    /// Comma list of node addresses; ":PORT" means 127.0.0.1:PORT.
+    #[arg(long, default_value = ":8001,:8002,:8003")]
+    pub addr: String,
+    /// Cluster name the nodes must have.
+    #[arg(long, default_value = "raftkv")]
+    pub cluster: String,
+    /// Concurrent clients, each with its own connection.
+    #[arg(long, default_value_t = 16)]
+    pub clients: usize,
+    /// Run for this many seconds (the default, 10 s, unless --ops is given).
+    #[arg(long, conflicts_with = "ops")]
+    pub duration: Option<f64>,
+    /// Run exactly this many operations in all.
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Size of the key space: keys are chosen uniformly among this many.
+    #[arg(long, default_value_t = 1000)]
+    pub keys: u64,
+    /// Bytes per key.
+    #[arg(long, default_value_t = 16)]
+    pub key_size: usize,
+    /// Bytes per value.
+    #[arg(long, default_value_t = 100)]
+    pub value_size: usize,
+    /// In the mixed workload, the fraction of operations that are reads.
+    #[arg(long, default_value_t = 0.5)]
+    pub read_ratio: f64,
+    /// Reads are stale (served by the contacted node without a leadership check).
+    #[arg(long)]
+    pub stale: bool,
+    /// Print one JSON object on stdout instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Per-operation deadline in seconds; an operation that overruns it is an error.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
+    /// put, get or mixed.
+    #[arg(value_enum)]
+    pub workload: Workload,
+}
+
+/// What `raftkv bench` sends.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workload {
+    /// Writes only.
+    Put,
+    /// Reads only (linearizable unless --stale).
+    Get,
+    /// Reads and writes, --read-ratio of them reads.
+    Mixed,
+}
+
+impl Workload {
+    /// The name used on the command line and in --json.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Put => "put",
+            Workload::Get => "get",
+            Workload::Mixed => "mixed",
+        }
+    }
+}

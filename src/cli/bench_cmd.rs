@@ -1,0 +1,254 @@
+//! `raftkv bench`: a closed-loop load generator in the manner of etcd's benchmark tool.
+//! Each client is a thread with its own connection that sends one request, waits for the
+//! answer, and records the latency from send to reply.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use raftkv::client::{Client, ClientError, ClientOptions};
+use raftkv::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use raftkv::sync::{thread, Arc};
+
+use super::args::{BenchArgs, Workload};
+use super::histogram::Histogram;
+use super::{split_addrs, EXIT_OK, EXIT_OTHER, EXIT_USAGE};
+
+/// What one client thread measured.
+struct ClientResult {
+    latencies: Histogram,
+    errors: BTreeMap<String, u64>,
+}
+
+/// Shared between the client threads and the progress printer.
+struct Progress {
+    /// Operations claimed so far (with --ops, a thread claims a slot before each op).
+    claimed: AtomicU64,
+    /// Operations finished.
+    done: AtomicU64,
+    /// Set when the run is over (duration elapsed or all ops done).
+    finished: AtomicBool,
+}
+
+/// Runs the benchmark; returns the exit code.
+pub fn run(args: BenchArgs) -> u8 {
+    if let Err(message) = validate(&args) {
+        eprintln!("raftkv bench: {message}");
+        return EXIT_USAGE;
+    }
+    let progress = Arc::new(Progress {
+        claimed: AtomicU64::new(0),
+        done: AtomicU64::new(0),
+        finished: AtomicBool::new(false),
+    });
+    let args = Arc::new(args);
+    let started = Instant::now();
+    let mut threads = Vec::new();
+    for n in 0..args.clients {
+        let (args, progress) = (Arc::clone(&args), Arc::clone(&progress));
+        let spawned = thread::Builder::new()
+            .name(format!("bench-client-{n}"))
+            .spawn(move || run_client(&args, &progress, n as u64));
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(err) => {
+                eprintln!("raftkv bench: cannot start client thread: {err}");
+                progress.finished.store(true, Ordering::SeqCst);
+                return EXIT_OTHER;
+            }
+        }
+    }
+    show_progress(&args, &progress, started);
+    let mut total = ClientResult {
+        latencies: Histogram::new(),
+        errors: BTreeMap::new(),
+    };
+    for handle in threads {
+        match handle.join() {
+            Ok(result) => {
+                total.latencies.merge(&result.latencies);
+                for (kind, n) in result.errors {
+                    *total.errors.entry(kind).or_default() += n;
+                }
+            }
+            Err(_) => *total.errors.entry("client thread panicked".into()).or_default() += 1,
+        }
+    }
+    progress.finished.store(true, Ordering::SeqCst);
+    let elapsed = started.elapsed();
+    report(&args, &total, elapsed);
+    if total.errors.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_OTHER
+    }
+}
+
+fn validate(args: &BenchArgs) -> Result<(), String> {
+    if split_addrs(&args.addr).is_empty() {
+        return Err("--addr lists no address".into());
+    }
+    if args.clients == 0 {
+        return Err("--clients must be at least 1".into());
+    }
+    if args.keys == 0 {
+        return Err("--keys must be at least 1".into());
+    }
+    if !(0.0..=1.0).contains(&args.read_ratio) {
+        return Err("--read-ratio must be between 0 and 1".into());
+    }
+    if args.ops == Some(0) {
+        return Err("--ops must be at least 1".into());
+    }
+    if args.duration.is_some_and(|d| !(d.is_finite() && d > 0.0)) {
+        return Err("--duration must be a positive number of seconds".into());
+    }
+    Ok(())
+}
+
+/// The name of key `i`: `k` and the number, zero-padded to `size` bytes.
+fn key_name(i: u64, size: usize) -> String {
+    let digits = i.to_string();
+    let width = size.max(digits.len() + 1) - 1;
+    format!("k{digits:0>width$}")
+}
+
+fn run_client(args: &BenchArgs, progress: &Progress, n: u64) -> ClientResult {
+    let options = ClientOptions {
+        cluster: args.cluster.clone(),
+        timeout: Duration::from_secs_f64(args.timeout),
+    };
+    let mut client = Client::new(split_addrs(&args.addr), options);
+    let mut rng = SmallRng::seed_from_u64(rand::random::<u64>() ^ n);
+    let value = "v".repeat(args.value_size);
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
+    let mut result = ClientResult {
+        latencies: Histogram::new(),
+        errors: BTreeMap::new(),
+    };
+    loop {
+        if let Some(ops) = args.ops {
+            if progress.claimed.fetch_add(1, Ordering::SeqCst) >= ops {
+                break;
+            }
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        let key = key_name(rng.gen_range(0..args.keys), args.key_size);
+        let read = match args.workload {
+            Workload::Put => false,
+            Workload::Get => true,
+            Workload::Mixed => rng.gen_bool(args.read_ratio),
+        };
+        let sent = Instant::now();
+        let outcome = if read {
+            client.get(&key, args.stale).map(|_| ())
+        } else {
+            client.put(&key, &value)
+        };
+        result.latencies.record(sent.elapsed().as_micros() as u64);
+        if let Err(err) = outcome {
+            *result.errors.entry(error_kind(&err)).or_default() += 1;
+        }
+        progress.done.fetch_add(1, Ordering::Relaxed);
+    }
+    result
+}
+
+fn error_kind(err: &ClientError) -> String {
+    format!("{:?}", err.kind())
+}
+
+/// Prints a live progress line on stderr when it is a terminal, until the run ends.
+fn show_progress(args: &BenchArgs, progress: &Progress, started: Instant) {
+    if !std::io::stderr().is_terminal() {
+        return;
+    }
+    let mut last = 0;
+    loop {
+        if let Some(ops) = args.ops {
+            if progress.done.load(Ordering::Relaxed) >= ops {
+                break;
+            }
+        } else if args
+            .duration
+            .is_some_and(|d| started.elapsed().as_secs_f64() >= d)
+        {
+            break;
+        }
+        // A display refresh interval, not a synchronization.
+        thread::sleep(Duration::from_millis(500));
+        let done = progress.done.load(Ordering::Relaxed);
+        eprint!(
+            "\r{:>6.1} s  {:>10} ops  {:>10.0} ops/s   ",
+            started.elapsed().as_secs_f64(),
+            done,
+            (done - last) as f64 * 2.0
+        );
+        last = done;
+    }
+    eprintln!();
+}
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn report(args: &BenchArgs, total: &ClientResult, elapsed: Duration) {
+    let h = &total.latencies;
+    let ops = h.count();
+    let errors: u64 = total.errors.values().sum();
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { ops as f64 / secs } else { 0.0 };
+    let q = |x| ms(h.quantile_us(x));
+    if args.json {
+        println!(
+            "{{\"workload\":\"{}\",\"clients\":{},\"ops\":{ops},\"errors\":{errors},\
+             \"duration_s\":{secs:.3},\"ops_per_s\":{rate:.1},\"p50_ms\":{:.3},\"p90_ms\":{:.3},\
+             \"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3}}}",
+            args.workload.name(),
+            args.clients,
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
+            ms(h.max_us())
+        );
+    } else {
+        println!(
+            "workload {}  clients {}  ops {ops}  errors {errors}  duration {secs:.2} s",
+            args.workload.name(),
+            args.clients
+        );
+        println!("throughput  {rate:.1} ops/s");
+        println!(
+            "latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
+            ms(h.max_us())
+        );
+    }
+    for (kind, n) in &total.errors {
+        eprintln!("raftkv bench: {n} operations failed: {kind}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_name;
+
+    #[test]
+    fn key_names_have_the_requested_size_and_are_distinct() {
+        assert_eq!(key_name(7, 16).len(), 16);
+        assert_eq!(key_name(7, 16), "k000000000000007");
+        assert_ne!(key_name(1, 16), key_name(10, 16));
+        // A size too small for the number still gives a distinct name.
+        assert_eq!(key_name(12345, 3), "k12345");
+    }
+}

@@ -1,0 +1,174 @@
+//! What a node does with one client request: propose a write and wait for it to be
+//! applied, serve a linearizable read after a ReadIndex round, serve a stale read, or
+//! report status. Runs on the client's connection thread.
+
+use std::time::{Duration, Instant};
+
+use super::completion::Completion;
+use super::core_state::{PendingWrite, ReadOutcome, WriteOutcome};
+use super::shared::Shared;
+use crate::kv::{self, Request};
+use crate::net::{ClientRequest, ClientResponse, StatusReport};
+use crate::raft::{LogPosition, NodeId, Role};
+
+/// Answers one request.
+pub fn handle(shared: &Shared, request: ClientRequest) -> ClientResponse {
+    match request {
+        ClientRequest::Write(request) => write(shared, request),
+        ClientRequest::Get { key, stale: true } => {
+            ClientResponse::Value(shared.lock_kv().get(&key).map(str::to_string))
+        }
+        ClientRequest::Get { key, stale: false } => linearizable_get(shared, &key),
+        ClientRequest::Status => ClientResponse::Status(status_report(shared)),
+    }
+}
+
+fn deadline(shared: &Shared) -> Instant {
+    Instant::now() + Duration::from_millis(shared.config.request_timeout_ms)
+}
+
+/// A redirect to the leader this node knows of, with the address it reaches it at.
+fn redirect(shared: &Shared, leader: Option<NodeId>) -> ClientResponse {
+    let leader = leader.filter(|&id| id != shared.config.id);
+    ClientResponse::NotLeader {
+        leader_id: leader,
+        leader_addr: leader.and_then(|id| shared.config.peers.get(id as usize - 1).cloned()),
+    }
+}
+
+fn shutting_down(outcome_unknown: bool) -> ClientResponse {
+    ClientResponse::Unavailable {
+        reason: "the node is shutting down".into(),
+        outcome_unknown,
+    }
+}
+
+/// Proposes a write on the leader and waits until it is applied.
+fn write(shared: &Shared, request: Request) -> ClientResponse {
+    let done = Completion::new();
+    let position = {
+        let mut core = shared.lock_core();
+        if core.shutdown {
+            return shutting_down(false);
+        }
+        let now = shared.now_ms();
+        let position = match core.raft.propose(kv::encode_request(&request), now) {
+            Ok(position) => position,
+            Err(not_leader) => return redirect(shared, not_leader.leader),
+        };
+        let pending = PendingWrite {
+            term: position.term,
+            done: done.clone(),
+        };
+        // A waiter left at this index from an earlier term proposed an entry that this
+        // log no longer holds (a leader only appends where its log ends), so it can
+        // never be applied.
+        if let Some(old) = core.pending_writes.insert(position.index, pending) {
+            old.done.complete(WriteOutcome::Overwritten);
+        }
+        shared.dispatch(&mut core);
+        position
+    };
+    match done.wait_until(deadline(shared)) {
+        Some(WriteOutcome::Applied(Ok(result))) => ClientResponse::Written(result),
+        Some(WriteOutcome::Applied(Err(err))) => ClientResponse::Error {
+            message: format!("the write was committed but rejected by the state machine: {err}"),
+        },
+        Some(WriteOutcome::Overwritten) => ClientResponse::Unavailable {
+            reason: "leadership changed before the write committed; it was not applied".into(),
+            outcome_unknown: false,
+        },
+        Some(WriteOutcome::Shutdown) => shutting_down(true),
+        None => {
+            forget_write(shared, position);
+            ClientResponse::Unavailable {
+                reason: format!(
+                    "the write was not committed within {} ms (no quorum?); it may or may not be applied",
+                    shared.config.request_timeout_ms
+                ),
+                outcome_unknown: true,
+            }
+        }
+    }
+}
+
+/// Drops the waiter of a write that timed out, unless it is already another's.
+fn forget_write(shared: &Shared, position: LogPosition) {
+    let mut core = shared.lock_core();
+    if core
+        .pending_writes
+        .get(&position.index)
+        .is_some_and(|p| p.term == position.term)
+    {
+        core.pending_writes.remove(&position.index);
+    }
+}
+
+/// ReadIndex (thesis §6.4): confirm leadership with a majority, wait until the state
+/// machine has applied the commit index recorded for the read, then read locally.
+fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
+    let done = Completion::new();
+    let read_id = {
+        let mut core = shared.lock_core();
+        if core.shutdown {
+            return shutting_down(false);
+        }
+        let read_id = core.next_read_id;
+        core.next_read_id += 1;
+        let now = shared.now_ms();
+        if let Err(not_leader) = core.raft.read_index(read_id, now) {
+            return redirect(shared, not_leader.leader);
+        }
+        core.pending_reads.insert(read_id, done.clone());
+        shared.dispatch(&mut core);
+        read_id
+    };
+    match done.wait_until(deadline(shared)) {
+        Some(ReadOutcome::Ready) => {
+            ClientResponse::Value(shared.lock_kv().get(key).map(str::to_string))
+        }
+        Some(ReadOutcome::NotLeader(leader)) => redirect(shared, leader),
+        Some(ReadOutcome::Shutdown) => shutting_down(false),
+        None => {
+            shared.lock_core().pending_reads.remove(&read_id);
+            ClientResponse::Unavailable {
+                reason: format!(
+                    "leadership could not be confirmed within {} ms (no quorum?)",
+                    shared.config.request_timeout_ms
+                ),
+                outcome_unknown: false,
+            }
+        }
+    }
+}
+
+/// This node's view of the cluster, for `raftkv client status`.
+pub fn status_report(shared: &Shared) -> StatusReport {
+    let (status, applied_index) = {
+        let core = shared.lock_core();
+        (core.raft.status(), core.applied_index)
+    };
+    let role = match status.role {
+        Role::Leader => "leader",
+        Role::Follower => "follower",
+        Role::Candidate => "candidate",
+    };
+    StatusReport {
+        id: status.id,
+        role: role.to_string(),
+        term: status.term,
+        leader: status.leader.map(|id| {
+            let addr = shared.config.peers.get(id as usize - 1).cloned().unwrap_or_default();
+            (id, addr)
+        }),
+        commit_index: status.commit_index,
+        applied_index,
+        first_index: status.first_index,
+        last_index: status.last_index,
+        snapshot_index: status.snapshot_index,
+        snapshot_bytes: shared
+            .snapshot_bytes
+            .load(crate::sync::atomic::Ordering::Relaxed),
+        match_index: status.match_index,
+    }
+}

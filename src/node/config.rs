@@ -1,0 +1,87 @@
+//! `NodeConfig`: what a node is started with, checked before any thread starts.
+
+use std::path::PathBuf;
+
+use crate::logging::Level;
+use crate::raft::NodeId;
+
+/// Configuration of one node (the `raftkv node` flags).
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// This node's id: its 1-based position in `peers`.
+    pub id: NodeId,
+    /// The address to listen on, `HOST:PORT` (port 0 picks a free one).
+    pub listen_addr: String,
+    /// How this node reaches every member, itself included, by position.
+    pub peers: Vec<String>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The cluster name every connection's hello must carry.
+    pub cluster: String,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Interval between heartbeats from a leader.
+    pub heartbeat_interval_ms: u64,
+    /// How long a connection thread waits for a write to commit or a read to be
+    /// confirmed before answering "outcome unknown" / "unavailable".
+    pub request_timeout_ms: u64,
+    /// Most client and peer connections open at once.
+    pub max_connections: usize,
+    /// How much to log.
+    pub log_level: Level,
+}
+
+impl NodeConfig {
+    /// The defaults of DESIGN.md §4 for member `id` of `peers`.
+    pub fn new(id: NodeId, listen_addr: String, peers: Vec<String>, data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            id,
+            listen_addr,
+            peers,
+            data_dir,
+            cluster: "raftkv".to_string(),
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 550,
+            heartbeat_interval_ms: 80,
+            request_timeout_ms: 1000,
+            max_connections: 1024,
+            log_level: Level::Info,
+        }
+    }
+
+    /// Checks the values that would make the node misbehave; the message says which.
+    pub fn validate(&self) -> Result<(), String> {
+        let n = self.peers.len() as u64;
+        if n == 0 {
+            return Err("--peers must list at least one member".into());
+        }
+        if self.id == 0 || self.id > n {
+            return Err(format!(
+                "--id {} is not a position in --peers (1..={n})",
+                self.id
+            ));
+        }
+        if self.cluster.is_empty() {
+            return Err("--cluster must not be empty".into());
+        }
+        if self.election_timeout_min_ms == 0
+            || self.election_timeout_min_ms >= self.election_timeout_max_ms
+        {
+            return Err(format!(
+                "election timeout range {}..{} ms is empty",
+                self.election_timeout_min_ms, self.election_timeout_max_ms
+            ));
+        }
+        if self.heartbeat_interval_ms == 0
+            || self.heartbeat_interval_ms >= self.election_timeout_min_ms
+        {
+            return Err(format!(
+                "heartbeat interval {} ms must be above 0 and below the election timeout minimum {} ms",
+                self.heartbeat_interval_ms, self.election_timeout_min_ms
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,333 @@
+//! The threaded runtime: drives the pure Raft core from dedicated OS threads, persists
+//! through `storage`, applies to `kv`, talks over `net`.
+//!
+//! This is the only module that spawns threads or takes locks. The threads of one node
+//! (see `docs/CONCURRENCY.md` for the full table, lock order and shutdown sequence):
+//!
+//! | thread | module | waits on |
+//! |---|---|---|
+//! | `nI-listener` | [`listener`] | `accept()` |
+//! | `nI-conn-K` (one per connection) | [`connection`] | socket read |
+//! | `nI-timer` | [`timer`] | `tick_wanted` Condvar, until Raft's next tick |
+//! | `nI-writer` | [`writer`] | `persist_wanted` Condvar |
+//! | `nI-applier` | [`applier`] | `apply_wanted` Condvar |
+//! | `nI-replicator-nJ` (one per peer) | [`replicator`] | its peer's `Outbox` |
+
+pub mod applier;
+pub mod client_ops;
+pub mod completion;
+pub mod config;
+pub mod connection;
+pub mod core_state;
+pub mod listener;
+pub mod outbox;
+pub mod replicator;
+pub mod shared;
+pub mod timer;
+pub mod writer;
+
+use std::fmt;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+pub use config::NodeConfig;
+
+use crate::kv::KvStore;
+use crate::logging::Logger;
+use crate::net::{self, StatusReport};
+use crate::raft::{self, InitialState, NodeId, Raft};
+use crate::storage::{Meta, Recovered, Storage, StorageError};
+use crate::sync::thread::{self, JoinHandle};
+use crate::sync::Arc;
+use core_state::CoreState;
+use shared::Shared;
+
+/// Why a node could not start, or stopped on its own.
+#[derive(Debug)]
+pub enum NodeError {
+    /// A configuration value is unusable.
+    Config(String),
+    /// The data directory could not be opened or recovered, or the disk failed.
+    Storage(StorageError),
+    /// The listen address could not be bound.
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The snapshot's state machine could not be decoded.
+    Snapshot(String),
+    /// A thread could not be started.
+    Spawn(std::io::Error),
+    /// The node stopped because its disk failed.
+    Fatal(String),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Config(m) => write!(f, "bad configuration: {m}"),
+            NodeError::Storage(e) => write!(f, "{e}"),
+            NodeError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            NodeError::Snapshot(m) => write!(f, "cannot load the snapshot: {m}"),
+            NodeError::Spawn(e) => write!(f, "cannot start a thread: {e}"),
+            NodeError::Fatal(m) => write!(f, "stopped after a fatal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            NodeError::Storage(e) => Some(e),
+            NodeError::Bind { source, .. } => Some(source),
+            NodeError::Spawn(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<StorageError> for NodeError {
+    fn from(e: StorageError) -> Self {
+        NodeError::Storage(e)
+    }
+}
+
+/// A running node. Dropping it shuts it down.
+pub struct Node {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    listener: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+/// Asks a node to shut down from another thread (e.g. a Ctrl-C handler).
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl ShutdownHandle {
+    /// Makes [`Node::wait`] return.
+    pub fn request(&self) {
+        self.shared.shutdown_requested.complete(());
+    }
+}
+
+impl Node {
+    /// Opens the data directory, recovers, binds the listen address and starts every
+    /// thread.
+    pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        config.validate().map_err(NodeError::Config)?;
+        let log = Logger::new(format!("n{}", config.id), config.log_level);
+        let meta = Meta {
+            node_id: config.id,
+            cluster: config.cluster.clone(),
+            peers: config.peers.clone(),
+        };
+        let (storage, recovered) = Storage::open(&config.data_dir, &meta)?;
+        for warning in &recovered.warnings {
+            log.warn(format_args!("recovery: {warning}"));
+        }
+        log_recovery(&log, &config, &recovered);
+        let kv = match &recovered.snapshot {
+            Some(snapshot) => {
+                KvStore::restore(&snapshot.data).map_err(|e| NodeError::Snapshot(e.to_string()))?
+            }
+            None => KvStore::new(),
+        };
+        let applied_index = recovered.log_base.index;
+        let raft = Raft::new(raft_config(&config), initial_state(recovered), rand::random(), 0);
+        let addr = net::normalize_addr(&config.listen_addr);
+        let listener = TcpListener::bind(&addr).map_err(|source| NodeError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let local_addr = listener.local_addr().map_err(|source| NodeError::Bind {
+            addr: addr.clone(),
+            source,
+        })?;
+        let snapshot_bytes = storage.snapshot_bytes();
+        let shared = Arc::new(Shared::new(
+            config,
+            log,
+            CoreState::new(raft, applied_index),
+            kv,
+        ));
+        shared
+            .snapshot_bytes
+            .store(snapshot_bytes, crate::sync::atomic::Ordering::Relaxed);
+        shared.log.info(format_args!("listening on {local_addr}"));
+        let mut node = Node {
+            shared,
+            local_addr,
+            listener: None,
+            workers: Vec::new(),
+        };
+        node.spawn_threads(listener, storage)?;
+        Ok(node)
+    }
+
+    fn spawn_threads(&mut self, listener: TcpListener, storage: Storage) -> Result<(), NodeError> {
+        let id = self.shared.config.id;
+        let shared = Arc::clone(&self.shared);
+        self.listener = Some(spawn(format!("n{id}-listener"), move || {
+            listener::run(&shared, listener)
+        })?);
+        let shared = Arc::clone(&self.shared);
+        self.workers.push(spawn(format!("n{id}-timer"), move || timer::run(&shared))?);
+        let shared = Arc::clone(&self.shared);
+        self.workers.push(spawn(format!("n{id}-writer"), move || {
+            writer::run(&shared, storage)
+        })?);
+        let shared = Arc::clone(&self.shared);
+        self.workers.push(spawn(format!("n{id}-applier"), move || applier::run(&shared))?);
+        for peer in 1..=self.shared.config.peers.len() as NodeId {
+            if peer == id {
+                continue;
+            }
+            let shared = Arc::clone(&self.shared);
+            self.workers.push(spawn(format!("n{id}-replicator-n{peer}"), move || {
+                if let Some(Some(outbox)) = shared.outboxes.get(peer as usize - 1) {
+                    replicator::run(&shared, peer, outbox)
+                }
+            })?);
+        }
+        Ok(())
+    }
+
+    /// The address the node listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.config.id
+    }
+
+    /// The node's status, as `raftkv client status` shows it.
+    pub fn status(&self) -> StatusReport {
+        client_ops::status_report(&self.shared)
+    }
+
+    /// A handle that asks this node to shut down.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Blocks until shutdown is requested (a [`ShutdownHandle`], or a fatal disk error).
+    pub fn wait(&self) {
+        loop {
+            let far = std::time::Instant::now() + Duration::from_secs(3600);
+            if self.shared.shutdown_requested.wait_until(far).is_some() {
+                // Leave the signal set for anyone else who waits.
+                self.shared.shutdown_requested.complete(());
+                return;
+            }
+        }
+    }
+
+    /// Stops every thread and joins it. Returns the fatal error, if one stopped the node.
+    pub fn shutdown(mut self) -> Result<(), NodeError> {
+        self.stop();
+        let fatal = self.shared.fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match fatal {
+            Some(message) => Err(NodeError::Fatal(message)),
+            None => Ok(()),
+        }
+    }
+
+    /// The shutdown sequence (docs/CONCURRENCY.md): flag, wake and join the listener,
+    /// wake every Condvar and fail every waiter, close the outboxes and sockets, join
+    /// everything.
+    fn stop(&mut self) {
+        let Some(listener) = self.listener.take() else {
+            return;
+        };
+        let shared = &self.shared;
+        shared.log.info(format_args!("shutting down"));
+        shared.stopping.store(true, crate::sync::atomic::Ordering::SeqCst);
+        shared.shutdown_requested.complete(());
+        // Wake the blocking accept() with a connection to ourselves.
+        let _ = TcpStream::connect_timeout(&wake_addr(self.local_addr), Duration::from_secs(1));
+        let _ = listener.join();
+        {
+            let mut core = shared.lock_core();
+            core.shutdown = true;
+            core.fail_all_waiters();
+            shared.persist_wanted.notify_all();
+            shared.apply_wanted.notify_all();
+            shared.tick_wanted.notify_all();
+        }
+        for outbox in shared.outboxes.iter().flatten() {
+            outbox.close();
+        }
+        let connections = shared.lock_connections().close_all();
+        for handle in connections.into_iter().chain(self.workers.drain(..)) {
+            let _ = handle.join();
+        }
+        shared.log.info(format_args!("stopped"));
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where to connect to wake our own listener (an unspecified address is not
+/// connectable).
+fn wake_addr(local: SocketAddr) -> SocketAddr {
+    let mut addr = local;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    addr
+}
+
+fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, NodeError> {
+    thread::Builder::new()
+        .name(name)
+        .spawn(body)
+        .map_err(NodeError::Spawn)
+}
+
+fn raft_config(config: &NodeConfig) -> raft::Config {
+    let voters = (1..=config.peers.len() as NodeId).collect();
+    let mut rc = raft::Config::new(config.id, voters);
+    rc.election_timeout_min_ms = config.election_timeout_min_ms;
+    rc.election_timeout_max_ms = config.election_timeout_max_ms;
+    rc.heartbeat_interval_ms = config.heartbeat_interval_ms;
+    rc
+}
+
+fn initial_state(recovered: Recovered) -> InitialState {
+    InitialState {
+        hard_state: recovered.hard_state,
+        log_base: recovered.log_base,
+        entries: recovered.entries,
+    }
+}
+
+fn log_recovery(log: &Logger, config: &NodeConfig, recovered: &Recovered) {
+    let last = recovered
+        .entries
+        .last()
+        .map_or(recovered.log_base.index, |e| e.index);
+    log.info(format_args!(
+        "recovered {}: term {}, vote {}, snapshot at {}, {} log entries (last index {last})",
+        config.data_dir.display(),
+        recovered.hard_state.current_term,
+        recovered
+            .hard_state
+            .voted_for
+            .map_or("none".to_string(), |v| format!("n{v}")),
+        recovered.log_base.index,
+        recovered.entries.len(),
+    ));
+}

@@ -1,0 +1,146 @@
+//! The replicator thread of one peer: keeps one persistent TCP connection to that peer
+//! and writes the Raft messages queued in its outbox (AppendEntries with entries,
+//! heartbeats, votes, responses). Messages are one-way: the peer's answers arrive on
+//! the connection the peer opened to us.
+//!
+//! Waits on: the peer's `Outbox` (its own lock and Condvar) with `wait_timeout`. Woken
+//! by: new messages (entries proposed, commit advanced, heartbeat due, a response to
+//! send), shutdown. Never takes the core lock; holds no lock while on the socket.
+//! When the peer is unreachable it reconnects with exponential backoff and drops the
+//! messages queued meanwhile — Raft resends what matters.
+
+use std::io::{BufWriter, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::outbox::{Outbox, Take};
+use super::shared::Shared;
+use crate::net::{self, HelloFrom};
+use crate::raft::{Message, NodeId};
+
+/// Most messages written per wake-up before flushing.
+const MAX_MESSAGES_PER_FLUSH: usize = 256;
+/// First reconnect delay after a failure; doubles up to `MAX_BACKOFF`.
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
+/// Time allowed to connect and exchange the hello.
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Write timeout for a small batch; larger batches get more (see `write_timeout`).
+const BASE_WRITE_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// The connection state of one peer link.
+struct Link {
+    peer: NodeId,
+    addr: String,
+    stream: Option<BufWriter<TcpStream>>,
+    backoff: Duration,
+    next_attempt: Instant,
+    /// True once a failure was logged, so an unreachable peer is logged once, not
+    /// on every attempt.
+    down_logged: bool,
+}
+
+/// Runs until shutdown.
+pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
+    let addr = shared.config.peers[(peer - 1) as usize].clone();
+    let mut link = Link {
+        peer,
+        addr,
+        stream: None,
+        backoff: MIN_BACKOFF,
+        next_attempt: Instant::now(),
+        down_logged: false,
+    };
+    let idle_wait = Duration::from_millis(shared.config.heartbeat_interval_ms);
+    loop {
+        let messages = match outbox.wait_take(idle_wait, MAX_MESSAGES_PER_FLUSH) {
+            Take::Closed => return,
+            Take::TimedOut => continue,
+            Take::Messages(m) => m,
+        };
+        if link.stream.is_none() && !connect(shared, &mut link) {
+            outbox.clear();
+            continue;
+        }
+        if let Err(err) = send(&mut link, &messages) {
+            shared
+                .log
+                .info(format_args!("peer n{} lost: {err}", link.peer));
+            link.stream = None;
+            link.down_logged = true;
+            link.next_attempt = Instant::now() + link.backoff;
+        }
+    }
+}
+
+/// Tries to (re)connect if the backoff allows; true if connected.
+fn connect(shared: &Shared, link: &mut Link) -> bool {
+    if Instant::now() < link.next_attempt || shared.is_stopping() {
+        return false;
+    }
+    let result = net::connect_with_timeout(&link.addr, CONNECT_TIMEOUT).and_then(|mut stream| {
+        net::client_handshake(
+            &mut stream,
+            &shared.config.cluster,
+            HelloFrom::Peer { id: shared.config.id },
+        )?;
+        Ok(stream)
+    });
+    match result {
+        Ok(stream) => {
+            shared.log.info(format_args!(
+                "peer n{} connected at {}",
+                link.peer, link.addr
+            ));
+            link.stream = Some(BufWriter::with_capacity(64 * 1024, stream));
+            link.backoff = MIN_BACKOFF;
+            link.down_logged = false;
+            true
+        }
+        Err(err) => {
+            if !link.down_logged {
+                shared.log.info(format_args!(
+                    "peer n{} unreachable at {}: {err}; retrying with backoff",
+                    link.peer, link.addr
+                ));
+                link.down_logged = true;
+            }
+            link.next_attempt = Instant::now() + link.backoff;
+            link.backoff = (link.backoff * 2).min(MAX_BACKOFF);
+            false
+        }
+    }
+}
+
+/// Writes a batch of messages and flushes them.
+fn send(link: &mut Link, messages: &[Message]) -> Result<(), net::NetError> {
+    let Some(stream) = link.stream.as_mut() else {
+        return Ok(());
+    };
+    let bytes: usize = messages.iter().map(message_bytes).sum();
+    stream
+        .get_ref()
+        .set_write_timeout(Some(write_timeout(bytes)))
+        .map_err(net::NetError::from)?;
+    for message in messages {
+        net::write_frame(stream, message)?;
+    }
+    stream.flush().map_err(net::NetError::from)?;
+    Ok(())
+}
+
+/// Approximate size of a message, to scale the write timeout.
+fn message_bytes(message: &Message) -> usize {
+    match &message.body {
+        crate::raft::MessageBody::AppendEntries { entries, .. } => {
+            64 + entries.iter().map(|e| e.size_bytes()).sum::<usize>()
+        }
+        _ => 64,
+    }
+}
+
+/// 200 ms for a heartbeat, plus 1 ms per 64 KiB for a large batch (a slow peer gets
+/// time proportional to the data, a dead one is detected quickly).
+fn write_timeout(bytes: usize) -> Duration {
+    BASE_WRITE_TIMEOUT + Duration::from_millis((bytes / (64 * 1024)) as u64)
+}

@@ -1,0 +1,184 @@
+//! `Shared`: what every thread of a node holds an `Arc` to — the Raft mutex and the
+//! Condvars paired with it, the KV store, the per-peer outboxes and the shutdown flag —
+//! and `dispatch`, the one function that hands Raft's outputs to the threads that act on
+//! them.
+//!
+//! # Lock order
+//! `core` → `kv` → (an `Outbox`'s lock | a `Completion`'s lock | `connections` |
+//! `fatal`).
+//! No code takes `core` while holding `kv`, and the last group are leaves that are
+//! never held while taking anything else. The core lock is never held across disk or
+//! network I/O.
+
+use std::time::{Duration, Instant};
+
+use super::completion::Completion;
+use super::config::NodeConfig;
+use super::core_state::{CoreState, ReadOutcome};
+use super::listener::Connections;
+use super::outbox::Outbox;
+use crate::kv::KvStore;
+use crate::logging::Logger;
+use crate::raft::{Message, NodeId, Role};
+use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{Condvar, Mutex, MutexGuard};
+
+/// State shared by all threads of one node.
+pub struct Shared {
+    /// The node's configuration, fixed at start.
+    pub config: NodeConfig,
+    /// Where this node's log lines go.
+    pub log: Logger,
+    /// The node clock's origin; Raft's `now_ms` is milliseconds since then.
+    started: Instant,
+    /// The Raft mutex: the consensus state and the requests waiting on it.
+    pub core: Mutex<CoreState>,
+    /// Paired with `core`. The log writer waits here while Raft has nothing to persist.
+    /// Notified by `dispatch` when Raft has persist work, and by shutdown.
+    pub persist_wanted: Condvar,
+    /// Paired with `core`. The applier waits here while nothing is committed and
+    /// unapplied. Notified by `dispatch` when Raft has committed entries, and by shutdown.
+    pub apply_wanted: Condvar,
+    /// Paired with `core`. The election timer sleeps here until Raft's next tick is due.
+    /// Notified by `dispatch` when the next tick moved earlier than the timer's sleep,
+    /// and by shutdown.
+    pub tick_wanted: Condvar,
+    /// The replicated state machine. Taken after `core` when both are held.
+    pub kv: Mutex<KvStore>,
+    /// One outbox per member, indexed by `id - 1`; `None` at this node's own position.
+    pub outboxes: Vec<Option<Outbox>>,
+    /// Set once when shutdown starts; read without a lock by threads that block in
+    /// the kernel (accept, socket reads) and are woken by closing their sockets.
+    pub stopping: AtomicBool,
+    /// Size in bytes of the latest snapshot file (0 if none), for `status`.
+    pub snapshot_bytes: AtomicU64,
+    /// Set by the log writer when the disk failed; the node then shuts down.
+    pub fatal: Mutex<Option<String>>,
+    /// Open connections and their threads (a leaf lock).
+    pub connections: Mutex<Connections>,
+    /// Filled in when shutdown is requested (Ctrl-C, a fatal disk error, a test);
+    /// `Node::wait` blocks on it.
+    pub shutdown_requested: Completion<()>,
+}
+
+impl Shared {
+    /// Assembles the shared state.
+    pub fn new(config: NodeConfig, log: Logger, core: CoreState, kv: KvStore) -> Shared {
+        let outboxes = (1..=config.peers.len() as NodeId)
+            .map(|id| (id != config.id).then(Outbox::new))
+            .collect();
+        Shared {
+            config,
+            log,
+            started: Instant::now(),
+            core: Mutex::new(core),
+            persist_wanted: Condvar::new(),
+            apply_wanted: Condvar::new(),
+            tick_wanted: Condvar::new(),
+            kv: Mutex::new(kv),
+            outboxes,
+            stopping: AtomicBool::new(false),
+            snapshot_bytes: AtomicU64::new(0),
+            fatal: Mutex::new(None),
+            connections: Mutex::new(Connections::default()),
+            shutdown_requested: Completion::new(),
+        }
+    }
+
+    /// Milliseconds on the node clock (monotonic).
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// Converts a node-clock time to a duration from now (zero if it has passed).
+    pub fn until_ms(&self, at_ms: u64) -> Duration {
+        Duration::from_millis(at_ms.saturating_sub(self.now_ms()))
+    }
+
+    /// Takes the Raft mutex. A panic while it was held leaves Raft in an unknown state,
+    /// so poisoning is not recovered from: the node stops.
+    pub fn lock_core(&self) -> MutexGuard<'_, CoreState> {
+        match self.core.lock() {
+            Ok(guard) => guard,
+            Err(_) => panic!("raft mutex poisoned: a thread panicked while holding it"),
+        }
+    }
+
+    /// Takes the KV mutex (after `core`, if both are held).
+    pub fn lock_kv(&self) -> MutexGuard<'_, KvStore> {
+        match self.kv.lock() {
+            Ok(guard) => guard,
+            Err(_) => panic!("kv mutex poisoned: a thread panicked while holding it"),
+        }
+    }
+
+    /// Takes the connection registry (a leaf lock).
+    pub fn lock_connections(&self) -> MutexGuard<'_, Connections> {
+        self.connections.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// True once shutdown has started.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Hands Raft's outputs to the threads that act on them. Call with the core lock
+    /// held after anything that may have changed Raft.
+    pub fn dispatch(&self, core: &mut CoreState) {
+        self.route(core.raft.take_messages());
+        self.release_reads(core);
+        if core.raft.has_persist_work() {
+            self.persist_wanted.notify_one();
+        }
+        if core.raft.has_committed() {
+            self.apply_wanted.notify_one();
+        }
+        if core.raft.next_tick_ms() < core.timer_sleep_until_ms {
+            self.tick_wanted.notify_one();
+        }
+    }
+
+    /// Puts messages into their peers' outboxes (lock order: core, then outbox).
+    pub fn route(&self, messages: Vec<Message>) {
+        for message in messages {
+            let slot = (message.to as usize).checked_sub(1);
+            match slot.and_then(|i| self.outboxes.get(i)).and_then(Option::as_ref) {
+                Some(outbox) => outbox.push([message]),
+                None => self.log.warn(format_args!(
+                    "raft produced a message for unknown member {}; dropped",
+                    message.to
+                )),
+            }
+        }
+    }
+
+    /// Moves reads whose leadership check finished to their next stage.
+    fn release_reads(&self, core: &mut CoreState) {
+        for state in core.raft.take_read_states() {
+            let Some(done) = core.pending_reads.remove(&state.read_id) else {
+                continue;
+            };
+            match state.result {
+                Ok(index) if index <= core.applied_index => done.complete(ReadOutcome::Ready),
+                Ok(index) => core.reads_awaiting_apply.entry(index).or_default().push(done),
+                Err(not_leader) => done.complete(ReadOutcome::NotLeader(not_leader.leader)),
+            }
+        }
+    }
+
+    /// Role of this node right now (takes the core lock briefly).
+    pub fn role(&self) -> Role {
+        self.lock_core().raft.role()
+    }
+
+    /// Records a fatal error (the disk failed) and asks the node to shut down.
+    pub fn fail(&self, message: String) {
+        self.log.error(format_args!("fatal: {message}; stopping the node"));
+        let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
+        if fatal.is_none() {
+            *fatal = Some(message);
+        }
+        drop(fatal);
+        self.shutdown_requested.complete(());
+    }
+}

@@ -1,0 +1,39 @@
+//! The election timer thread: the only thread that advances Raft's clock.
+//!
+//! Waits on: `Shared::tick_wanted` (paired with the core lock) with `wait_timeout` until
+//! Raft's next tick is due — the election deadline on a follower or candidate, the next
+//! heartbeat on a leader. Woken by: the timeout; `dispatch` when the next tick moved
+//! earlier (e.g. on becoming leader); shutdown. A valid heartbeat moves the election
+//! deadline later: the timer then wakes at the old deadline, finds nothing due and
+//! sleeps again.
+
+use super::shared::Shared;
+use crate::raft::Role;
+
+/// Runs until shutdown.
+pub fn run(shared: &Shared) {
+    let mut core = shared.lock_core();
+    let mut last_role = core.raft.role();
+    while !core.shutdown {
+        let now = shared.now_ms();
+        let due = core.raft.next_tick_ms();
+        if now >= due {
+            core.raft.tick(now);
+            shared.dispatch(&mut core);
+            let role = core.raft.role();
+            if role == Role::Candidate && last_role != Role::Leader {
+                shared.log.debug(format_args!(
+                    "election timeout: campaigning in term {}",
+                    core.raft.term()
+                ));
+            }
+            last_role = role;
+            continue;
+        }
+        core.timer_sleep_until_ms = due;
+        core = match shared.tick_wanted.wait_timeout(core, shared.until_ms(due)) {
+            Ok((guard, _)) => guard,
+            Err(_) => panic!("raft mutex poisoned"),
+        };
+    }
+}

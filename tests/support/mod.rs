@@ -1,0 +1,268 @@
+//! Shared helpers for process tests: a cluster of real `raftkv node` processes on
+//! ephemeral ports with temporary data directories, killed in `Drop` even when the test
+//! panics, and client calls with deadlines. On failure the node logs are printed.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_raftkv");
+
+/// Picks `n` distinct free ports on 127.0.0.1 (bound together, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// Polls `condition` every 20 ms until it returns `Some` or `deadline` passes.
+pub fn wait_for<T>(deadline: Duration, mut condition: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + deadline;
+    loop {
+        if let Some(value) = condition() {
+            return Some(value);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The result of one client call.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Exit code (None if killed on its deadline).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `raftkv ARGS` with a deadline; kills it if it overruns.
+pub fn run_binary(args: &[&str], deadline: Duration) -> Outcome {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn raftkv");
+    let end = Instant::now() + deadline;
+    loop {
+        match child.try_wait().expect("try_wait") {
+            Some(_) => break,
+            None if Instant::now() >= end => {
+                let _ = child.kill();
+                break;
+            }
+            None => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    let output: Output = child.wait_with_output().expect("collect output");
+    Outcome {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A cluster of node processes. Dropping it kills them all.
+pub struct Cluster {
+    /// Temporary root holding the data directories and logs.
+    pub root: tempfile::TempDir,
+    /// `127.0.0.1:PORT` of each node, by position (node id - 1).
+    pub addrs: Vec<String>,
+    children: Vec<Option<Child>>,
+    extra_args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes.
+    pub fn start(n: usize) -> Cluster {
+        Cluster::start_with(n, &[])
+    }
+
+    /// Starts `n` nodes with extra `raftkv node` flags.
+    pub fn start_with(n: usize, extra: &[&str]) -> Cluster {
+        let mut cluster = Cluster::new(n, extra);
+        for i in 0..n {
+            cluster.start_node(i);
+        }
+        cluster
+    }
+
+    /// Prepares `n` nodes without starting them.
+    pub fn new(n: usize, extra: &[&str]) -> Cluster {
+        let root = tempfile::Builder::new()
+            .prefix("raftkv-test-")
+            .tempdir()
+            .expect("temp dir");
+        let addrs = free_ports(n)
+            .into_iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        Cluster {
+            root,
+            addrs,
+            children: (0..n).map(|_| None).collect(),
+            extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Data directory of node `i` (0-based).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.root.path().join(format!("node{}", i + 1))
+    }
+
+    fn log_path(&self, i: usize) -> PathBuf {
+        self.root.path().join(format!("node{}.log", i + 1))
+    }
+
+    /// The `raftkv node` arguments of node `i`.
+    pub fn node_args(&self, i: usize) -> Vec<String> {
+        let mut args = vec![
+            "node".to_string(),
+            "--id".into(),
+            (i + 1).to_string(),
+            "--addr".into(),
+            self.addrs[i].clone(),
+            "--peers".into(),
+            self.addrs.join(","),
+            "--data".into(),
+            self.data_dir(i).display().to_string(),
+        ];
+        args.extend(self.extra_args.iter().cloned());
+        args
+    }
+
+    /// Starts (or restarts) node `i`, its output appended to its log file.
+    pub fn start_node(&mut self, i: usize) {
+        assert!(self.children[i].is_none(), "node {} already running", i + 1);
+        let log = File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path(i))
+            .expect("open node log");
+        let log2 = log.try_clone().expect("clone log handle");
+        let child = Command::new(BIN)
+            .args(self.node_args(i))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .expect("spawn raftkv node");
+        self.children[i] = Some(child);
+    }
+
+    /// Kills node `i` with SIGKILL and reaps it.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.children[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// True if node `i` is running.
+    pub fn is_running(&mut self, i: usize) -> bool {
+        match self.children[i].as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Runs `raftkv client --addr <nodes> ARGS` with a 30 s deadline.
+    pub fn client(&self, nodes: &[usize], args: &[&str]) -> Outcome {
+        let addr = nodes
+            .iter()
+            .map(|&i| self.addrs[i].as_str())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut full = vec!["client", "--addr", addr.as_str()];
+        full.extend_from_slice(args);
+        run_binary(&full, Duration::from_secs(30))
+    }
+
+    /// Runs a client against every node.
+    pub fn client_all(&self, args: &[&str]) -> Outcome {
+        let all: Vec<usize> = (0..self.addrs.len()).collect();
+        self.client(&all, args)
+    }
+
+    /// Node `i`'s status as key/value pairs, or `None` if it did not answer.
+    pub fn status(&self, i: usize) -> Option<HashMap<String, String>> {
+        let out = self.client(&[i], &["--timeout", "1", "status"]);
+        if out.code != Some(0) {
+            return None;
+        }
+        Some(
+            out.stdout
+                .lines()
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                .collect(),
+        )
+    }
+
+    /// Waits (at most `deadline`) until one of `nodes` says it is the leader; returns it.
+    pub fn wait_leader(&self, nodes: &[usize], deadline: Duration) -> Option<usize> {
+        wait_for(deadline, || {
+            nodes.iter().copied().find(|&i| {
+                self.status(i)
+                    .is_some_and(|s| s.get("role").map(String::as_str) == Some("leader"))
+            })
+        })
+    }
+
+    /// Like `wait_leader` over every running node, panicking with the logs on timeout.
+    pub fn leader(&mut self) -> usize {
+        let running: Vec<usize> = (0..self.addrs.len()).filter(|&i| self.is_running(i)).collect();
+        match self.wait_leader(&running, Duration::from_secs(15)) {
+            Some(i) => i,
+            None => panic!("no leader among {running:?} within 15 s"),
+        }
+    }
+
+    /// Every node's log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut all = String::new();
+        for i in 0..self.addrs.len() {
+            let text = std::fs::read_to_string(self.log_path(i)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            all.push_str(&format!("---- node{} log (last 40 lines)\n", i + 1));
+            for line in tail.into_iter().rev() {
+                all.push_str(line);
+                all.push('\n');
+            }
+        }
+        all
+    }
+
+    /// The root directory.
+    pub fn path(&self) -> &Path {
+        self.root.path()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.children.len() {
+            self.kill(i);
+        }
+        if thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
