@@ -32,7 +32,7 @@ mod wal;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::raft::{Entry, HardState, Index, LogPosition};
+use crate::raft::{Entry, HardState, Index, LogPosition, Term};
 use lock::DirLock;
 use wal::Wal;
 
@@ -174,7 +174,9 @@ impl Storage {
             first.index,
             first.term
         );
-        let result = self.append_unchecked(entries);
+        // Encoding touches no file: an oversized entry is refused without poisoning.
+        let batch = self.wal.encode(entries)?;
+        let result = self.append_unchecked(&batch, first.index);
         self.note_result(&result);
         self.check_invariants();
         result
@@ -262,18 +264,18 @@ impl Storage {
         &self.dir
     }
 
-    fn append_unchecked(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-        if entries[0].index <= self.last_index() {
-            self.wal.truncate_from(entries[0].index)?;
+    fn append_unchecked(&mut self, batch: &wal::Batch, first: Index) -> Result<(), StorageError> {
+        if first <= self.last_index() {
+            self.wal.truncate_from(first)?;
         }
-        self.wal.append(entries)
+        self.wal.append(batch)
     }
 
     fn save_snapshot_unchecked(&mut self, snap: &SnapshotFile) -> Result<(), StorageError> {
+        // §7: keep the entries after the snapshot only if the log holds its last entry.
+        let keeps_log = self.term_of(snap.last.index) == Some(snap.last.term);
         self.snapshot_bytes = state_files::save_snapshot(&self.dir, snap)?;
         self.base = snap.last;
-        let keeps_log = self.last_index() >= snap.last.index
-            && self.wal.term_at(snap.last.index) == Some(snap.last.term);
         if !keeps_log {
             self.wal.reset(snap.last.index + 1)?;
         }
@@ -281,17 +283,23 @@ impl Storage {
     }
 
     /// The term of entry `index`, which is the base or stored.
-    fn term_at(&self, index: Index) -> u64 {
-        if index == self.base.index {
-            return self.base.term;
-        }
-        let term = self.wal.term_at(index);
+    fn term_at(&self, index: Index) -> Term {
+        let term = self.term_of(index);
         term.unwrap_or_else(|| {
             panic!(
                 "entry {index} is neither the base {} nor stored",
                 self.base.index
             )
         })
+    }
+
+    /// The term of entry `index` if it is the base or stored.
+    fn term_of(&self, index: Index) -> Option<Term> {
+        if index == self.base.index {
+            Some(self.base.term)
+        } else {
+            self.wal.term_at(index)
+        }
     }
 
     fn check_writable(&self, op: &'static str) -> Result<(), StorageError> {

@@ -42,6 +42,17 @@ impl Segment {
     }
 }
 
+/// Records encoded and ready to write, from [`Wal::encode`].
+#[derive(Debug)]
+pub struct Batch {
+    /// Index of the first entry.
+    first_index: Index,
+    /// The records, back to back.
+    bytes: Vec<u8>,
+    /// Each record's offset within `bytes`, and its term.
+    locs: Vec<Loc>,
+}
+
 /// The open WAL. Owned by one thread; no locks.
 #[derive(Debug)]
 pub struct Wal {
@@ -83,38 +94,47 @@ impl Wal {
         self.segments.len()
     }
 
-    /// Writes `entries` (which start at [`Wal::next_index`]) and fdatasyncs once.
-    pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-        assert_eq!(
-            entries[0].index,
-            self.next_index(),
-            "wal append must continue the log"
-        );
-        let mut buf = Vec::with_capacity(entries.iter().map(|e| e.size_bytes() + 16).sum());
-        let mut offsets = Vec::with_capacity(entries.len());
+    /// Encodes a batch for [`Wal::append`], refusing an oversized entry before
+    /// anything touches the disk.
+    pub fn encode(&self, entries: &[Entry]) -> Result<Batch, StorageError> {
+        let capacity = entries.iter().map(|e| e.size_bytes() + 16).sum();
+        let mut batch = Batch {
+            first_index: entries[0].index,
+            bytes: Vec::with_capacity(capacity),
+            locs: Vec::with_capacity(entries.len()),
+        };
         for entry in entries {
-            offsets.push(buf.len() as u64);
-            encode_record(entry, &mut buf, &self.active_segment().path)?;
+            let offset = batch.bytes.len() as u64;
+            batch.locs.push(Loc {
+                offset,
+                term: entry.term,
+            });
+            encode_record(entry, &mut batch.bytes, &self.dir)?;
         }
-        if self.active_segment().len >= self.segment_max_bytes
-            && !self.active_segment().locs.is_empty()
-        {
+        Ok(batch)
+    }
+
+    /// Writes a batch that starts at [`Wal::next_index`] and fdatasyncs once.
+    pub fn append(&mut self, batch: &Batch) -> Result<(), StorageError> {
+        let next = self.next_index();
+        assert_eq!(batch.first_index, next, "wal append must continue the log");
+        let seg = self.active_segment();
+        if seg.len >= self.segment_max_bytes && !seg.locs.is_empty() {
             self.roll()?;
         }
         let seg = self.segments.last_mut().expect("wal has an active segment");
-        self.active
-            .write_all(&buf)
-            .map_err(|e| StorageError::io("write", &seg.path, e))?;
-        self.active
-            .sync_data()
-            .map_err(|e| StorageError::sync(&seg.path, e))?;
-        let base = seg.len;
-        seg.locs
-            .extend(entries.iter().zip(offsets).map(|(e, off)| Loc {
-                offset: base + off,
-                term: e.term,
-            }));
-        seg.len += buf.len() as u64;
+        let path = &seg.path;
+        let write = self.active.write_all(&batch.bytes);
+        write.map_err(|e| StorageError::io("write", path, e))?;
+        let sync = self.active.sync_data();
+        sync.map_err(|e| StorageError::sync(path, e))?;
+        let start = seg.len;
+        let placed = batch.locs.iter().map(|loc| Loc {
+            offset: start + loc.offset,
+            ..*loc
+        });
+        seg.locs.extend(placed);
+        seg.len += batch.bytes.len() as u64;
         Ok(())
     }
 
