@@ -1,0 +1,104 @@
+//! The envelope of every small file (meta, hard_state, snapshot): a magic naming the
+//! file's kind, a format version, the body's length and CRC-32, then the body encoded
+//! with bincode under a size limit.
+//!
+//! ```text
+//! magic [4] | version u32 LE | body_len u64 LE | body_crc u32 LE | body [body_len]
+//! ```
+//!
+//! A file that is short, foreign, from another version, or damaged is refused with
+//! `Corrupt { offset }`, never misread.
+
+use std::path::Path;
+
+use bincode::Options;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::crc32::crc32;
+use super::error::StorageError;
+
+/// Version of every storage format in this file; bump when an encoding changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// Bytes before the body.
+const HEADER_BYTES: usize = 4 + 4 + 8 + 4;
+
+/// The bincode configuration of all storage files: varint integers, trailing bytes
+/// rejected, at most `limit` bytes read or written.
+pub fn bincode_options(limit: u64) -> impl Options {
+    bincode::DefaultOptions::new().with_limit(limit)
+}
+
+/// Encodes `value` as a whole file of kind `magic`.
+pub fn encode_file<T: Serialize>(
+    magic: &[u8; 4],
+    value: &T,
+    path: &Path,
+) -> Result<Vec<u8>, StorageError> {
+    let body = bincode_options(u64::MAX).serialize(value).map_err(|e| {
+        let detail = format!("cannot encode: {e}");
+        StorageError::other(super::StorageErrorKind::Io, "encode", path, detail)
+    })?;
+    let mut out = Vec::with_capacity(HEADER_BYTES + body.len());
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    out.extend_from_slice(&crc32(&body).to_le_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes a whole file of kind `magic` read from `path`.
+pub fn decode_file<T: DeserializeOwned>(
+    magic: &[u8; 4],
+    bytes: &[u8],
+    path: &Path,
+) -> Result<T, StorageError> {
+    let corrupt = |offset: u64, detail: String| StorageError::corrupt(path, offset, detail);
+    if bytes.len() < HEADER_BYTES {
+        return Err(corrupt(
+            0,
+            format!("file is {} bytes, shorter than its header", bytes.len()),
+        ));
+    }
+    let (header, body) = bytes.split_at(HEADER_BYTES);
+    if &header[0..4] != magic {
+        return Err(corrupt(
+            0,
+            format!("bad magic {:?}, expected {:?}", &header[0..4], magic),
+        ));
+    }
+    let version = u32::from_le_bytes(le4(&header[4..8]));
+    if version != FORMAT_VERSION {
+        return Err(corrupt(4, format!("unknown format version {version}")));
+    }
+    let body_len = u64::from_le_bytes(le8(&header[8..16]));
+    if body_len != body.len() as u64 {
+        let detail = format!("header says {body_len} body bytes, file has {}", body.len());
+        return Err(corrupt(8, detail));
+    }
+    let expected_crc = u32::from_le_bytes(le4(&header[16..20]));
+    let actual_crc = crc32(body);
+    if actual_crc != expected_crc {
+        let detail =
+            format!("crc mismatch: stored {expected_crc:#010x}, computed {actual_crc:#010x}");
+        return Err(corrupt(HEADER_BYTES as u64, detail));
+    }
+    bincode_options(body_len)
+        .deserialize(body)
+        .map_err(|e| corrupt(HEADER_BYTES as u64, format!("cannot decode: {e}")))
+}
+
+/// The first four bytes of `b` as an array (`b` is at least that long).
+pub fn le4(b: &[u8]) -> [u8; 4] {
+    let mut out = [0u8; 4];
+    out.copy_from_slice(&b[..4]);
+    out
+}
+
+/// The first eight bytes of `b` as an array (`b` is at least that long).
+pub fn le8(b: &[u8]) -> [u8; 8] {
+    let mut out = [0u8; 8];
+    out.copy_from_slice(&b[..8]);
+    out
+}

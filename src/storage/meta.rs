@@ -1,0 +1,73 @@
+//! `meta`: who this data directory belongs to. Written once at the first start; every
+//! later start must present the same node id, cluster and peer list.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::codec::{decode_file, encode_file};
+use super::error::{StorageError, StorageErrorKind};
+use super::files::{read_optional, remove_stale_tmp, write_atomic};
+use crate::raft::NodeId;
+
+/// Name of the meta file inside the data directory.
+pub const META_FILE: &str = "meta";
+const META_MAGIC: &[u8; 4] = b"RKVM";
+
+/// The identity a data directory was created with.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Meta {
+    /// This node's id (its 1-based position in `peers`).
+    pub node_id: NodeId,
+    /// The cluster id (`--cluster`).
+    pub cluster: String,
+    /// Every member's address as this node was told at creation (`--peers`).
+    pub peers: Vec<String>,
+}
+
+/// Writes `meta` if the directory has none, else checks it matches.
+pub fn check_or_create(dir: &Path, meta: &Meta) -> Result<(), StorageError> {
+    let path = dir.join(META_FILE);
+    remove_stale_tmp(dir, META_FILE)?;
+    match read_optional(&path)? {
+        None => write_atomic(dir, META_FILE, &encode_file(META_MAGIC, meta, &path)?),
+        Some(bytes) => {
+            let stored: Meta = decode_file(META_MAGIC, &bytes, &path)?;
+            match describe_mismatch(&stored, meta) {
+                None => Ok(()),
+                Some(detail) => Err(StorageError::other(
+                    StorageErrorKind::MetaMismatch,
+                    "check",
+                    dir,
+                    detail,
+                )),
+            }
+        }
+    }
+}
+
+/// Says what differs between the stored and the given identity, if anything.
+fn describe_mismatch(stored: &Meta, given: &Meta) -> Option<String> {
+    let mut diffs = Vec::new();
+    if stored.node_id != given.node_id {
+        diffs.push(format!(
+            "it belongs to node {}, not node {}",
+            stored.node_id, given.node_id
+        ));
+    }
+    if stored.cluster != given.cluster {
+        diffs.push(format!(
+            "it belongs to cluster {:?}, not {:?}",
+            stored.cluster, given.cluster
+        ));
+    }
+    if stored.peers != given.peers {
+        let (old, new) = (stored.peers.join(","), given.peers.join(","));
+        diffs.push(format!("it was created with peers {old}, not {new}"));
+    }
+    if diffs.is_empty() {
+        None
+    } else {
+        Some(diffs.join("; "))
+    }
+}
