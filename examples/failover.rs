@@ -28,7 +28,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut client = Client::new(addrs.clone(), ClientOptions::default());
     client.put("city", "Lisbon")?;
-    println!("put city=Lisbon; get city -> {:?}", client.get("city", false)?);
+    println!(
+        "put city=Lisbon; get city -> {:?}",
+        client.get("city", false)?
+    );
 
     println!("stopping the leader, node {}", leader + 1);
     if let Some(node) = nodes[leader].take() {
@@ -43,7 +46,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("get city -> {:?}", client.get("city", false)?);
     client.put("city", "Porto")?;
-    println!("put city=Porto; get city -> {:?}", client.get("city", false)?);
+    println!(
+        "put city=Porto; get city -> {:?}",
+        client.get("city", false)?
+    );
 
     for node in nodes.into_iter().flatten() {
         node.shutdown()?;

@@ -68,7 +68,13 @@ impl Logger {
         if !self.enabled(level) {
             return;
         }
-        let line = format!("{} {:5} {} {}\n", utc_now(), level.label(), self.prefix, args);
+        let line = format!(
+            "{} {:5} {} {}\n",
+            utc_now(),
+            level.label(),
+            self.prefix,
+            args
+        );
         // One write call per line so lines from different threads do not interleave.
         // A failed write to stderr has nowhere to be reported; ignore it.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());

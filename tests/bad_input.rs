@@ -50,8 +50,12 @@ fn garbage_oversized_frames_and_wrong_versions_do_not_hurt_other_clients() {
 
     // A frame claiming to be 4 GiB long.
     let mut huge = connect(&addr);
-    huge.write_all(&u32::MAX.to_be_bytes()).expect("write length");
-    assert!(node_closes(huge), "node kept an oversized-frame connection open");
+    huge.write_all(&u32::MAX.to_be_bytes())
+        .expect("write length");
+    assert!(
+        node_closes(huge),
+        "node kept an oversized-frame connection open"
+    );
 
     // A hello from a future protocol version is refused with a reason.
     let mut future = connect(&addr);

@@ -29,9 +29,10 @@ fn a_leader_is_elected_and_every_status_agrees_on_it() {
     let agreed = wait_for(Duration::from_secs(10), || {
         let statuses: Vec<_> = (0..3).filter_map(|i| cluster.status(i)).collect();
         let same = statuses.len() == 3
-            && statuses
-                .iter()
-                .all(|s| s.get("term") == statuses[0].get("term") && s.get("leader") == statuses[0].get("leader"));
+            && statuses.iter().all(|s| {
+                s.get("term") == statuses[0].get("term")
+                    && s.get("leader") == statuses[0].get("leader")
+            });
         same.then(|| statuses[0].clone())
     })
     .unwrap_or_else(|| panic!("statuses never agreed on term and leader"));
@@ -48,7 +49,10 @@ fn a_put_through_a_follower_is_redirected_and_readable_on_every_node() {
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader();
     let follower = (leader + 1) % 3;
-    assert_ok(&cluster.client(&[follower], &["put", "color", "blue"]), "put via follower");
+    assert_ok(
+        &cluster.client(&[follower], &["put", "color", "blue"]),
+        "put via follower",
+    );
     for i in 0..3 {
         assert_value(&cluster, i, "color", "blue");
     }
@@ -67,7 +71,10 @@ fn killing_the_leader_elects_another_that_keeps_every_write() {
     let mut cluster = Cluster::start(3);
     let old = cluster.leader();
     for k in 0..5 {
-        assert_ok(&cluster.client_all(&["put", &format!("k{k}"), &format!("v{k}")]), "put");
+        assert_ok(
+            &cluster.client_all(&["put", &format!("k{k}"), &format!("v{k}")]),
+            "put",
+        );
     }
     cluster.kill(old);
     let survivors: Vec<usize> = (0..3).filter(|&i| i != old).collect();
@@ -78,7 +85,10 @@ fn killing_the_leader_elects_another_that_keeps_every_write() {
     for k in 0..5 {
         assert_value(&cluster, new, &format!("k{k}"), &format!("v{k}"));
     }
-    assert_ok(&cluster.client(&survivors, &["put", "after", "failover"]), "put after failover");
+    assert_ok(
+        &cluster.client(&survivors, &["put", "after", "failover"]),
+        "put after failover",
+    );
 
     // The old leader comes back and catches up.
     cluster.start_node(old);
@@ -94,7 +104,10 @@ fn a_full_restart_keeps_all_data() {
     let mut cluster = Cluster::start(3);
     cluster.leader();
     for k in 0..10 {
-        assert_ok(&cluster.client_all(&["put", &format!("key{k}"), &format!("{k}")]), "put");
+        assert_ok(
+            &cluster.client_all(&["put", &format!("key{k}"), &format!("{k}")]),
+            "put",
+        );
     }
     assert_ok(&cluster.client_all(&["delete", "key3"]), "delete");
     for i in 0..3 {
@@ -118,8 +131,14 @@ fn with_one_of_three_down_the_cluster_keeps_working() {
     let down = (leader + 2) % 3;
     cluster.kill(down);
     let up: Vec<usize> = (0..3).filter(|&i| i != down).collect();
-    assert_ok(&cluster.client(&up, &["put", "x", "1"]), "put with one node down");
-    assert_ok(&cluster.client(&up, &["cas", "x", "1", "2"]), "cas with one node down");
+    assert_ok(
+        &cluster.client(&up, &["put", "x", "1"]),
+        "put with one node down",
+    );
+    assert_ok(
+        &cluster.client(&up, &["cas", "x", "1", "2"]),
+        "cas with one node down",
+    );
     assert_value(&cluster, up[0], "x", "2");
 }
 
@@ -131,7 +150,11 @@ fn a_node_alone_refuses_writes_with_exit_3() {
         cluster.kill(i);
     }
     let out = cluster.client(&[leader], &["--timeout", "3", "put", "lonely", "yes"]);
-    assert_eq!(out.code, Some(3), "a minority must not acknowledge a write: {out:?}");
+    assert_eq!(
+        out.code,
+        Some(3),
+        "a minority must not acknowledge a write: {out:?}"
+    );
     assert!(
         out.stderr.contains("unknown") || out.stderr.contains("unavailable"),
         "the message must say the outcome is unknown: {out:?}"

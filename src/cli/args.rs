@@ -36,11 +36,13 @@ pub enum Command {
 
 /// Flags of `raftkv node`.
 #[derive(Args, Debug)]
-#[command(long_about = "Run one cluster member until Ctrl-C or SIGTERM (both stop it \
+#[command(
+    long_about = "Run one cluster member until Ctrl-C or SIGTERM (both stop it \
     cleanly).\n\n\
     Every member lists all members in --peers, in the same order; member N is the Nth \
     entry and listens on --addr. Entry J is how THIS node reaches member J, so nodes may \
-    reach the same member at different addresses (a proxy, NAT).")]
+    reach the same member at different addresses (a proxy, NAT)."
+)]
 pub struct NodeArgs {
     /// This node's id: its 1-based position in --peers.
     #[arg(long, default_value_t = 1)]
@@ -78,12 +80,14 @@ pub struct NodeArgs {
 
 /// Flags of `raftkv client`.
 #[derive(Args, Debug)]
-#[command(long_about = "Talk to a running cluster. The client finds the leader itself \
+#[command(
+    long_about = "Talk to a running cluster. The client finds the leader itself \
     from any node in --addr and follows redirects; a write is retried with the same \
     (client id, sequence number), so a retry is never applied twice.\n\n\
     Exit codes: 0 done, 1 a definite no (key not found; cas found another value, shown on \
     stderr), 2 usage error, 3 outcome unknown or cluster unavailable (the message says \
-    whether the write may have been applied), 4 any other error.")]
+    whether the write may have been applied), 4 any other error."
+)]
 pub struct ClientArgs {
     /// Comma list of node addresses to try; ":PORT" means 127.0.0.1:PORT.
     #[arg(long, default_value = ":8001,:8002,:8003")]
@@ -139,13 +143,15 @@ pub enum ClientOp {
 
 /// Flags of `raftkv bench`.
 #[derive(Args, Debug)]
-#[command(long_about = "Measure a running cluster: N clients, each with its own \
+#[command(
+    long_about = "Measure a running cluster: N clients, each with its own \
     connection, send one request at a time for --duration seconds or until --ops \
     operations are done, and the latency of each (send to reply) is recorded. Prints \
     throughput and p50/p90/p99/p99.9/max latency; --json prints one JSON object with the \
     fields workload, clients, ops, errors, duration_s, ops_per_s, p50_ms, p90_ms, p99_ms, \
     p999_ms, max_ms. put and get use the same key names, so `bench put --keys 1000` then \
-    `bench get --keys 1000` reads existing keys. Exits non-zero if any operation failed.")]
+    `bench get --keys 1000` reads existing keys. Exits non-zero if any operation failed."
+)]
 pub struct BenchArgs {
     /// Comma list of node addresses; ":PORT" means 127.0.0.1:PORT.
     #[arg(long, default_value = ":8001,:8002,:8003")]

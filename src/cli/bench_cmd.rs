@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 use raftkv::client::{Client, ClientError, ClientOptions};
 use raftkv::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use raftkv::sync::{thread, Arc};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use super::args::{BenchArgs, Workload};
 use super::histogram::Histogram;
@@ -47,10 +47,10 @@ pub fn run(args: BenchArgs) -> u8 {
     let started = Instant::now();
     let mut threads = Vec::new();
     for n in 0..args.clients {
-        let (args, progress) = (Arc::clone(&args), Arc::clone(&progress));
+        let (args2, progress2) = (Arc::clone(&args), Arc::clone(&progress));
         let spawned = thread::Builder::new()
             .name(format!("bench-client-{n}"))
-            .spawn(move || run_client(&args, &progress, n as u64));
+            .spawn(move || run_client(&args2, &progress2, n as u64));
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(err) => {
@@ -73,7 +73,12 @@ pub fn run(args: BenchArgs) -> u8 {
                     *total.errors.entry(kind).or_default() += n;
                 }
             }
-            Err(_) => *total.errors.entry("client thread panicked".into()).or_default() += 1,
+            Err(_) => {
+                *total
+                    .errors
+                    .entry("client thread panicked".into())
+                    .or_default() += 1
+            }
         }
     }
     progress.finished.store(true, Ordering::SeqCst);

@@ -51,7 +51,9 @@ fn execute(client: &mut Client, op: ClientOp) -> Result<u8, ClientError> {
             let expected = (!expected.is_empty()).then_some(expected.as_str());
             match client.cas(&key, expected, &new)? {
                 CasOutcome::Swapped => Ok(EXIT_OK),
-                CasOutcome::Mismatch { current: Some(current) } => {
+                CasOutcome::Mismatch {
+                    current: Some(current),
+                } => {
                     eprintln!("raftkv client: cas failed: {key} is {current:?}");
                     Ok(EXIT_NO)
                 }

@@ -106,9 +106,15 @@ mod tests {
         for us in (0..100_000u64).chain([u64::MAX / 2, u64::MAX]) {
             let b = Histogram::bucket_of(us);
             assert!(b < BUCKETS, "{us} -> bucket {b}");
-            assert!(Histogram::upper_bound(b) >= us, "{us} above its bucket bound");
+            assert!(
+                Histogram::upper_bound(b) >= us,
+                "{us} above its bucket bound"
+            );
             if b > 0 {
-                assert!(Histogram::upper_bound(b - 1) < us, "{us} fits an earlier bucket");
+                assert!(
+                    Histogram::upper_bound(b - 1) < us,
+                    "{us} fits an earlier bucket"
+                );
             }
         }
     }

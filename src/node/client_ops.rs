@@ -158,7 +158,12 @@ pub fn status_report(shared: &Shared) -> StatusReport {
         role: role.to_string(),
         term: status.term,
         leader: status.leader.map(|id| {
-            let addr = shared.config.peers.get(id as usize - 1).cloned().unwrap_or_default();
+            let addr = shared
+                .config
+                .peers
+                .get(id as usize - 1)
+                .cloned()
+                .unwrap_or_default();
             (id, addr)
         }),
         commit_index: status.commit_index,

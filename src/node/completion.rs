@@ -110,6 +110,9 @@ mod tests {
     #[test]
     fn deadline_passes_without_value() {
         let c: Completion<u32> = Completion::new();
-        assert_eq!(c.wait_until(Instant::now() + Duration::from_millis(5)), None);
+        assert_eq!(
+            c.wait_until(Instant::now() + Duration::from_millis(5)),
+            None
+        );
     }
 }

@@ -35,7 +35,12 @@ pub struct NodeConfig {
 
 impl NodeConfig {
     /// The defaults of DESIGN.md §4 for member `id` of `peers`.
-    pub fn new(id: NodeId, listen_addr: String, peers: Vec<String>, data_dir: PathBuf) -> NodeConfig {
+    pub fn new(
+        id: NodeId,
+        listen_addr: String,
+        peers: Vec<String>,
+        data_dir: PathBuf,
+    ) -> NodeConfig {
         NodeConfig {
             id,
             listen_addr,

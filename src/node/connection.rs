@@ -39,7 +39,12 @@ fn serve_inner(shared: &Shared, stream: TcpStream) -> Result<(), NetError> {
     let mut writer = BufWriter::new(stream.try_clone()?);
     let hello: Hello = net::read_frame(&mut reader, MAX_HELLO_BYTES)?;
     if let Err(reason) = accept_hello(shared, &hello) {
-        net::write_frame(&mut writer, &HelloReply::Refused { reason: reason.clone() })?;
+        net::write_frame(
+            &mut writer,
+            &HelloReply::Refused {
+                reason: reason.clone(),
+            },
+        )?;
         writer.flush()?;
         return Err(NetError::refused(reason));
     }
@@ -72,8 +77,14 @@ fn accept_hello(shared: &Shared, hello: &Hello) -> Result<(), String> {
 }
 
 /// Steps every Raft message from peer `from` into Raft.
-fn serve_peer(shared: &Shared, from: NodeId, reader: &mut impl std::io::Read) -> Result<(), NetError> {
-    shared.log.debug(format_args!("peer n{from} connected to us"));
+fn serve_peer(
+    shared: &Shared,
+    from: NodeId,
+    reader: &mut impl std::io::Read,
+) -> Result<(), NetError> {
+    shared
+        .log
+        .debug(format_args!("peer n{from} connected to us"));
     loop {
         let message: Message = net::read_frame(reader, net::MAX_FRAME_BYTES)?;
         if message.from != from || message.to != shared.config.id {

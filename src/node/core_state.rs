@@ -102,7 +102,12 @@ impl CoreState {
 
     /// Completes the write waiting at `index`, if any, now that the entry of `term`
     /// there was applied with `result`.
-    pub fn finish_write(&mut self, index: Index, term: Term, result: Option<&Result<CommandResult, KvError>>) {
+    pub fn finish_write(
+        &mut self,
+        index: Index,
+        term: Term,
+        result: Option<&Result<CommandResult, KvError>>,
+    ) {
         let Some(pending) = self.pending_writes.remove(&index) else {
             return;
         };

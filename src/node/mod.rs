@@ -138,7 +138,12 @@ impl Node {
             None => KvStore::new(),
         };
         let applied_index = recovered.log_base.index;
-        let raft = Raft::new(raft_config(&config), initial_state(recovered), rand::random(), 0);
+        let raft = Raft::new(
+            raft_config(&config),
+            initial_state(recovered),
+            rand::random(),
+            0,
+        );
         let addr = net::normalize_addr(&config.listen_addr);
         let listener = TcpListener::bind(&addr).map_err(|source| NodeError::Bind {
             addr: addr.clone(),
@@ -176,23 +181,27 @@ impl Node {
             listener::run(&shared, listener)
         })?);
         let shared = Arc::clone(&self.shared);
-        self.workers.push(spawn(format!("n{id}-timer"), move || timer::run(&shared))?);
+        self.workers
+            .push(spawn(format!("n{id}-timer"), move || timer::run(&shared))?);
         let shared = Arc::clone(&self.shared);
         self.workers.push(spawn(format!("n{id}-writer"), move || {
             writer::run(&shared, storage)
         })?);
         let shared = Arc::clone(&self.shared);
-        self.workers.push(spawn(format!("n{id}-applier"), move || applier::run(&shared))?);
+        self.workers.push(spawn(format!("n{id}-applier"), move || {
+            applier::run(&shared)
+        })?);
         for peer in 1..=self.shared.config.peers.len() as NodeId {
             if peer == id {
                 continue;
             }
             let shared = Arc::clone(&self.shared);
-            self.workers.push(spawn(format!("n{id}-replicator-n{peer}"), move || {
-                if let Some(Some(outbox)) = shared.outboxes.get(peer as usize - 1) {
-                    replicator::run(&shared, peer, outbox)
-                }
-            })?);
+            self.workers
+                .push(spawn(format!("n{id}-replicator-n{peer}"), move || {
+                    if let Some(Some(outbox)) = shared.outboxes.get(peer as usize - 1) {
+                        replicator::run(&shared, peer, outbox)
+                    }
+                })?);
         }
         Ok(())
     }
@@ -234,7 +243,12 @@ impl Node {
     /// Stops every thread and joins it. Returns the fatal error, if one stopped the node.
     pub fn shutdown(mut self) -> Result<(), NodeError> {
         self.stop();
-        let fatal = self.shared.fatal.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let fatal = self
+            .shared
+            .fatal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         match fatal {
             Some(message) => Err(NodeError::Fatal(message)),
             None => Ok(()),
@@ -250,7 +264,9 @@ impl Node {
         };
         let shared = &self.shared;
         shared.log.info(format_args!("shutting down"));
-        shared.stopping.store(true, crate::sync::atomic::Ordering::SeqCst);
+        shared
+            .stopping
+            .store(true, crate::sync::atomic::Ordering::SeqCst);
         shared.shutdown_requested.complete(());
         // Wake the blocking accept() with a connection to ourselves.
         let _ = TcpStream::connect_timeout(&wake_addr(self.local_addr), Duration::from_secs(1));

@@ -126,7 +126,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{MessageBody, Message};
+    use crate::raft::{Message, MessageBody};
 
     fn vote(n: u64) -> Message {
         Message {
@@ -149,7 +149,10 @@ mod tests {
             Take::Messages(m) => assert_eq!(m, vec![vote(3)]),
             other => panic!("expected messages, got {other:?}"),
         }
-        assert!(matches!(o.wait_take(Duration::from_millis(1), 2), Take::TimedOut));
+        assert!(matches!(
+            o.wait_take(Duration::from_millis(1), 2),
+            Take::TimedOut
+        ));
     }
 
     #[test]

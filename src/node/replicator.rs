@@ -82,7 +82,9 @@ fn connect(shared: &Shared, link: &mut Link) -> bool {
         net::client_handshake(
             &mut stream,
             &shared.config.cluster,
-            HelloFrom::Peer { id: shared.config.id },
+            HelloFrom::Peer {
+                id: shared.config.id,
+            },
         )?;
         Ok(stream)
     });

@@ -142,7 +142,10 @@ impl Shared {
     pub fn route(&self, messages: Vec<Message>) {
         for message in messages {
             let slot = (message.to as usize).checked_sub(1);
-            match slot.and_then(|i| self.outboxes.get(i)).and_then(Option::as_ref) {
+            match slot
+                .and_then(|i| self.outboxes.get(i))
+                .and_then(Option::as_ref)
+            {
                 Some(outbox) => outbox.push([message]),
                 None => self.log.warn(format_args!(
                     "raft produced a message for unknown member {}; dropped",
@@ -160,7 +163,11 @@ impl Shared {
             };
             match state.result {
                 Ok(index) if index <= core.applied_index => done.complete(ReadOutcome::Ready),
-                Ok(index) => core.reads_awaiting_apply.entry(index).or_default().push(done),
+                Ok(index) => core
+                    .reads_awaiting_apply
+                    .entry(index)
+                    .or_default()
+                    .push(done),
                 Err(not_leader) => done.complete(ReadOutcome::NotLeader(not_leader.leader)),
             }
         }
@@ -173,7 +180,8 @@ impl Shared {
 
     /// Records a fatal error (the disk failed) and asks the node to shut down.
     pub fn fail(&self, message: String) {
-        self.log.error(format_args!("fatal: {message}; stopping the node"));
+        self.log
+            .error(format_args!("fatal: {message}; stopping the node"));
         let mut fatal = self.fatal.lock().unwrap_or_else(|p| p.into_inner());
         if fatal.is_none() {
             *fatal = Some(message);

@@ -47,7 +47,10 @@ fn next_batch(shared: &Shared) -> Option<PersistBatch> {
 }
 
 /// Makes one batch durable: entries first (one fdatasync), then the hard state.
-fn persist(storage: &mut Storage, batch: &PersistBatch) -> Result<(), crate::storage::StorageError> {
+fn persist(
+    storage: &mut Storage,
+    batch: &PersistBatch,
+) -> Result<(), crate::storage::StorageError> {
     if !batch.entries.is_empty() {
         storage.append(&batch.entries)?;
     }

@@ -228,7 +228,9 @@ impl Cluster {
 
     /// Like `wait_leader` over every running node, panicking with the logs on timeout.
     pub fn leader(&mut self) -> usize {
-        let running: Vec<usize> = (0..self.addrs.len()).filter(|&i| self.is_running(i)).collect();
+        let running: Vec<usize> = (0..self.addrs.len())
+            .filter(|&i| self.is_running(i))
+            .collect();
         match self.wait_leader(&running, Duration::from_secs(15)) {
             Some(i) => i,
             None => panic!("no leader among {running:?} within 15 s"),
