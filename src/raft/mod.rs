@@ -66,3 +66,6 @@ mod core;
 pub use self::core::{
     InitialState, NotLeader, PersistBatch, PersistToken, Raft, ReadState, Role, Status,
 };
+
+#[cfg(test)]
+mod tests;
