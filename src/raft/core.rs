@@ -241,12 +241,7 @@ impl Raft {
     /// The earliest time at which [`Raft::tick`] has something to do.
     pub fn next_tick_ms(&self) -> u64 {
         match self.role {
-            Role::Leader => self
-                .progress
-                .values()
-                .map(|pr| pr.last_sent_ms + self.config.heartbeat_interval_ms)
-                .min()
-                .unwrap_or(self.now_ms + self.config.heartbeat_interval_ms),
+            Role::Leader => self.next_leader_tick_ms(),
             Role::Follower | Role::Candidate => self.election_deadline_ms,
         }
     }
