@@ -11,7 +11,9 @@ use super::log::RaftLog;
 use super::persist::PersistQueue;
 use super::progress::Progress;
 use super::read_index::ReadIndexes;
-use super::{Config, Entry, HardState, Index, LogPosition, Message, MessageBody, NodeId, Term};
+use super::{
+    Config, Entry, HardState, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term,
+};
 
 /// What a member recovered from stable storage when it starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -339,7 +341,7 @@ impl Raft {
                 leader: self.leader,
             });
         }
-        Ok(self.append_and_replicate(super::Payload::Command(data)))
+        Ok(self.append_and_replicate(Payload::Command(data)))
     }
 
     /// Asks for a linearizable read (ReadIndex, thesis §6.4). The answer comes later
@@ -398,7 +400,7 @@ impl Raft {
     }
 
     /// Reads whose fate is now known.
-    pub fn take_read_states(&mut self) -> Vec<super::ReadState> {
+    pub fn take_read_states(&mut self) -> Vec<ReadState> {
         std::mem::take(&mut self.reads.ready)
     }
 

@@ -148,6 +148,25 @@ impl Cluster {
         }
     }
 
+    /// Prints every member's state, to explain a failed liveness check.
+    fn dump(&self) {
+        for r in &self.nodes {
+            eprintln!(
+                "{:?} durable {} voted {:?}",
+                r.status(),
+                r.durable_index(),
+                r.voted_for()
+            );
+            for (id, pr) in &r.progress {
+                eprintln!("  {id}: {pr:?}");
+            }
+        }
+        eprintln!(
+            "unwritten batches {:?}",
+            self.writing.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+    }
+
     /// Kill member `k`: unwritten batches are lost; restart from its disk.
     fn crash(&mut self, k: usize) {
         self.writing[k].clear();
@@ -181,21 +200,7 @@ fn randomized_clusters_stay_safe_under_faults_and_make_progress_when_healed() {
             c.step();
         }
         if c.applied.len() <= before + 10 {
-            for r in &c.nodes {
-                eprintln!(
-                    "{:?} durable {} voted {:?}",
-                    r.status(),
-                    r.durable_index(),
-                    r.voted_for()
-                );
-                for (id, pr) in &r.progress {
-                    eprintln!("  {id}: {pr:?}");
-                }
-            }
-            eprintln!(
-                "writing {:?}",
-                c.writing.iter().map(|w| w.len()).collect::<Vec<_>>()
-            );
+            c.dump();
         }
         assert!(
             c.applied.len() > before + 10,
