@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::completion::Completion;
 use crate::kv::{CommandResult, KvError};
-use crate::raft::{Index, NodeId, Raft, Term};
+use crate::raft::{Index, NodeId, Raft, Role, Term};
 
 /// How a client write ended, as seen by the connection thread waiting for it.
 #[derive(Debug)]
@@ -64,6 +64,8 @@ pub struct CoreState {
     pub reads_awaiting_apply: BTreeMap<Index, Vec<Completion<ReadOutcome>>>,
     /// Id of the next linearizable read.
     pub next_read_id: u64,
+    /// Role, term and leader as last logged, so `dispatch` logs each change once.
+    pub observed: (Role, Term, Option<NodeId>),
     /// The time (ms on the node clock) until which the election timer thread sleeps;
     /// dispatch wakes it when Raft needs a tick earlier.
     pub timer_sleep_until_ms: u64,
@@ -80,6 +82,7 @@ impl CoreState {
             pending_reads: HashMap::new(),
             reads_awaiting_apply: BTreeMap::new(),
             next_read_id: 1,
+            observed: (Role::Follower, 0, None),
             timer_sleep_until_ms: 0,
         }
     }

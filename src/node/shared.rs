@@ -125,6 +125,7 @@ impl Shared {
     /// Hands Raft's outputs to the threads that act on them. Call with the core lock
     /// held after anything that may have changed Raft.
     pub fn dispatch(&self, core: &mut CoreState) {
+        self.log_role_change(core);
         self.route(core.raft.take_messages());
         self.release_reads(core);
         if core.raft.has_persist_work() {
@@ -136,6 +137,24 @@ impl Shared {
         if core.raft.next_tick_ms() < core.timer_sleep_until_ms {
             self.tick_wanted.notify_one();
         }
+    }
+
+    /// Logs a change of role, term or known leader, once.
+    fn log_role_change(&self, core: &mut CoreState) {
+        let now = (core.raft.role(), core.raft.term(), core.raft.leader());
+        if now == core.observed {
+            return;
+        }
+        let (role, term, leader) = now;
+        match role {
+            Role::Leader => self.log.info(format_args!("became leader in term {term}")),
+            Role::Candidate => self.log.info(format_args!("election started: candidate in term {term}")),
+            Role::Follower => match leader {
+                Some(id) => self.log.info(format_args!("follower of n{id} in term {term}")),
+                None => self.log.info(format_args!("follower in term {term}, leader unknown")),
+            },
+        }
+        core.observed = now;
     }
 
     /// Puts messages into their peers' outboxes (lock order: core, then outbox).
