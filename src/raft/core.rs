@@ -369,7 +369,10 @@ impl Raft {
         self.persist_work()
     }
 
-    /// The next batch to make durable, if any.
+    /// The next batch to make durable, if any. Several may be outstanding; a writer
+    /// that takes the next batch only once the previous is durable (as a single
+    /// writer thread does) gets group commit for free: whatever arrives during one
+    /// fsync goes into the next batch.
     pub fn take_persist_batch(&mut self) -> Option<PersistBatch> {
         self.cut_persist_batch()
     }

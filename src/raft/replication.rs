@@ -292,8 +292,8 @@ impl Raft {
         conflict: Option<ConflictHint>,
         read_round: u64,
     ) {
-        if self.role != Role::Leader {
-            return;
+        if self.role != Role::Leader || match_index > self.log.last_index() {
+            return; // stale, or claims entries this leader never sent: malformed
         }
         let now_ms = self.now_ms;
         let Some(pr) = self.progress.get_mut(&peer) else {
