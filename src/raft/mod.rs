@@ -17,8 +17,10 @@
 //! `read_index.rs` (thesis §6.4), `persist.rs` (batches and which messages wait for
 //! them), `log.rs` (entries after a base; durable and handed-out boundaries),
 //! `progress.rs` (per-follower probe/replicate and in-flight window),
+//! `check_quorum.rs` (a leader cut off from a majority steps down),
 //! `invariants.rs` (`check_invariants`).
 
+mod check_quorum;
 mod election;
 mod invariants;
 mod log;
@@ -51,6 +53,10 @@ pub struct Config {
     pub max_bytes_per_append: usize,
     /// Most `AppendEntries` carrying entries in flight to one follower (pipelining).
     pub max_inflight_appends: usize,
+    /// Check-quorum (thesis §6.2): a leader that has heard from no majority (itself
+    /// included) for `election_timeout_max_ms` steps down, so an isolated old leader
+    /// stops taking writes and reads and its clients look elsewhere. Default true.
+    pub check_quorum: bool,
 }
 
 impl Config {
@@ -65,6 +71,7 @@ impl Config {
             max_entries_per_append: 512,
             max_bytes_per_append: 1 << 20,
             max_inflight_appends: 8,
+            check_quorum: true,
         }
     }
 }

@@ -42,6 +42,9 @@ pub(super) struct Progress {
     pub(super) last_progress_ms: u64,
     /// Highest ReadIndex round the follower acknowledged in this term (thesis §6.4).
     pub(super) acked_read_round: u64,
+    /// When the follower last answered an AppendEntries of this term (check-quorum).
+    /// Starts at the leader's election, which grants every follower a full timeout.
+    pub(super) last_heard_ms: u64,
 }
 
 impl Progress {
@@ -57,6 +60,7 @@ impl Progress {
             last_append_ms: now_ms,
             last_progress_ms: now_ms,
             acked_read_round: 0,
+            last_heard_ms: now_ms,
         }
     }
 
