@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod linearizability;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::TcpListener;

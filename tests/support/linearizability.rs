@@ -1,0 +1,369 @@
+//! A linearizability checker for histories of a key-value register, per key.
+//!
+//! The search is Wing & Gong's, with Lowe's memoization (as in Porcupine): repeatedly
+//! pick an operation that may go next — one invoked before every pending operation's
+//! response — apply it to the model, and backtrack on a contradiction. A set of
+//! (linearized operations, model state) pairs already explored cuts the search.
+//! Keys are independent registers, so each key's sub-history is checked alone
+//! (P-compositionality, Herlihy & Wing), which keeps the bitsets small.
+//!
+//! Operations whose outcome is unknown (the client gave up, the node said "outcome
+//! unknown") have an infinite response time and may be linearized anywhere after their
+//! invocation, or never. Operations that failed definitely had no effect and are
+//! skipped.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+/// What a client asked for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Set the value.
+    Put(String),
+    /// Read the value.
+    Get,
+    /// Remove the value.
+    Delete,
+    /// Replace the value by `new` if it is `expected` (`None`: if absent).
+    Cas {
+        /// The value required.
+        expected: Option<String>,
+        /// The replacement.
+        new: String,
+    },
+}
+
+/// What the client was told.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// A put or delete was acknowledged.
+    Ok,
+    /// A read returned this.
+    Value(Option<String>),
+    /// A cas matched and swapped.
+    Swapped,
+    /// A cas found this value instead and changed nothing.
+    Mismatch(Option<String>),
+    /// A definite failure: the operation had no effect.
+    Failed,
+    /// No definite answer: it may have taken effect at any point after its
+    /// invocation, or never.
+    Unknown,
+}
+
+/// One operation of a history. Times are from one monotonic clock, in any unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operation {
+    /// Which client (for printing).
+    pub client: usize,
+    /// The key.
+    pub key: String,
+    /// When it was invoked.
+    pub call: u64,
+    /// When its answer arrived (ignored for `Unknown`, whose response is at infinity).
+    pub ret: u64,
+    /// The request.
+    pub input: Input,
+    /// The answer.
+    pub output: Output,
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ret = match self.output {
+            Output::Unknown => "inf".to_string(),
+            _ => format!("{:.3}", self.ret as f64 / 1e6),
+        };
+        let input = match &self.input {
+            Input::Put(v) => format!("put {v}"),
+            Input::Get => "get".to_string(),
+            Input::Delete => "delete".to_string(),
+            Input::Cas { expected, new } => format!("cas {expected:?} -> {new}"),
+        };
+        write!(
+            f,
+            "[{:>9.3} .. {:>9}] c{:<2} {:<32} => {:?}",
+            self.call as f64 / 1e6,
+            ret,
+            self.client,
+            input,
+            self.output
+        )
+    }
+}
+
+/// Why a key's history is not linearizable.
+#[derive(Debug)]
+pub struct Violation {
+    /// The key.
+    pub key: String,
+    /// Its operations, by invocation time.
+    pub history: Vec<Operation>,
+    /// The longest sequence of operations (indexes into `history`) the search could
+    /// linearize before every continuation contradicted the model.
+    pub longest_prefix: Vec<usize>,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "key {:?} is not linearizable ({} operations; times in s):",
+            self.key,
+            self.history.len()
+        )?;
+        for (i, op) in self.history.iter().enumerate() {
+            writeln!(f, "  #{i:<4} {op}")?;
+        }
+        writeln!(f, "longest linearizable prefix found:")?;
+        let mut state: Option<&str> = None;
+        for &i in &self.longest_prefix {
+            let op = &self.history[i];
+            state = match &op.input {
+                Input::Put(v) => Some(v),
+                Input::Delete => None,
+                Input::Cas { expected, new } if expected.as_deref() == state => Some(new),
+                _ => state,
+            };
+            writeln!(f, "  #{i:<4} then value = {state:?}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Checks every key's sub-history; returns the first violation found.
+pub fn check(history: &[Operation]) -> Result<(), Box<Violation>> {
+    let mut by_key: BTreeMap<&str, Vec<Operation>> = BTreeMap::new();
+    for op in history {
+        by_key.entry(&op.key).or_default().push(op.clone());
+    }
+    for (key, mut ops) in by_key {
+        ops.sort_by_key(|op| op.call);
+        if let Err(longest_prefix) = check_key(&ops) {
+            return Err(Box::new(Violation {
+                key: key.to_string(),
+                history: ops,
+                longest_prefix,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// An operation in the search's terms: values interned, unknown responses infinite.
+struct Op {
+    call: u64,
+    ret: u64,
+    kind: Kind,
+    /// Must be linearized (a definite answer) rather than may.
+    definite: bool,
+}
+
+/// The model transition of one operation; `None` for values: absent.
+#[derive(Clone, Copy)]
+enum Kind {
+    Write(Option<u32>),
+    Read(Option<u32>),
+    Cas {
+        expected: Option<u32>,
+        new: u32,
+        /// `None`: unknown outcome; `Some(true)`: swapped; `Some(false)`: mismatch.
+        swapped: Option<bool>,
+        /// On a mismatch, the value the cas reported.
+        current: Option<u32>,
+    },
+    /// A definite failure or an unknown read: no effect, nothing to check.
+    Nothing,
+}
+
+/// The model state after `kind` from `state`, or `None` if `kind`'s answer
+/// contradicts `state`.
+fn step(state: Option<u32>, kind: Kind) -> Option<Option<u32>> {
+    match kind {
+        Kind::Write(v) => Some(v),
+        Kind::Read(v) => (v == state).then_some(state),
+        Kind::Cas {
+            expected,
+            new,
+            swapped,
+            current,
+        } => match (expected == state, swapped) {
+            (true, Some(true) | None) => Some(Some(new)),
+            (false, Some(false)) => (current == state).then_some(state),
+            // Linearizing an unknown cas as a mismatch equals leaving it out.
+            _ => None,
+        },
+        Kind::Nothing => None,
+    }
+}
+
+/// Interns the values of `ops` and converts them; drops operations without effect.
+fn prepare(ops: &[Operation]) -> (Vec<Op>, Vec<usize>) {
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut id = |v: &Option<String>| -> Option<u32> {
+        v.as_ref().map(|s| {
+            let next = ids.len() as u32;
+            *ids.entry(s.clone()).or_insert(next)
+        })
+    };
+    let mut out = Vec::new();
+    let mut origin = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        let unknown = op.output == Output::Unknown;
+        let kind = match (&op.input, &op.output) {
+            (_, Output::Failed) | (Input::Get, Output::Unknown) => Kind::Nothing,
+            (Input::Put(v), _) => Kind::Write(id(&Some(v.clone()))),
+            (Input::Delete, _) => Kind::Write(None),
+            (Input::Get, Output::Value(v)) => Kind::Read(id(v)),
+            (Input::Cas { expected, new }, out) => Kind::Cas {
+                expected: id(expected),
+                new: id(&Some(new.clone())).unwrap_or(0),
+                swapped: match out {
+                    Output::Swapped => Some(true),
+                    Output::Mismatch(_) => Some(false),
+                    _ => None,
+                },
+                current: match out {
+                    Output::Mismatch(c) => id(c),
+                    _ => None,
+                },
+            },
+            // A get answered Ok/Swapped/...: an impossible answer, so no state fits.
+            (Input::Get, _) => Kind::Read(Some(u32::MAX)),
+        };
+        if matches!(kind, Kind::Nothing) {
+            continue;
+        }
+        out.push(Op {
+            call: op.call,
+            ret: if unknown { u64::MAX } else { op.ret },
+            kind,
+            definite: !unknown,
+        });
+        origin.push(i);
+    }
+    (out, origin)
+}
+
+/// A fixed-size set of operation indexes.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Bits(Vec<u64>);
+
+impl Bits {
+    fn new(n: usize) -> Bits {
+        Bits(vec![0; n.div_ceil(64)])
+    }
+    fn has(&self, i: usize) -> bool {
+        self.0[i / 64] & (1 << (i % 64)) != 0
+    }
+    fn flip(&mut self, i: usize) {
+        self.0[i / 64] ^= 1 << (i % 64);
+    }
+}
+
+/// One level of the depth-first search.
+struct Frame {
+    /// Operations that may go next here, most promising first.
+    candidates: Vec<usize>,
+    /// The next candidate to try.
+    next: usize,
+    /// The operation linearized to reach this level, and the state before it.
+    via: Option<(usize, Option<u32>)>,
+}
+
+/// Searches for a linearization of one key's operations (sorted by call). On failure
+/// returns the longest prefix found, as indexes into `ops`.
+fn check_key(ops: &[Operation]) -> Result<(), Vec<usize>> {
+    let (ops, origin) = prepare(ops);
+    let mut done = Bits::new(ops.len());
+    let mut state: Option<u32> = None;
+    let mut definite_left = ops.iter().filter(|o| o.definite).count();
+    let mut seen: HashSet<(Bits, Option<u32>)> = HashSet::new();
+    let mut path: Vec<usize> = Vec::new();
+    let mut longest: Vec<usize> = Vec::new();
+    let mut stack = vec![Frame {
+        candidates: candidates(&ops, &done, state),
+        next: 0,
+        via: None,
+    }];
+    while definite_left > 0 {
+        let Some(frame) = stack.last_mut() else {
+            return Err(longest.iter().map(|&i| origin[i]).collect());
+        };
+        let mut chosen = None;
+        while frame.next < frame.candidates.len() {
+            let c = frame.candidates[frame.next];
+            frame.next += 1;
+            if let Some(after) = step(state, ops[c].kind) {
+                done.flip(c);
+                if seen.insert((done.clone(), after)) {
+                    chosen = Some((c, after));
+                    break;
+                }
+                done.flip(c);
+            }
+        }
+        match chosen {
+            Some((c, after)) => {
+                let before = state;
+                state = after;
+                definite_left -= ops[c].definite as usize;
+                path.push(c);
+                if path.len() > longest.len() {
+                    longest = path.clone();
+                }
+                stack.push(Frame {
+                    candidates: candidates(&ops, &done, state),
+                    next: 0,
+                    via: Some((c, before)),
+                });
+            }
+            None => {
+                let frame = stack.pop().expect("the stack is not empty here");
+                if let Some((c, before)) = frame.via {
+                    done.flip(c);
+                    state = before;
+                    definite_left += ops[c].definite as usize;
+                    path.pop();
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The operations that may be linearized next: not yet linearized and invoked no
+/// later than the earliest response among those not yet linearized (ties count as
+/// concurrent). A read-only operation that fits `state` goes alone: linearizing it
+/// now changes nothing and only relaxes what is left.
+fn candidates(ops: &[Op], done: &Bits, state: Option<u32>) -> Vec<usize> {
+    let pending = (0..ops.len()).filter(|&i| !done.has(i));
+    let horizon = pending
+        .clone()
+        .map(|i| ops[i].ret)
+        .min()
+        .unwrap_or(u64::MAX);
+    let mut out: Vec<usize> = pending.filter(|&i| ops[i].call <= horizon).collect();
+    let harmless = out.iter().copied().find(|&i| {
+        ops[i].definite && is_read_only(ops[i].kind) && step(state, ops[i].kind).is_some()
+    });
+    if let Some(i) = harmless {
+        return vec![i];
+    }
+    // Definite operations first: they must be placed, unknown ones only may.
+    out.sort_by_key(|&i| (!ops[i].definite, ops[i].ret));
+    out
+}
+
+fn is_read_only(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Read(_)
+            | Kind::Cas {
+                swapped: Some(false),
+                ..
+            }
+    )
+}
