@@ -61,10 +61,13 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
             done: done.clone(),
         };
         // A waiter left at this index from an earlier term proposed an entry that this
-        // log no longer holds (a leader only appends where its log ends), so it can
-        // never be applied.
+        // log no longer holds (a leader only appends where its log ends). That does not
+        // make it dead: a member that still holds it may win a later election and
+        // commit it (§5.4.1 only rules out committed entries being lost), so its
+        // outcome is unknown — only an applied entry of another term at the index
+        // proves it never will be.
         if let Some(old) = core.pending_writes.insert(position.index, pending) {
-            old.done.complete(WriteOutcome::Overwritten);
+            old.done.complete(WriteOutcome::Displaced);
         }
         shared.dispatch(&mut core);
         position
@@ -77,6 +80,12 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
         Some(WriteOutcome::Overwritten) => ClientResponse::Unavailable {
             reason: "leadership changed before the write committed; it was not applied".into(),
             outcome_unknown: false,
+        },
+        Some(WriteOutcome::Displaced) => ClientResponse::Unavailable {
+            reason: "leadership changed before the write committed; another member may \
+                     still commit it"
+                .into(),
+            outcome_unknown: true,
         },
         Some(WriteOutcome::Shutdown) => shutting_down(true),
         None => {

@@ -20,6 +20,9 @@ pub enum WriteOutcome {
     Applied(Result<CommandResult, KvError>),
     /// Another entry was committed at this index: this proposal was never applied.
     Overwritten,
+    /// This leader's log lost the entry (a later leader of ours proposed at its index),
+    /// but another member may still hold it and commit it: the outcome is unknown.
+    Displaced,
     /// The node is shutting down; the write may or may not commit later.
     Shutdown,
 }
