@@ -339,13 +339,21 @@ fn check_key(ops: &[Operation]) -> Result<(), Vec<usize>> {
 /// concurrent). A read-only operation that fits `state` goes alone: linearizing it
 /// now changes nothing and only relaxes what is left.
 fn candidates(ops: &[Op], done: &Bits, state: Option<u32>) -> Vec<usize> {
-    let pending = (0..ops.len()).filter(|&i| !done.has(i));
-    let horizon = pending
-        .clone()
-        .map(|i| ops[i].ret)
-        .min()
-        .unwrap_or(u64::MAX);
-    let mut out: Vec<usize> = pending.filter(|&i| ops[i].call <= horizon).collect();
+    // Ops are sorted by call and ret >= call, so once a call passes the running
+    // minimum response no later op can lower it: one pass finds both.
+    let mut horizon = u64::MAX;
+    let mut out: Vec<usize> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if done.has(i) {
+            continue;
+        }
+        if op.call > horizon {
+            break;
+        }
+        horizon = horizon.min(op.ret);
+        out.push(i);
+    }
+    out.retain(|&i| ops[i].call <= horizon);
     let harmless = out.iter().copied().find(|&i| {
         ops[i].definite && is_read_only(ops[i].kind) && step(state, ops[i].kind).is_some()
     });
