@@ -110,16 +110,33 @@ impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "key {:?} is not linearizable ({} operations; times in s):",
+            "key {:?} is not linearizable ({} operations; times in s)",
             self.key,
             self.history.len()
         )?;
-        for (i, op) in self.history.iter().enumerate() {
-            writeln!(f, "  #{i:<4} {op}")?;
-        }
-        writeln!(f, "longest linearizable prefix found:")?;
-        let mut state: Option<&str> = None;
+        // The interesting part is where the search got stuck: the first operation it
+        // could not place, with some context before it.
+        let mut placed = vec![false; self.history.len()];
         for &i in &self.longest_prefix {
+            placed[i] = true;
+        }
+        let stuck = placed.iter().position(|&p| !p).unwrap_or(0);
+        let (from, to) = (
+            stuck.saturating_sub(20),
+            (stuck + 40).min(self.history.len()),
+        );
+        writeln!(
+            f,
+            "operations #{from}..#{to} (* = in the longest linearizable prefix):"
+        )?;
+        for (i, op) in self.history.iter().enumerate().take(to).skip(from) {
+            let mark = if placed[i] { '*' } else { ' ' };
+            writeln!(f, " {mark}#{i:<5} {op}")?;
+        }
+        write!(f, "longest prefix, last 20 steps:")?;
+        let mut state: Option<&str> = None;
+        let skip = self.longest_prefix.len().saturating_sub(20);
+        for (n, &i) in self.longest_prefix.iter().enumerate() {
             let op = &self.history[i];
             state = match &op.input {
                 Input::Put(v) => Some(v),
@@ -127,9 +144,11 @@ impl fmt::Display for Violation {
                 Input::Cas { expected, new } if expected.as_deref() == state => Some(new),
                 _ => state,
             };
-            writeln!(f, "  #{i:<4} then value = {state:?}")?;
+            if n >= skip {
+                write!(f, "\n  #{i:<5} then value = {state:?}")?;
+            }
         }
-        Ok(())
+        writeln!(f)
     }
 }
 
