@@ -6,7 +6,8 @@
 //! restarting, every acknowledged write must still be there (checked as final reads
 //! appended to the history).
 //!
-//! Each test runs for RAFTKV_NEMESIS_SECS seconds of faults (default 20).
+//! Each test runs for RAFTKV_NEMESIS_SECS seconds of faults (default 40; the two
+//! tests run in parallel).
 
 mod support;
 
@@ -29,7 +30,7 @@ fn nemesis_secs() -> u64 {
     std::env::var("RAFTKV_NEMESIS_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20)
+        .unwrap_or(40)
 }
 
 fn seed() -> u64 {
@@ -307,11 +308,8 @@ fn counts(ops: &[Operation]) -> String {
     out
 }
 
-fn run(n: usize, clients: usize) {
-    let seed = seed();
-    let secs = nemesis_secs();
-    eprintln!("nemesis: {n} nodes, {clients} clients, {secs} s, RAFTKV_NEMESIS_SEED={seed}");
-    let mut rng = SmallRng::seed_from_u64(seed);
+/// Starts `n` nodes that reach each other only through the proxies of a `Net`.
+fn proxied_cluster(n: usize) -> (Cluster, Net) {
     let mut cluster = Cluster::new(n, &[]);
     let net = Net::new(&cluster.addrs);
     for i in 0..n {
@@ -320,6 +318,15 @@ fn run(n: usize, clients: usize) {
         cluster.start_node(i);
     }
     cluster.leader();
+    (cluster, net)
+}
+
+fn run(n: usize, clients: usize) {
+    let seed = seed();
+    let secs = nemesis_secs();
+    eprintln!("nemesis: {n} nodes, {clients} clients, {secs} s, RAFTKV_NEMESIS_SEED={seed}");
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let (mut cluster, net) = proxied_cluster(n);
     let rec = Arc::new(Recorder {
         start: Instant::now(),
         ops: Mutex::new(Vec::new()),
@@ -378,4 +385,34 @@ fn three_nodes_stay_linearizable_and_durable_under_faults() {
 #[test]
 fn five_nodes_stay_linearizable_and_durable_under_faults() {
     run(5, 5);
+}
+
+/// Check-quorum, end to end: a leader cut off from both followers steps down by
+/// itself (it would otherwise stay leader forever), and its clients are told so
+/// instead of waiting; the majority elects another leader and keeps working.
+#[test]
+fn an_isolated_leader_steps_down_and_the_majority_goes_on() {
+    let (mut cluster, net) = proxied_cluster(3);
+    let old = cluster.leader();
+    let rest: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    net.cut_between(&[old], &rest);
+    let stepped_down = wait_for(Duration::from_secs(10), || {
+        let s = cluster.status(old)?;
+        (s.get("role").map(String::as_str) != Some("leader")).then_some(())
+    });
+    assert!(
+        stepped_down.is_some(),
+        "isolated leader n{} kept its role",
+        old + 1
+    );
+    let new = cluster.wait_leader(&rest, Duration::from_secs(10));
+    assert!(new.is_some(), "the majority elected no leader");
+    let put = cluster.client(&rest, &["--timeout", "5", "put", "after", "isolation"]);
+    assert_eq!(put.code, Some(0), "write through the majority: {put:?}");
+    let lonely = cluster.client(&[old], &["--timeout", "2", "get", "after"]);
+    assert_eq!(
+        lonely.code,
+        Some(3),
+        "the isolated node must not answer a read: {lonely:?}"
+    );
 }
