@@ -17,6 +17,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
 /// What a client asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -104,15 +107,28 @@ pub struct Violation {
     /// The longest sequence of operations (indexes into `history`) the search could
     /// linearize before every continuation contradicted the model.
     pub longest_prefix: Vec<usize>,
+    /// True if the search gave up after [`MAX_STEPS`] rather than exhausting every
+    /// order: the history is then not proven wrong, only too hard to check.
+    pub gave_up: bool,
 }
+
+/// Most search steps per key. A valid history mostly goes straight through; an
+/// invalid one with many unknown-outcome writes can take exponentially long to
+/// refute, and a test should report rather than hang.
+pub const MAX_STEPS: u64 = 20_000_000;
 
 impl fmt::Display for Violation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "key {:?} is not linearizable ({} operations; times in s)",
+            "key {:?} is not linearizable ({} operations; times in s){}",
             self.key,
-            self.history.len()
+            self.history.len(),
+            if self.gave_up {
+                " — or too hard to decide: the search gave up"
+            } else {
+                ""
+            }
         )?;
         // The interesting part is where the search got stuck: the first operation it
         // could not place, with some context before it.
@@ -160,11 +176,12 @@ pub fn check(history: &[Operation]) -> Result<(), Box<Violation>> {
     }
     for (key, mut ops) in by_key {
         ops.sort_by_key(|op| op.call);
-        if let Err(longest_prefix) = check_key(&ops) {
+        if let Err((longest_prefix, gave_up)) = check_key(&ops) {
             return Err(Box::new(Violation {
                 key: key.to_string(),
                 history: ops,
                 longest_prefix,
+                gave_up,
             }));
         }
     }
@@ -263,22 +280,67 @@ fn prepare(ops: &[Operation]) -> (Vec<Op>, Vec<usize>) {
         });
         origin.push(i);
     }
-    (out, origin)
+    drop_unobserved_unknown_writes(out, origin)
 }
 
-/// A fixed-size set of operation indexes.
-#[derive(Clone, PartialEq, Eq, Hash)]
-struct Bits(Vec<u64>);
+/// Drops unknown-outcome writes of a value no operation ever observes (read, found by
+/// a cas, or expected by a cas). Leaving such a write out is always at least as good
+/// as placing it: every check of the model compares the state with an observed value,
+/// so until the next write nothing can depend on the unobserved one. Without this,
+/// each unknown write doubles the orders a refuted branch has to try.
+fn drop_unobserved_unknown_writes(ops: Vec<Op>, origin: Vec<usize>) -> (Vec<Op>, Vec<usize>) {
+    let mut observed: HashSet<u32> = HashSet::new();
+    for op in &ops {
+        match op.kind {
+            Kind::Read(Some(v)) => {
+                observed.insert(v);
+            }
+            Kind::Cas {
+                expected, current, ..
+            } => {
+                observed.extend(expected);
+                observed.extend(current);
+            }
+            _ => {}
+        }
+    }
+    let useful = |op: &Op| match op.kind {
+        _ if op.definite => true,
+        Kind::Write(Some(v)) | Kind::Cas { new: v, .. } => observed.contains(&v),
+        _ => true,
+    };
+    ops.into_iter()
+        .zip(origin)
+        .filter(|(op, _)| useful(op))
+        .unzip()
+}
+
+/// A fixed-size set of operation indexes, with a Zobrist hash of its members (the
+/// XOR of one random 128-bit key per member), so the memo stores 16 bytes per state
+/// instead of the whole set and updates it in O(1). Two different sets collide with
+/// probability about 2^-128 per pair.
+struct Bits {
+    words: Vec<u64>,
+    keys: Vec<u128>,
+    hash: u128,
+}
 
 impl Bits {
     fn new(n: usize) -> Bits {
-        Bits(vec![0; n.div_ceil(64)])
+        // A fixed seed: the check is deterministic.
+        let mut rng = SmallRng::seed_from_u64(0x5eed);
+        Bits {
+            words: vec![0; n.div_ceil(64)],
+            keys: (0..n).map(|_| rng.gen()).collect(),
+            hash: 0,
+        }
     }
     fn has(&self, i: usize) -> bool {
-        self.0[i / 64] & (1 << (i % 64)) != 0
+        self.words[i / 64] & (1 << (i % 64)) != 0
     }
     fn flip(&mut self, i: usize) {
-        self.0[i / 64] ^= 1 << (i % 64);
+        self.words[i / 64] ^= 1 << (i % 64);
+        self.hash ^= self.keys[i];
     }
 }
 
@@ -290,26 +352,40 @@ struct Frame {
     next: usize,
     /// The operation linearized to reach this level, and the state before it.
     via: Option<(usize, Option<u32>)>,
+    /// Every operation before this index was linearized at this level.
+    first_undone: usize,
+}
+
+/// Where the next level's scan may start.
+fn frame_from(stack: &[Frame]) -> usize {
+    stack.last().map_or(0, |f| f.first_undone)
 }
 
 /// Searches for a linearization of one key's operations (sorted by call). On failure
-/// returns the longest prefix found, as indexes into `ops`.
-fn check_key(ops: &[Operation]) -> Result<(), Vec<usize>> {
+/// returns the longest prefix found, as indexes into `ops`, and whether the search
+/// gave up.
+fn check_key(ops: &[Operation]) -> Result<(), (Vec<usize>, bool)> {
     let (ops, origin) = prepare(ops);
     let mut done = Bits::new(ops.len());
     let mut state: Option<u32> = None;
     let mut definite_left = ops.iter().filter(|o| o.definite).count();
-    let mut seen: HashSet<(Bits, Option<u32>)> = HashSet::new();
+    let mut seen: HashSet<(u128, Option<u32>)> = HashSet::new();
     let mut path: Vec<usize> = Vec::new();
     let mut longest: Vec<usize> = Vec::new();
+    let (list, first_undone) = candidates(&ops, &done, state, 0);
     let mut stack = vec![Frame {
-        candidates: candidates(&ops, &done, state),
+        candidates: list,
         next: 0,
         via: None,
+        first_undone,
     }];
+    let mut steps = 0u64;
     while definite_left > 0 {
-        let Some(frame) = stack.last_mut() else {
-            return Err(longest.iter().map(|&i| origin[i]).collect());
+        steps += 1;
+        let gave_up = steps > MAX_STEPS;
+        let Some(frame) = stack.last_mut().filter(|_| !gave_up) else {
+            let longest = longest.iter().map(|&i| origin[i]).collect();
+            return Err((longest, gave_up));
         };
         let mut chosen = None;
         while frame.next < frame.candidates.len() {
@@ -317,7 +393,7 @@ fn check_key(ops: &[Operation]) -> Result<(), Vec<usize>> {
             frame.next += 1;
             if let Some(after) = step(state, ops[c].kind) {
                 done.flip(c);
-                if seen.insert((done.clone(), after)) {
+                if seen.insert((done.hash, after)) {
                     chosen = Some((c, after));
                     break;
                 }
@@ -330,16 +406,19 @@ fn check_key(ops: &[Operation]) -> Result<(), Vec<usize>> {
                 state = after;
                 definite_left -= ops[c].definite as usize;
                 path.push(c);
-                if path.len() > longest.len() {
-                    longest = path.clone();
-                }
+                // Everything before the parent's first undone operation stays done.
+                let (list, first_undone) = candidates(&ops, &done, state, frame_from(&stack));
                 stack.push(Frame {
-                    candidates: candidates(&ops, &done, state),
+                    candidates: list,
                     next: 0,
                     via: Some((c, before)),
+                    first_undone,
                 });
             }
             None => {
+                if path.len() > longest.len() {
+                    longest = path.clone();
+                }
                 let frame = stack.pop().expect("the stack is not empty here");
                 if let Some((c, before)) = frame.via {
                     done.flip(c);
@@ -357,12 +436,16 @@ fn check_key(ops: &[Operation]) -> Result<(), Vec<usize>> {
 /// later than the earliest response among those not yet linearized (ties count as
 /// concurrent). A read-only operation that fits `state` goes alone: linearizing it
 /// now changes nothing and only relaxes what is left.
-fn candidates(ops: &[Op], done: &Bits, state: Option<u32>) -> Vec<usize> {
+/// Also returns the first operation at or after `from` not yet linearized.
+fn candidates(ops: &[Op], done: &Bits, state: Option<u32>, from: usize) -> (Vec<usize>, usize) {
     // Ops are sorted by call and ret >= call, so once a call passes the running
     // minimum response no later op can lower it: one pass finds both.
+    let first_undone = (from..ops.len())
+        .find(|&i| !done.has(i))
+        .unwrap_or(ops.len());
     let mut horizon = u64::MAX;
     let mut out: Vec<usize> = Vec::new();
-    for (i, op) in ops.iter().enumerate() {
+    for (i, op) in ops.iter().enumerate().skip(first_undone) {
         if done.has(i) {
             continue;
         }
@@ -377,11 +460,11 @@ fn candidates(ops: &[Op], done: &Bits, state: Option<u32>) -> Vec<usize> {
         ops[i].definite && is_read_only(ops[i].kind) && step(state, ops[i].kind).is_some()
     });
     if let Some(i) = harmless {
-        return vec![i];
+        return (vec![i], first_undone);
     }
     // Definite operations first: they must be placed, unknown ones only may.
     out.sort_by_key(|&i| (!ops[i].definite, ops[i].ret));
-    out
+    (out, first_undone)
 }
 
 fn is_read_only(kind: Kind) -> bool {
