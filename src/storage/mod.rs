@@ -112,7 +112,7 @@ impl Storage {
             options.segment_max_bytes > 0,
             "segment_max_bytes must be positive"
         );
-        fs::create_dir_all(dir).map_err(|e| StorageError::io("create", dir, e))?;
+        create_data_dir(dir)?;
         let lock = DirLock::acquire(dir)?;
         meta::check_or_create(dir, meta)?;
         let mut warnings = Vec::new();
@@ -334,6 +334,18 @@ impl Storage {
             self.wal.first_index(),
             self.base.index
         );
+    }
+}
+
+/// Creates the data directory if it does not exist, durably (its parent is fsynced).
+fn create_data_dir(dir: &Path) -> Result<(), StorageError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| StorageError::io("create", dir, e))?;
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => files::sync_dir(parent),
+        None => Ok(()),
     }
 }
 
