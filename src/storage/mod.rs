@@ -17,8 +17,14 @@
 //! Errors: every failure is a [`StorageError`] naming the file and the operation. A
 //! failed fsync ([`StorageErrorKind::SyncFailed`]) is fatal: the node must stop and
 //! recover from disk, because after a failed fsync the kernel may already have
-//! dropped the unwritten pages. After any failed write this `Storage` refuses further
-//! writes ([`StorageErrorKind::Poisoned`]).
+//! dropped the unwritten pages. After any failed write, fsync, rename or delete this
+//! `Storage` refuses further writes ([`StorageErrorKind::Poisoned`]): what reached the
+//! disk is unknown, and only recovery can tell. (An entry refused as
+//! [`StorageErrorKind::TooLarge`] touches no file and does not poison.)
+//!
+//! Ordering for the runtime: within one persist batch, call
+//! [`Storage::save_hard_state`] before [`Storage::append`], so a crash between them
+//! never leaves entries of a term newer than the stored `current_term`.
 
 mod codec;
 mod crc32;
