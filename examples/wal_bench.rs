@@ -67,8 +67,10 @@ impl Sample {
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let tmp = tempfile::tempdir()?;
+    // An empty DIR ("") also means the temporary directory.
     let root = args
         .first()
+        .filter(|a| !a.is_empty())
         .map_or_else(|| tmp.path().to_path_buf(), PathBuf::from);
     let seconds: f64 = args.get(1).map_or(Ok(2.0), |s| s.parse())?;
     let budget = Duration::from_secs_f64(seconds);
