@@ -156,6 +156,7 @@ impl Storage {
     /// consecutive, start after the snapshot and no later than `last_index() + 1`,
     /// and their terms must not decrease.
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        crate::sync::assert_no_io_free_lock("appending to the WAL");
         let Some(first) = entries.first() else {
             return Ok(());
         };
@@ -190,6 +191,7 @@ impl Storage {
 
     /// Replaces the hard state file (atomically). Terms never decrease.
     pub fn save_hard_state(&mut self, hs: &HardState) -> Result<(), StorageError> {
+        crate::sync::assert_no_io_free_lock("saving the hard state");
         self.check_writable("save")?;
         assert!(
             hs.current_term >= self.hard_state.current_term,
@@ -209,6 +211,7 @@ impl Storage {
     /// index and term); otherwise the snapshot supersedes the whole log (§7), which is
     /// emptied, and the next append must be at `snap.last.index + 1`.
     pub fn save_snapshot(&mut self, snap: &SnapshotFile) -> Result<(), StorageError> {
+        crate::sync::assert_no_io_free_lock("saving a snapshot");
         self.check_writable("save")?;
         let last = snap.last;
         assert!(
@@ -233,6 +236,7 @@ impl Storage {
     /// Deletes WAL segments whose entries are all at or before `through`, which the
     /// snapshot must cover. The active segment is never deleted.
     pub fn compact(&mut self, through: Index) -> Result<(), StorageError> {
+        crate::sync::assert_no_io_free_lock("compacting the WAL");
         self.check_writable("compact")?;
         assert!(
             through <= self.base.index,
