@@ -1,7 +1,17 @@
-//! The `Raft` state machine: its inputs and outputs. (Stub signatures; the
-//! consensus-core work fills the bodies in and may split them over more files.)
+//! The `Raft` state machine: its fields, its inputs and outputs, and the dispatch of
+//! incoming messages. Policy lives in the sibling files: `election.rs`,
+//! `replication.rs`, `read_index.rs`, `persist.rs`; the log in `log.rs`.
 
-use super::{Config, Entry, HardState, Index, LogPosition, Message, NodeId, Term};
+use std::collections::BTreeMap;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::log::RaftLog;
+use super::persist::PersistQueue;
+use super::progress::Progress;
+use super::read_index::ReadIndexes;
+use super::{Config, Entry, HardState, Index, LogPosition, Message, MessageBody, NodeId, Term};
 
 /// What a member recovered from stable storage when it starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -96,133 +106,375 @@ pub struct Status {
 }
 
 /// One Raft member. See the module documentation for the input/output contract.
+///
+/// Durability contract: a message returned inside a [`PersistBatch`] must not be sent
+/// before that batch's hard state and entries are on stable storage.
 pub struct Raft {
-    _private: (),
+    /// Tuning and membership.
+    pub(super) config: Config,
+    /// Source of randomized election timeouts (§5.2); seeded, so runs reproduce.
+    pub(super) rng: SmallRng,
+    /// The latest time the caller reported.
+    pub(super) now_ms: u64,
+    /// Latest term this member has seen (Figure 2, persistent).
+    pub(super) current_term: Term,
+    /// Candidate voted for in `current_term` (Figure 2, persistent).
+    /// Invariant: a candidate or leader voted for itself.
+    pub(super) voted_for: Option<NodeId>,
+    /// Follower, candidate or leader.
+    pub(super) role: Role,
+    /// The leader of `current_term`, once known.
+    /// Invariant: `leader == Some(id)` exactly when `role == Leader`.
+    pub(super) leader: Option<NodeId>,
+    /// The log and its durable boundary.
+    pub(super) log: RaftLog,
+    /// Highest index known committed (Figure 2, volatile).
+    /// Invariant: `last_applied <= commit_index <= log.last_index()`.
+    pub(super) commit_index: Index,
+    /// Highest index handed out by `take_committed`.
+    pub(super) last_applied: Index,
+    /// A follower or candidate campaigns when `now_ms` reaches this.
+    pub(super) election_deadline_ms: u64,
+    /// Candidate: the answers received in this election (granted or not), self included.
+    pub(super) votes: BTreeMap<NodeId, bool>,
+    /// Leader: one record per other voter. Empty otherwise.
+    pub(super) progress: BTreeMap<NodeId, Progress>,
+    /// Leader: ReadIndex requests and rounds.
+    pub(super) reads: ReadIndexes,
+    /// Messages that may be sent at once.
+    pub(super) messages: Vec<Message>,
+    /// Batches for storage and the messages waiting for them.
+    pub(super) persist: PersistQueue,
 }
 
 impl Raft {
     /// Starts a member as a follower from recovered state. `seed` drives the randomized
     /// election timeouts; `now_ms` is the caller's clock.
-    pub fn new(_config: Config, _initial: InitialState, _seed: u64, _now_ms: u64) -> Raft {
-        todo!()
+    pub fn new(config: Config, initial: InitialState, seed: u64, now_ms: u64) -> Raft {
+        assert!(
+            config.voters.contains(&config.id),
+            "id {} not among voters {:?}",
+            config.id,
+            config.voters
+        );
+        assert!(
+            config.election_timeout_min_ms < config.election_timeout_max_ms,
+            "empty election timeout range [{}, {})",
+            config.election_timeout_min_ms,
+            config.election_timeout_max_ms
+        );
+        assert!(
+            config.max_inflight_appends >= 1,
+            "max_inflight_appends must be at least 1"
+        );
+        assert!(
+            config.max_entries_per_append >= 1,
+            "max_entries_per_append must be at least 1"
+        );
+        let base = initial.log_base;
+        let mut raft = Raft {
+            rng: SmallRng::seed_from_u64(seed),
+            now_ms,
+            current_term: initial.hard_state.current_term,
+            voted_for: initial.hard_state.voted_for,
+            role: Role::Follower,
+            leader: None,
+            log: RaftLog::recovered(base, initial.entries),
+            commit_index: base.index,
+            last_applied: base.index,
+            election_deadline_ms: now_ms,
+            votes: BTreeMap::new(),
+            progress: BTreeMap::new(),
+            reads: ReadIndexes::default(),
+            messages: Vec::new(),
+            persist: PersistQueue::new(initial.hard_state),
+            config,
+        };
+        raft.reset_election_deadline();
+        raft.check_invariants();
+        raft
+    }
+
+    /// Picks a fresh randomized election deadline (§5.2) from `now_ms`.
+    pub(super) fn reset_election_deadline(&mut self) {
+        let timeout = self
+            .rng
+            .gen_range(self.config.election_timeout_min_ms..self.config.election_timeout_max_ms);
+        self.election_deadline_ms = self.now_ms + timeout;
+    }
+
+    /// Moves the clock forward (never back: the caller's clock is monotonic, but two
+    /// threads may report slightly out of order).
+    fn observe_time(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
+    /// A majority of the voters.
+    pub(super) fn quorum(&self) -> usize {
+        self.config.voters.len() / 2 + 1
+    }
+
+    /// The other voters.
+    pub(super) fn peers(&self) -> Vec<NodeId> {
+        self.config
+            .voters
+            .iter()
+            .copied()
+            .filter(|&v| v != self.config.id)
+            .collect()
     }
 
     /// Advances time: starts an election when the election deadline passes, sends
     /// heartbeats that are due.
-    pub fn tick(&mut self, _now_ms: u64) {
-        todo!()
+    pub fn tick(&mut self, now_ms: u64) {
+        self.observe_time(now_ms);
+        match self.role {
+            Role::Leader => self.tick_heartbeats(),
+            Role::Follower | Role::Candidate => {
+                if self.now_ms >= self.election_deadline_ms {
+                    self.campaign();
+                }
+            }
+        }
     }
 
     /// The earliest time at which [`Raft::tick`] has something to do.
     pub fn next_tick_ms(&self) -> u64 {
-        todo!()
+        match self.role {
+            Role::Leader => self
+                .progress
+                .values()
+                .map(|pr| pr.last_sent_ms + self.config.heartbeat_interval_ms)
+                .min()
+                .unwrap_or(self.now_ms + self.config.heartbeat_interval_ms),
+            Role::Follower | Role::Candidate => self.election_deadline_ms,
+        }
     }
 
     /// Handles a message from a peer. Messages from unknown members or addressed to
     /// another member are dropped.
-    pub fn step(&mut self, _msg: Message, _now_ms: u64) {
-        todo!()
+    pub fn step(&mut self, msg: Message, now_ms: u64) {
+        self.observe_time(now_ms);
+        if msg.to != self.config.id
+            || msg.from == self.config.id
+            || !self.config.voters.contains(&msg.from)
+        {
+            return;
+        }
+        if msg.term > self.current_term {
+            // §5.1: a higher term makes us a follower of it. Only an AppendEntries
+            // names the leader.
+            let leader = matches!(msg.body, MessageBody::AppendEntries { .. }).then_some(msg.from);
+            self.become_follower(msg.term, leader);
+        }
+        if msg.term < self.current_term {
+            self.reject_stale(msg);
+            return;
+        }
+        match msg.body {
+            MessageBody::RequestVote {
+                last_log_index,
+                last_log_term,
+            } => {
+                let last = LogPosition {
+                    term: last_log_term,
+                    index: last_log_index,
+                };
+                self.handle_request_vote(msg.from, last);
+            }
+            MessageBody::RequestVoteResponse { vote_granted } => {
+                self.handle_request_vote_response(msg.from, vote_granted)
+            }
+            MessageBody::AppendEntries { .. } => self.handle_append_entries(msg),
+            MessageBody::AppendEntriesResponse {
+                success,
+                match_index,
+                conflict,
+                read_round,
+            } => self.handle_append_entries_response(
+                msg.from,
+                success,
+                match_index,
+                conflict,
+                read_round,
+            ),
+        }
+    }
+
+    /// Answers a request from an older term with a rejection carrying our term, so the
+    /// sender steps down (§5.1). Responses from older terms are ignored.
+    fn reject_stale(&mut self, msg: Message) {
+        let body = match msg.body {
+            MessageBody::RequestVote { .. } => MessageBody::RequestVoteResponse {
+                vote_granted: false,
+            },
+            MessageBody::AppendEntries {
+                prev_log_index,
+                read_round,
+                ..
+            } => MessageBody::AppendEntriesResponse {
+                success: false,
+                match_index: prev_log_index,
+                conflict: None,
+                read_round,
+            },
+            MessageBody::RequestVoteResponse { .. } | MessageBody::AppendEntriesResponse { .. } => {
+                return
+            }
+        };
+        let reply = self.message_to(msg.from, body);
+        self.send_durable(reply);
+    }
+
+    /// A message from this member in its current term.
+    pub(super) fn message_to(&self, to: NodeId, body: MessageBody) -> Message {
+        Message {
+            from: self.config.id,
+            to,
+            term: self.current_term,
+            body,
+        }
     }
 
     /// Appends a command on the leader; returns where it will be if it commits.
-    pub fn propose(&mut self, _data: Vec<u8>, _now_ms: u64) -> Result<LogPosition, NotLeader> {
-        todo!()
+    pub fn propose(&mut self, data: Vec<u8>, now_ms: u64) -> Result<LogPosition, NotLeader> {
+        self.observe_time(now_ms);
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
+        Ok(self.append_and_replicate(super::Payload::Command(data)))
     }
 
     /// Asks for a linearizable read (ReadIndex, thesis §6.4). The answer comes later
     /// through [`Raft::take_read_states`].
-    pub fn read_index(&mut self, _read_id: u64, _now_ms: u64) -> Result<(), NotLeader> {
-        todo!()
+    pub fn read_index(&mut self, read_id: u64, now_ms: u64) -> Result<(), NotLeader> {
+        self.observe_time(now_ms);
+        if self.role != Role::Leader {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
+        self.start_read(read_id);
+        Ok(())
     }
 
-    /// Messages that may be sent at once.
+    /// Messages that may be sent at once. Heartbeats of a newly opened ReadIndex round
+    /// are generated here, so every read recorded since the last call shares one round.
     pub fn take_messages(&mut self) -> Vec<Message> {
-        todo!()
+        self.flush_read_round();
+        std::mem::take(&mut self.messages)
     }
 
     /// True if [`Raft::take_persist_batch`] would return a batch.
     pub fn has_persist_work(&self) -> bool {
-        todo!()
+        self.persist_work()
     }
 
     /// The next batch to make durable, if any.
     pub fn take_persist_batch(&mut self) -> Option<PersistBatch> {
-        todo!()
+        self.cut_persist_batch()
     }
 
     /// Reports a batch durable.
-    pub fn on_persisted(&mut self, _token: PersistToken, _now_ms: u64) {
-        todo!()
+    pub fn on_persisted(&mut self, token: PersistToken, now_ms: u64) {
+        self.observe_time(now_ms);
+        self.persisted(token);
     }
 
     /// True if committed entries wait to be taken.
     pub fn has_committed(&self) -> bool {
-        todo!()
+        self.last_applied < self.commit_index
     }
 
     /// Up to `max` committed entries not yet taken, in index order.
-    pub fn take_committed(&mut self, _max: usize) -> Vec<Entry> {
-        todo!()
+    pub fn take_committed(&mut self, max: usize) -> Vec<Entry> {
+        if !self.has_committed() || max == 0 {
+            return Vec::new();
+        }
+        let out = self.log.slice(self.last_applied + 1, self.commit_index)[..]
+            .iter()
+            .take(max)
+            .cloned()
+            .collect::<Vec<_>>();
+        self.last_applied += out.len() as Index;
+        out
     }
 
     /// Reads whose fate is now known.
-    pub fn take_read_states(&mut self) -> Vec<ReadState> {
-        todo!()
+    pub fn take_read_states(&mut self) -> Vec<super::ReadState> {
+        std::mem::take(&mut self.reads.ready)
     }
 
     /// The current role, term, indexes and progress.
     pub fn status(&self) -> Status {
-        todo!()
+        Status {
+            id: self.config.id,
+            role: self.role,
+            term: self.current_term,
+            leader: self.leader,
+            commit_index: self.commit_index,
+            applied_index: self.last_applied,
+            first_index: self.log.base().index + 1,
+            last_index: self.log.last_index(),
+            snapshot_index: self.log.base().index,
+            match_index: self
+                .progress
+                .iter()
+                .map(|(&id, pr)| (id, pr.match_index))
+                .collect(),
+        }
     }
 
     /// This member's id.
     pub fn id(&self) -> NodeId {
-        todo!()
+        self.config.id
     }
 
     /// The current role.
     pub fn role(&self) -> Role {
-        todo!()
+        self.role
     }
 
     /// The current term.
     pub fn term(&self) -> Term {
-        todo!()
+        self.current_term
     }
 
     /// The vote cast in the current term, if any.
     pub fn voted_for(&self) -> Option<NodeId> {
-        todo!()
+        self.voted_for
     }
 
     /// The leader known in the current term, if any.
     pub fn leader(&self) -> Option<NodeId> {
-        todo!()
+        self.leader
     }
 
     /// Highest index known committed.
     pub fn commit_index(&self) -> Index {
-        todo!()
+        self.commit_index
     }
 
     /// The log base: the last position covered by a snapshot (index 0 if none).
     pub fn log_base(&self) -> LogPosition {
-        todo!()
+        self.log.base()
     }
 
     /// The last position in the log, durable or not.
     pub fn last_position(&self) -> LogPosition {
-        todo!()
+        self.log.last_position()
+    }
+
+    /// Highest log index confirmed durable by storage.
+    pub fn durable_index(&self) -> Index {
+        self.log.durable_index()
     }
 
     /// Entries from `from` (greater than the base index) to the end of the log; empty if
     /// `from` is past the end.
-    pub fn entries_from(&self, _from: Index) -> &[Entry] {
-        todo!()
-    }
-
-    /// Asserts every internal invariant (O(log length)); for tests and the simulator.
-    pub fn check_invariants(&self) {
-        todo!()
+    pub fn entries_from(&self, from: Index) -> &[Entry] {
+        self.log.entries_from(from)
     }
 }

@@ -12,7 +12,14 @@
 //! stable storage; messages from [`Raft::take_messages`] depend on nothing unpersisted
 //! and may be sent at once.
 
+mod election;
+mod invariants;
+mod log;
 mod message;
+mod persist;
+mod progress;
+mod read_index;
+mod replication;
 mod types;
 
 pub use message::{ConflictHint, Message, MessageBody};
@@ -59,3 +66,6 @@ mod core;
 pub use self::core::{
     InitialState, NotLeader, PersistBatch, PersistToken, Raft, ReadState, Role, Status,
 };
+
+#[cfg(test)]
+mod tests;

@@ -51,7 +51,9 @@ pub struct HardState {
 }
 
 /// A position in the log: an index and the term of the entry there.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct LogPosition {
     /// Term of the entry at `index` (0 for the empty position 0).
     pub term: Term,

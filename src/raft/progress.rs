@@ -1,0 +1,154 @@
+//! What a leader knows about one follower: `next_index` / `match_index` (Figure 2),
+//! whether it is probing or streaming, and the AppendEntries it has in flight.
+//!
+//! The two states follow etcd's `tracker.Progress`: in `Probe` the leader does not know
+//! where the follower's log diverges and sends one AppendEntries at a time; in
+//! `Replicate` it has seen a success and pipelines up to `max_inflight_appends`
+//! AppendEntries, advancing `next_index` optimistically.
+
+use std::collections::VecDeque;
+
+use super::Index;
+
+/// How the leader is talking to a follower.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ProgressState {
+    /// Finding the point where the logs agree; one AppendEntries in flight at most.
+    Probe,
+    /// The logs agree up to `match_index`; entries stream in a bounded pipeline.
+    Replicate,
+}
+
+/// The leader's view of one follower.
+#[derive(Debug)]
+pub(super) struct Progress {
+    /// Highest index known replicated on the follower; never decreases in a term.
+    /// Invariant: `match_index < next_index`.
+    pub(super) match_index: Index,
+    /// Next index to send.
+    /// Invariant: `next_index <= leader's last index + 1`.
+    pub(super) next_index: Index,
+    /// Probe or replicate.
+    pub(super) state: ProgressState,
+    /// Last index of each entry-carrying AppendEntries not yet acknowledged, ascending.
+    /// Invariant: at most `max_inflight_appends` (at most 1 in `Probe`), each in
+    /// `(match_index, next_index)` in `Replicate`.
+    pub(super) inflight: VecDeque<Index>,
+    /// When anything was last sent to the follower (for heartbeats).
+    pub(super) last_sent_ms: u64,
+    /// When `match_index` last advanced or the state last changed (for retransmission).
+    pub(super) last_progress_ms: u64,
+    /// Highest ReadIndex round the follower acknowledged in this term (thesis §6.4).
+    pub(super) acked_read_round: u64,
+}
+
+impl Progress {
+    /// A fresh follower record for a new leader whose log ends at `last_index` (§5.3:
+    /// nextIndex starts just after the leader's last entry).
+    pub(super) fn new(last_index: Index, now_ms: u64) -> Progress {
+        Progress {
+            match_index: 0,
+            next_index: last_index + 1,
+            state: ProgressState::Probe,
+            inflight: VecDeque::new(),
+            last_sent_ms: now_ms,
+            last_progress_ms: now_ms,
+            acked_read_round: 0,
+        }
+    }
+
+    /// True if no more entry-carrying AppendEntries may be sent now.
+    pub(super) fn is_paused(&self, max_inflight: usize) -> bool {
+        match self.state {
+            ProgressState::Probe => !self.inflight.is_empty(),
+            ProgressState::Replicate => self.inflight.len() >= max_inflight,
+        }
+    }
+
+    /// Records an AppendEntries carrying entries up to `last` (inclusive).
+    pub(super) fn sent_entries(&mut self, last: Index, now_ms: u64) {
+        self.inflight.push_back(last);
+        self.last_sent_ms = now_ms;
+        if self.state == ProgressState::Replicate {
+            // Pipelining: assume delivery and go on after it.
+            self.next_index = last + 1;
+        }
+    }
+
+    /// A success for everything up to `index`. Returns true if `match_index` advanced.
+    pub(super) fn acked(&mut self, index: Index, now_ms: u64) -> bool {
+        if self.state == ProgressState::Probe {
+            // The probe has been answered, whichever it was.
+            self.inflight.clear();
+        }
+        if index <= self.match_index {
+            return false;
+        }
+        self.match_index = index;
+        self.next_index = self.next_index.max(index + 1);
+        self.last_progress_ms = now_ms;
+        while self.inflight.front().is_some_and(|&last| last <= index) {
+            self.inflight.pop_front();
+        }
+        if self.state == ProgressState::Probe {
+            self.state = ProgressState::Replicate;
+        }
+        true
+    }
+
+    /// Falls back to probing from `next_index` (after a rejection or a suspected loss).
+    pub(super) fn become_probe(&mut self, next_index: Index, now_ms: u64) {
+        assert!(
+            next_index > self.match_index,
+            "probe at {next_index} not after match {}",
+            self.match_index
+        );
+        self.state = ProgressState::Probe;
+        self.next_index = next_index;
+        self.inflight.clear();
+        self.last_progress_ms = now_ms;
+    }
+
+    /// Asserts this record's invariants.
+    pub(super) fn check_invariants(&self, last_index: Index, max_inflight: usize) {
+        assert!(
+            self.match_index < self.next_index,
+            "match {} not below next {}",
+            self.match_index,
+            self.next_index
+        );
+        assert!(
+            self.next_index <= last_index + 1,
+            "next {} past leader's last index {last_index} + 1",
+            self.next_index
+        );
+        let cap = if self.state == ProgressState::Probe {
+            1
+        } else {
+            max_inflight
+        };
+        assert!(
+            self.inflight.len() <= cap,
+            "{} in flight in {:?}, cap {cap}",
+            self.inflight.len(),
+            self.state
+        );
+        if self.state == ProgressState::Replicate {
+            let mut prev = self.match_index;
+            for &last in &self.inflight {
+                assert!(
+                    last > prev,
+                    "inflight {:?} not ascending above match {}",
+                    self.inflight,
+                    self.match_index
+                );
+                assert!(
+                    last < self.next_index,
+                    "inflight {last} not below next {}",
+                    self.next_index
+                );
+                prev = last;
+            }
+        }
+    }
+}

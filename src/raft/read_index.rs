@@ -1,0 +1,180 @@
+//! Linearizable reads without writing to the log: ReadIndex (thesis §6.4).
+//!
+//! A read is safe to serve at index `i` once (1) `i` is the leader's commit index at
+//! the time the read arrived, (2) the leader has committed an entry of its own term, so
+//! that commit index is at least that of any previous leader (§6.4 step 1), and (3) a
+//! majority acknowledged a message sent after the read arrived, proving no newer leader
+//! existed then (§6.4 step 3). Rounds batch (3): every read recorded before a round's
+//! heartbeats go out shares that round, as etcd's `read_only.go` shares one heartbeat.
+
+use super::{Index, NodeId, NotLeader, ReadState};
+
+/// A read waiting for its round to be confirmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PendingRead {
+    read_id: u64,
+    read_index: Index,
+    round: u64,
+}
+
+/// The leader's ReadIndex bookkeeping. Empty on followers and candidates.
+#[derive(Debug, Default)]
+pub(super) struct ReadIndexes {
+    /// Reads that arrived before the leader committed an entry of its term (§6.4 step 1).
+    held: Vec<u64>,
+    /// Reads waiting for a majority to acknowledge their round; rounds ascending.
+    pending: Vec<PendingRead>,
+    /// The latest round handed out. Monotonic over the member's lifetime, so an echo
+    /// from an earlier term can never confirm a later round.
+    /// Invariant: every pending read's `round <= read_round`.
+    pub(super) read_round: u64,
+    /// True if `read_round` was assigned to reads but its heartbeats are not sent yet.
+    pub(super) round_unsent: bool,
+    /// Reads whose fate is decided, for `take_read_states`.
+    pub(super) ready: Vec<ReadState>,
+}
+
+impl ReadIndexes {
+    /// Parks a read until the leader commits an entry of its own term.
+    pub(super) fn hold(&mut self, read_id: u64) {
+        self.held.push(read_id);
+    }
+
+    /// Reads parked by `hold`, to be recorded now that they may be.
+    pub(super) fn take_held(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.held)
+    }
+
+    /// Records a read at `commit_index` in the open round (opening one if needed).
+    pub(super) fn record(&mut self, read_id: u64, commit_index: Index) {
+        if !self.round_unsent {
+            self.read_round += 1;
+            self.round_unsent = true;
+        }
+        self.pending.push(PendingRead {
+            read_id,
+            read_index: commit_index,
+            round: self.read_round,
+        });
+    }
+
+    /// Serves at once (a single-voter cluster is its own majority).
+    pub(super) fn confirm_now(&mut self, read_id: u64, commit_index: Index) {
+        self.ready.push(ReadState {
+            read_id,
+            result: Ok(commit_index),
+        });
+    }
+
+    /// Releases every pending read of a round `<= round`.
+    pub(super) fn confirm_through(&mut self, round: u64) {
+        let split = self.pending.iter().take_while(|r| r.round <= round).count();
+        for r in self.pending.drain(..split) {
+            self.ready.push(ReadState {
+                read_id: r.read_id,
+                result: Ok(r.read_index),
+            });
+        }
+    }
+
+    /// The lowest round still waiting, if any.
+    pub(super) fn lowest_pending_round(&self) -> Option<u64> {
+        self.pending.first().map(|r| r.round)
+    }
+
+    /// Leadership is lost: every held or pending read fails, naming the new leader.
+    pub(super) fn fail_all(&mut self, leader: Option<NodeId>) {
+        let err = Err(NotLeader { leader });
+        for read_id in self.held.drain(..) {
+            self.ready.push(ReadState {
+                read_id,
+                result: err,
+            });
+        }
+        for r in self.pending.drain(..) {
+            self.ready.push(ReadState {
+                read_id: r.read_id,
+                result: err,
+            });
+        }
+        self.round_unsent = false;
+    }
+
+    /// True if reads wait for anything.
+    pub(super) fn is_idle(&self) -> bool {
+        self.held.is_empty() && self.pending.is_empty()
+    }
+
+    /// Asserts the bookkeeping's invariants.
+    pub(super) fn check_invariants(&self) {
+        let mut prev = 0;
+        for r in &self.pending {
+            assert!(
+                r.round >= prev,
+                "pending rounds not ascending: {:?}",
+                self.pending
+            );
+            assert!(
+                r.round <= self.read_round,
+                "pending round {} above read_round {}",
+                r.round,
+                self.read_round
+            );
+            prev = r.round;
+        }
+    }
+}
+
+impl super::core::Raft {
+    /// Leader: takes a read, holding it if no entry of this term is committed yet.
+    pub(super) fn start_read(&mut self, read_id: u64) {
+        if self.log.term_at(self.commit_index) == Some(self.current_term) {
+            self.record_read(read_id);
+        } else {
+            self.reads.hold(read_id);
+        }
+    }
+
+    /// Records a read at the current commit index in the open round.
+    fn record_read(&mut self, read_id: u64) {
+        if self.quorum() == 1 {
+            self.reads.confirm_now(read_id, self.commit_index);
+        } else {
+            self.reads.record(read_id, self.commit_index);
+        }
+    }
+
+    /// Leader: the first entry of this term committed; held reads may proceed.
+    pub(super) fn release_held_reads(&mut self) {
+        for read_id in self.reads.take_held() {
+            self.record_read(read_id);
+        }
+    }
+
+    /// Sends the heartbeats of an open round at once, rather than on the next tick.
+    pub(super) fn flush_read_round(&mut self) {
+        if !self.reads.round_unsent {
+            return;
+        }
+        self.reads.round_unsent = false;
+        for peer in self.peers() {
+            self.send_heartbeat(peer);
+        }
+    }
+
+    /// Leader: releases every round a majority (self included) has acknowledged.
+    pub(super) fn confirm_reads(&mut self) {
+        if self.reads.lowest_pending_round().is_none() {
+            return;
+        }
+        let mut acked: Vec<u64> = self
+            .progress
+            .values()
+            .map(|pr| pr.acked_read_round)
+            .collect();
+        acked.sort_unstable_by(|a, b| b.cmp(a));
+        // The leader itself is one of the quorum, so quorum - 1 peers must have acked.
+        let confirmed = acked[self.quorum() - 2];
+        self.reads.confirm_through(confirmed);
+    }
+}

@@ -1,0 +1,357 @@
+//! Log replication (§5.3) and commitment (§5.4.2): the leader's sending side, the
+//! follower's AppendEntries handler and the leader's handling of the answers.
+
+use super::core::{Raft, Role};
+use super::progress::ProgressState;
+use super::{ConflictHint, Entry, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term};
+
+impl Raft {
+    /// Leader: appends an entry of the current term and starts replicating it at once.
+    pub(super) fn append_and_replicate(&mut self, payload: Payload) -> LogPosition {
+        assert_eq!(
+            self.role,
+            Role::Leader,
+            "append on a non-leader (term {})",
+            self.current_term
+        );
+        let pos = LogPosition {
+            term: self.current_term,
+            index: self.log.last_index() + 1,
+        };
+        self.log.append(Entry {
+            term: pos.term,
+            index: pos.index,
+            payload,
+        });
+        for peer in self.peers() {
+            self.send_append(peer);
+        }
+        pos
+    }
+
+    /// Sends `peer` the next entries it needs, if its in-flight window allows.
+    /// Returns true if a message was sent.
+    pub(super) fn send_append(&mut self, peer: NodeId) -> bool {
+        let max_inflight = self.config.max_inflight_appends;
+        let last_index = self.log.last_index();
+        let Some(pr) = self.progress.get(&peer) else {
+            return false;
+        };
+        if pr.is_paused(max_inflight) || pr.next_index > last_index {
+            return false;
+        }
+        let next = pr.next_index;
+        if next <= self.log.base().index {
+            // TODO(snapshots): the follower needs entries below the base; send an
+            // InstallSnapshot instead. Unreachable while the base is 0.
+            return false;
+        }
+        let prev_log_index = next - 1;
+        let prev_log_term = self.log.term_at(prev_log_index);
+        assert!(
+            prev_log_term.is_some(),
+            "no term at prev {prev_log_index} for {peer}"
+        );
+        let entries = self.bounded_entries(next);
+        let sent_last = entries.last().map_or(prev_log_index, |e| e.index);
+        let msg = self.message_to(
+            peer,
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term: prev_log_term.unwrap_or(0),
+                entries,
+                leader_commit: self.commit_index,
+                read_round: self.reads.read_round,
+            },
+        );
+        let now_ms = self.now_ms;
+        if let Some(pr) = self.progress.get_mut(&peer) {
+            pr.sent_entries(sent_last, now_ms);
+        }
+        // §10.2.1: the leader's own entries may still be in flight to its disk.
+        self.messages.push(msg);
+        true
+    }
+
+    /// Entries from `from`, at most `max_entries_per_append` and `max_bytes_per_append`
+    /// bytes, but always at least one.
+    fn bounded_entries(&self, from: Index) -> Vec<Entry> {
+        let mut bytes = 0;
+        let mut out = Vec::new();
+        for e in self
+            .log
+            .entries_from(from)
+            .iter()
+            .take(self.config.max_entries_per_append)
+        {
+            bytes += e.size_bytes();
+            if !out.is_empty() && bytes > self.config.max_bytes_per_append {
+                break;
+            }
+            out.push(e.clone());
+        }
+        out
+    }
+
+    /// A heartbeat: an empty AppendEntries at `match_index`, which the follower is
+    /// known to hold, so it is never rejected and commits at most up to what matches.
+    pub(super) fn send_heartbeat(&mut self, peer: NodeId) {
+        let Some(pr) = self.progress.get(&peer) else {
+            return;
+        };
+        let prev_log_index = pr.match_index;
+        let Some(prev_log_term) = self.log.term_at(prev_log_index) else {
+            return; // TODO(snapshots): match below the base; the follower needs a snapshot.
+        };
+        let body = MessageBody::AppendEntries {
+            prev_log_index,
+            prev_log_term,
+            entries: Vec::new(),
+            leader_commit: self.commit_index,
+            read_round: self.reads.read_round,
+        };
+        let msg = self.message_to(peer, body);
+        let now_ms = self.now_ms;
+        if let Some(pr) = self.progress.get_mut(&peer) {
+            pr.last_sent_ms = now_ms;
+        }
+        self.messages.push(msg);
+    }
+
+    /// Leader tick: for each follower not sent anything for a heartbeat interval,
+    /// retransmit what looks lost, else send a heartbeat.
+    pub(super) fn tick_heartbeats(&mut self) {
+        let interval = self.config.heartbeat_interval_ms;
+        let now_ms = self.now_ms;
+        for peer in self.peers() {
+            let Some(pr) = self.progress.get_mut(&peer) else {
+                continue;
+            };
+            if now_ms < pr.last_sent_ms + interval {
+                continue;
+            }
+            match pr.state {
+                // The probe went unanswered for an interval: send it again.
+                ProgressState::Probe => pr.inflight.clear(),
+                // Entries outstanding and no progress for two intervals: assume loss
+                // and find the follower's end again.
+                ProgressState::Replicate => {
+                    if !pr.inflight.is_empty() && now_ms >= pr.last_progress_ms + 2 * interval {
+                        let next = pr.match_index + 1;
+                        pr.become_probe(next, now_ms);
+                    }
+                }
+            }
+            if !self.send_append(peer) {
+                self.send_heartbeat(peer);
+            }
+        }
+    }
+
+    /// Leader: the highest index a majority holds, itself counted only up to its
+    /// durable index, becomes committed if it is of the current term (§5.4.2, Figure 8:
+    /// an older-term entry is committed only indirectly).
+    pub(super) fn maybe_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut matched: Vec<Index> = self.progress.values().map(|pr| pr.match_index).collect();
+        matched.push(self.log.durable_index());
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let quorum_index = matched[self.quorum() - 1];
+        if quorum_index <= self.commit_index
+            || self.log.term_at(quorum_index) != Some(self.current_term)
+        {
+            return;
+        }
+        self.commit_index = quorum_index;
+        // §6.4 step 1: reads held for the first commit of this term may now proceed.
+        self.release_held_reads();
+    }
+
+    /// Follower side of AppendEntries of the current term (§5.3).
+    pub(super) fn handle_append_entries(&mut self, msg: Message) {
+        let MessageBody::AppendEntries {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+            read_round,
+        } = msg.body
+        else {
+            return;
+        };
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "two leaders in term {}: {} and {}",
+            self.current_term,
+            self.config.id,
+            msg.from
+        );
+        if !well_formed(prev_log_index, prev_log_term, msg.term, &entries) {
+            return; // a malformed message is dropped like a lost one
+        }
+        if self.role == Role::Candidate {
+            self.become_follower(self.current_term, Some(msg.from));
+        }
+        self.leader = Some(msg.from);
+        self.reset_election_deadline();
+        let prev = LogPosition {
+            term: prev_log_term,
+            index: prev_log_index,
+        };
+        let body = match self.log.term_at(prev_log_index) {
+            Some(t) if t == prev_log_term => {
+                let match_index = self.accept_entries(prev, entries, leader_commit);
+                MessageBody::AppendEntriesResponse {
+                    success: true,
+                    match_index,
+                    conflict: None,
+                    read_round,
+                }
+            }
+            _ => MessageBody::AppendEntriesResponse {
+                success: false,
+                match_index: prev_log_index,
+                conflict: Some(self.conflict_hint(prev_log_index)),
+                read_round,
+            },
+        };
+        let reply = self.message_to(msg.from, body);
+        self.send_durable(reply);
+    }
+
+    /// The log matches at `prev`: store `entries`, replacing a suffix only from the
+    /// first real term conflict, so a stale or duplicated message never truncates
+    /// matching entries. Returns the last index now known to match the leader.
+    fn accept_entries(
+        &mut self,
+        prev: LogPosition,
+        entries: Vec<Entry>,
+        leader_commit: Index,
+    ) -> Index {
+        let match_index = prev.index + entries.len() as Index;
+        let first_new = entries
+            .iter()
+            .position(|e| self.log.term_at(e.index) != Some(e.term));
+        if let Some(k) = first_new {
+            let at = entries[k].index;
+            if at <= self.log.last_index() {
+                assert!(
+                    at > self.commit_index,
+                    "entry {at} conflicts with committed entry {}",
+                    self.commit_index
+                );
+                self.log.truncate_from(at);
+            }
+            for e in entries.into_iter().skip(k) {
+                self.log.append(e);
+            }
+        }
+        // Only the prefix verified by this message is known to match the leader.
+        let new_commit = leader_commit.min(match_index);
+        if new_commit > self.commit_index {
+            self.commit_index = new_commit;
+        }
+        match_index
+    }
+
+    /// Where the leader should retry after a mismatch at `prev_log_index` (§5.3).
+    fn conflict_hint(&self, prev_log_index: Index) -> ConflictHint {
+        // TODO(snapshots): a prev below the base needs a snapshot-aware hint.
+        match self.log.term_at(prev_log_index) {
+            Some(term) if prev_log_index > self.log.base().index => ConflictHint {
+                term: Some(term),
+                first_index: self.log.first_index_of_term_at(prev_log_index),
+            },
+            _ => ConflictHint {
+                term: None,
+                first_index: self.log.last_index() + 1,
+            },
+        }
+    }
+
+    /// Leader: an answer to one of its AppendEntries of this term.
+    pub(super) fn handle_append_entries_response(
+        &mut self,
+        peer: NodeId,
+        success: bool,
+        match_index: Index,
+        conflict: Option<ConflictHint>,
+        read_round: u64,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let now_ms = self.now_ms;
+        let Some(pr) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        // Any answer in this term proves the peer still followed us when it got the
+        // message, rejection or not (§6.4 step 3).
+        pr.acked_read_round = pr.acked_read_round.max(read_round);
+        if success {
+            if pr.acked(match_index, now_ms) {
+                self.maybe_commit();
+            }
+        } else {
+            self.handle_rejection(peer, match_index, conflict);
+        }
+        // Freed window: send what waits at once (batching).
+        while self.send_append(peer) {}
+        self.confirm_reads();
+    }
+
+    /// A follower's log did not match at `rejected`: back up a whole term at a time
+    /// (etcd's `findConflictByTerm`) and probe again. Stale rejections are ignored.
+    fn handle_rejection(&mut self, peer: NodeId, rejected: Index, hint: Option<ConflictHint>) {
+        let now_ms = self.now_ms;
+        let Some(pr) = self.progress.get(&peer) else {
+            return;
+        };
+        let stale = rejected <= pr.match_index
+            || (pr.state == ProgressState::Probe && rejected + 1 != pr.next_index);
+        if stale {
+            return;
+        }
+        let candidate = match hint {
+            Some(ConflictHint {
+                term: Some(term),
+                first_index,
+            }) => self
+                .log
+                .last_index_of_term(term, rejected)
+                .map_or(first_index, |i| i + 1),
+            Some(ConflictHint {
+                term: None,
+                first_index,
+            }) => first_index,
+            None => rejected,
+        };
+        let next = candidate.clamp(pr.match_index + 1, rejected);
+        if let Some(pr) = self.progress.get_mut(&peer) {
+            pr.become_probe(next, now_ms);
+        }
+    }
+}
+
+/// An AppendEntries is well formed if its entries follow `prev` consecutively with
+/// non-decreasing terms no newer than the message's term. Checked because it came
+/// off the network.
+fn well_formed(prev_index: Index, prev_term: Term, msg_term: Term, entries: &[Entry]) -> bool {
+    let mut prev = LogPosition {
+        term: prev_term,
+        index: prev_index,
+    };
+    for e in entries {
+        if e.index != prev.index + 1 || e.term < prev.term || e.term > msg_term {
+            return false;
+        }
+        prev = LogPosition {
+            term: e.term,
+            index: e.index,
+        };
+    }
+    prev_term <= msg_term
+}
