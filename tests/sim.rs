@@ -352,7 +352,7 @@ fn unreliable_churn() {
             }
             let pause = c.rng.gen_range(1..20);
             c.run_for(pause);
-            if step % 5 == 0 {
+            if step % 30 == 0 {
                 faults::inject(c, 3);
             }
         }

@@ -127,6 +127,7 @@ impl Checker {
             first.index,
             shadow.len()
         );
+        self.check_not_overwriting_committed(id, shadow, &batch.entries);
         shadow.truncate(first.index as usize - 1);
         for entry in &batch.entries {
             assert_eq!(
@@ -141,7 +142,6 @@ impl Checker {
                 entry.term
             );
             let slot = Slot::of(entry);
-            self.check_not_overwriting_committed(id, entry.index, slot);
             let prev_term = shadow.last().map_or(0, |s| s.term);
             assert!(
                 slot.term >= prev_term,
@@ -154,12 +154,23 @@ impl Checker {
         }
     }
 
-    fn check_not_overwriting_committed(&self, id: NodeId, index: Index, slot: Slot) {
-        if let Some(c) = self.committed.get(index as usize - 1) {
+    /// A member may write an entry at a committed index it does not hold (a stale
+    /// leader replicating to a stale follower), but never replace or truncate a
+    /// committed entry it holds.
+    fn check_not_overwriting_committed(&self, id: NodeId, shadow: &[Slot], entries: &[Entry]) {
+        let from = entries[0].index as usize;
+        let to = shadow.len().min(self.committed.len());
+        for index in from..=to {
+            let held = shadow[index - 1];
+            let committed = self.committed[index - 1].slot;
+            if held != committed {
+                continue;
+            }
+            let written = entries.get(index - from).map(Slot::of);
             assert_eq!(
-                c.slot, slot,
-                "n{id}: batch writes {slot:?} at index {index} over committed entry {:?}",
-                c.slot
+                written,
+                Some(committed),
+                "n{id}: a batch starting at {from} replaces committed entry {index} {committed:?} with {written:?}"
             );
         }
     }

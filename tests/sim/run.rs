@@ -12,10 +12,9 @@ use super::faults;
 use super::network::NetFaults;
 use super::params::SimParams;
 
-/// After healing, a leader every member follows must appear within this time.
-pub const LIVENESS_ELECTION_MS: u64 = 10_000;
-/// After that, every member must apply the whole log within this time.
-pub const LIVENESS_CONVERGE_MS: u64 = 10_000;
+/// After healing, a stable leader must serve a write and a read, and every member
+/// must apply the whole log, within this time.
+pub const LIVENESS_MS: u64 = 20_000;
 
 /// Runs seed `seed`; on failure panics with the seed, its parameters and the trace.
 pub fn run_seed(seed: u64) -> String {
@@ -143,9 +142,11 @@ fn client_operation(cluster: &mut Cluster, params: &SimParams) {
     }
 }
 
-/// Heals everything, restarts everyone, and requires progress: one leader that every
-/// member follows, a write and a read through it, every member applying the whole log,
-/// and every proposal of the run decided.
+/// Heals everything, restarts everyone, and requires progress within a bound: one
+/// leader that every member follows, a write and a read through it, every member
+/// applying the whole log, and every proposal of the run decided. Leadership may
+/// still move once after healing (a timer that was about to fire), so the round is
+/// retried until the bound.
 pub fn liveness_phase(cluster: &mut Cluster) {
     cluster.heal();
     cluster.net.faults = NetFaults::RELIABLE;
@@ -156,39 +157,43 @@ pub fn liveness_phase(cluster: &mut Cluster) {
     }
     cluster.note(format_args!("LIVENESS phase"));
     let start_ms = cluster.now_ms;
-    let elected = cluster.run_until(LIVENESS_ELECTION_MS, |c| settled_leader(c).is_some());
-    assert!(
-        elected,
-        "liveness: no leader followed by every member {LIVENESS_ELECTION_MS}ms after healing"
-    );
-    let leader = settled_leader(cluster).unwrap_or_default();
-    let elected_ms = cluster.now_ms - start_ms;
-    assert!(
-        cluster.propose_new(leader, 8).is_ok(),
-        "liveness: settled leader n{leader} refused a proposal"
-    );
+    let deadline_ms = start_ms + LIVENESS_MS;
+    let mut rounds = 0;
+    let leader = loop {
+        rounds += 1;
+        let left_ms = deadline_ms.saturating_sub(cluster.now_ms);
+        assert!(
+            left_ms > 0,
+            "liveness: no stable leader serving writes and reads {LIVENESS_MS}ms after healing"
+        );
+        if let Some(leader) = liveness_round(cluster, left_ms) {
+            break leader;
+        }
+    };
+    check_final(cluster, leader);
+    let took_ms = cluster.now_ms - start_ms;
+    cluster.note(format_args!(
+        "LIVENESS ok: leader n{leader}, converged after {took_ms}ms in {rounds} rounds"
+    ));
+}
+
+/// Waits for a settled leader, writes and reads through it and waits for every member
+/// to apply the log; returns the leader if all of that worked within `left_ms`.
+fn liveness_round(cluster: &mut Cluster, left_ms: u64) -> Option<NodeId> {
+    let deadline_ms = cluster.now_ms + left_ms;
+    if !cluster.run_until(left_ms, |c| settled_leader(c).is_some()) {
+        return None;
+    }
+    let leader = settled_leader(cluster)?;
+    cluster.propose_new(leader, 8).ok()?;
     let reads_ok = cluster.history.stats.reads_ok;
-    let read = cluster.read(leader);
-    assert!(
-        read.is_ok(),
-        "liveness: settled leader n{leader} refused a read"
-    );
-    let converged = cluster.run_until(LIVENESS_CONVERGE_MS, |c| {
+    cluster.read(leader).ok()?;
+    let left_ms = deadline_ms.saturating_sub(cluster.now_ms);
+    cluster.run_until(left_ms, |c| {
         c.converged() && c.history.reads_waiting(leader) == 0
     });
-    assert!(
-        converged,
-        "liveness: members did not converge {LIVENESS_CONVERGE_MS}ms after n{leader} was elected"
-    );
-    assert_eq!(
-        cluster.history.stats.reads_ok,
-        reads_ok + 1,
-        "liveness: the read at n{leader} was refused"
-    );
-    check_final(cluster, leader);
-    cluster.note(format_args!(
-        "LIVENESS ok: leader n{leader} after {elected_ms}ms"
-    ));
+    let served = cluster.history.stats.reads_ok == reads_ok + 1;
+    (served && cluster.converged() && cluster.leader() == Some(leader)).then_some(leader)
 }
 
 /// A leader whose term every running member has and follows.

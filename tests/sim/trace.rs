@@ -3,13 +3,14 @@
 use std::collections::VecDeque;
 use std::fmt::{self, Write};
 
-/// How many events a failure report shows.
+/// How many events a failure report shows, unless `RAFTKV_SIM_TRACE` says otherwise.
 pub const TRACE_EVENTS: usize = 60;
 
 /// The last [`TRACE_EVENTS`] events, oldest first. Strings are recycled so recording
 /// an event does not allocate once the ring is full.
 pub struct Trace {
     events: VecDeque<String>,
+    capacity: usize,
     /// Events recorded since the start of the run, shown so a reader knows how far in
     /// the failure happened.
     total: u64,
@@ -18,15 +19,21 @@ pub struct Trace {
 impl Trace {
     /// An empty trace.
     pub fn new() -> Trace {
+        let capacity = std::env::var("RAFTKV_SIM_TRACE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(TRACE_EVENTS)
+            .max(1);
         Trace {
-            events: VecDeque::with_capacity(TRACE_EVENTS),
+            events: VecDeque::with_capacity(capacity.min(1 << 16)),
+            capacity,
             total: 0,
         }
     }
 
     /// Records one event at simulated time `now_ms`.
     pub fn record(&mut self, now_ms: u64, event: fmt::Arguments<'_>) {
-        let mut line = if self.events.len() == TRACE_EVENTS {
+        let mut line = if self.events.len() == self.capacity {
             self.events.pop_front().unwrap_or_default()
         } else {
             String::new()
