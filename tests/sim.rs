@@ -59,10 +59,37 @@ fn sweep() {
     }
     let count = env_u64("RAFTKV_SIM_SEEDS").unwrap_or(300);
     let base = env_u64("RAFTKV_SIM_SEED_BASE").unwrap_or(0);
+    if std::env::var_os("RAFTKV_SIM_KEEP_GOING").is_some() {
+        return sweep_keep_going(base, count);
+    }
     for seed in base..base + count {
         let summary = run::run_seed(seed);
         println!("sim seed={seed} ok: {summary}");
     }
+}
+
+/// With `RAFTKV_SIM_KEEP_GOING` set, runs every seed and lists all that failed, with
+/// the first line of each failure (to see which checks a deliberate bug trips).
+fn sweep_keep_going(base: u64, count: u64) {
+    let mut failed = Vec::new();
+    for seed in base..base + count {
+        let outcome = std::panic::catch_unwind(|| run::run_seed(seed));
+        if let Err(panic) = outcome {
+            let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            let what = text
+                .lines()
+                .find(|l| l.starts_with("=== "))
+                .unwrap_or("?")
+                .to_string();
+            failed.push(format!("seed {seed}: {what}"));
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {count} seeds failed:\n{}",
+        failed.len(),
+        failed.join("\n")
+    );
 }
 
 /// TestInitialElection: one leader emerges, and without faults it stays.
@@ -253,32 +280,92 @@ fn figure8_with_crashes() {
     let mut opts = ClusterOptions::reliable(5);
     opts.torn_writes = true;
     opts.write_max_ms = 10;
-    scenario("figure8_with_crashes", 19, opts, |c| {
-        c.one(1, ONE_MS);
-        for _ in 0..400 {
-            let mut leader = None;
-            for id in c.leaders() {
-                if c.propose_new(id, 8).is_ok() {
-                    leader = Some(id);
+    // One entry per append, so a new leader's old-term entries can reach a majority
+    // before its no-op does: the window Figure 8 is about.
+    opts.max_entries_per_append = 1;
+    for seed in 0..20 {
+        scenario("figure8_with_crashes", seed, opts.clone(), |c| {
+            c.one(1, ONE_MS);
+            for _ in 0..1000 {
+                let mut leader = None;
+                for id in c.leaders() {
+                    if c.propose_new(id, 8).is_ok() {
+                        leader = Some(id);
+                    }
+                }
+                let pause = if c.rng.gen_bool(0.1) {
+                    c.rng.gen_range(0..275)
+                } else {
+                    c.rng.gen_range(0..13)
+                };
+                c.run_for(pause);
+                if let Some(id) = leader.filter(|&id| c.member(id).is_up()) {
+                    c.crash(id);
+                }
+                if c.up().len() < 3 {
+                    let down: Vec<NodeId> = (1..=5).filter(|&id| !c.member(id).is_up()).collect();
+                    let id = down[c.rng.gen_range(0..down.len())];
+                    c.restart(id);
                 }
             }
-            let pause = if c.rng.gen_bool(0.1) {
-                c.rng.gen_range(0..275)
-            } else {
-                c.rng.gen_range(0..13)
-            };
-            c.run_for(pause);
-            if let Some(id) = leader.filter(|&id| c.member(id).is_up()) {
-                c.crash(id);
-            }
-            if c.up().len() < 3 {
-                let down: Vec<NodeId> = (1..=5).filter(|&id| !c.member(id).is_up()).collect();
-                let id = down[c.rng.gen_range(0..down.len())];
-                c.restart(id);
-            }
-        }
-        liveness_phase(c);
+            liveness_phase(c);
+            c.one(5, ONE_MS);
+        });
+    }
+}
+
+/// Figure 8 of the Raft paper, built step by step. S1 leads, replicates A to S2 only
+/// and crashes; S5 wins a term with an entry of its own at A's index and is cut off
+/// at once; S1 returns in a later term and replicates A to S3 — a majority holds A,
+/// but A is of an older term, so S1 must not count it as committed (§5.4.2). S1 is
+/// cut off before its own no-op reaches a majority; S5 wins again and overwrites A.
+/// A core that counts old-term replicas commits A and is caught by the leader
+/// completeness check when S5 wins.
+#[test]
+fn figure8_paper_sequence() {
+    let mut opts = ClusterOptions::reliable(5);
+    opts.max_entries_per_append = 1;
+    scenario("figure8_paper_sequence", 43, opts, |c| {
+        let (s1, s2, s3, s4, s5) = (1, 2, 3, 4, 5);
+        c.elect(s1, &[s2, s3, s4, s5], ELECTION_MS);
         c.one(5, ONE_MS);
+        c.partition(&[vec![s1, s2], vec![s3, s4, s5]]);
+        let a = c.propose_new(s1, 8).expect("S1 leads");
+        assert!(
+            c.run_until(ONE_MS, |c| c.match_index(s1, s2) >= a.index),
+            "A did not reach S2"
+        );
+        c.crash(s1);
+
+        // S5 wins a term with S3 and S4 and is cut off before its no-op leaves; the
+        // no-op becomes durable on S5 alone.
+        c.elect(s5, &[s3, s4], ELECTION_MS);
+        c.partition(&[]);
+        c.run_for(50);
+        assert_eq!(
+            c.raft(s5).last_position().index,
+            a.index,
+            "S5's no-op is not at A's index"
+        );
+
+        // S1 returns, wins a later term with S2, S3 and S4, and sends A to S3.
+        c.restart(s1);
+        c.elect(s1, &[s2, s3, s4], ELECTION_MS);
+        let sent = c.run_until(ONE_MS, |c| c.match_index(s1, s3) >= a.index);
+        assert!(sent, "A did not reach S3");
+        c.crash(s1);
+
+        // S5 wins with S3 and S4: A is overwritten, legal only because it was never
+        // committed.
+        c.elect(s5, &[s3, s4], ELECTION_MS);
+        c.one(3, ONE_MS);
+        c.restart(s1);
+        liveness_phase(c);
+        let final_term = c.checker.committed()[a.index as usize - 1].slot.term;
+        assert_ne!(
+            final_term, a.term,
+            "A survived; the sequence did not build Figure 8"
+        );
     });
 }
 
@@ -303,7 +390,7 @@ fn figure8_unreliable() {
             delay_max_ms: 300,
         };
         let mut connected: Vec<NodeId> = (1..=5).collect();
-        for _ in 0..400 {
+        for _ in 0..1000 {
             let mut leader = None;
             for id in c.leaders() {
                 if c.propose_new(id, 8).is_ok() {

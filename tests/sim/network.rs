@@ -138,6 +138,16 @@ impl Network {
         }
     }
 
+    /// Only links between `center` and each of `spokes` work: no spoke can win an
+    /// election (it reaches one voter), so `center` is the only possible leader.
+    pub fn star(&mut self, center: NodeId, spokes: &[NodeId]) {
+        self.blocked.iter_mut().for_each(|b| *b = true);
+        for &spoke in spokes {
+            self.set_blocked(center, spoke, false);
+            self.set_blocked(spoke, center, false);
+        }
+    }
+
     /// Hands a message to the network at `now_ms`.
     pub fn send(&mut self, msg: Message, now_ms: u64, rng: &mut SmallRng) {
         self.stats.sent += 1;

@@ -98,4 +98,25 @@ impl Cluster {
             .map(|id| (id, self.raft(id).term()))
             .collect()
     }
+
+    /// Links only `center` with each of `spokes` and runs until `center` leads a term
+    /// above every term seen so far; returns that term.
+    pub fn elect(&mut self, center: NodeId, spokes: &[NodeId], timeout_ms: u64) -> u64 {
+        self.net.star(center, spokes);
+        let cuts = self.net.describe_cuts();
+        self.note(format_args!("STAR n{center} with {spokes:?}: cut {cuts}"));
+        let above = self.terms().iter().map(|&(_, t)| t).max().unwrap_or(0);
+        self.expect_leader_in(&[center], above.saturating_sub(1), timeout_ms);
+        self.raft(center).term()
+    }
+
+    /// The leader `leader`'s view of `peer`'s match index.
+    pub fn match_index(&self, leader: NodeId, peer: NodeId) -> Index {
+        let status = self.raft(leader).status();
+        status
+            .match_index
+            .iter()
+            .find(|&&(id, _)| id == peer)
+            .map_or(0, |&(_, m)| m)
+    }
 }
