@@ -17,7 +17,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::history::History;
-use super::invariants::Checker;
+use super::invariants::{check_send, vouched_term, Checker};
 use super::member::Member;
 use super::network::{Brief, NetFaults, Network};
 use super::storage::DurableStore;
@@ -277,8 +277,10 @@ impl Cluster {
             unreachable!("a crashed member's writes are discarded");
         };
         raft.on_persisted(batch.token, now);
-        for msg in batch.messages {
+        let vouched = m.vouched.pop_front().unwrap_or_default();
+        for (k, msg) in batch.messages.into_iter().enumerate() {
             self.trace.record(now, format_args!("send {}", Brief(&msg)));
+            check_send(m.id, &m.store, vouched.get(k).copied().flatten(), &msg);
             self.net.send(msg, now, &mut self.rng);
         }
         self.drain(i);
@@ -317,11 +319,19 @@ impl Cluster {
                     batch.messages.len()
                 ),
             );
+            m.vouched.push_back(
+                batch
+                    .messages
+                    .iter()
+                    .map(|msg| vouched_term(&m.shadow, msg))
+                    .collect(),
+            );
             m.writer.submit(batch, now, latency_ms);
         }
         for msg in raft.take_messages() {
             assert_eq!(msg.from, id, "n{id} sends a message from n{}", msg.from);
             self.trace.record(now, format_args!("send {}", Brief(&msg)));
+            check_send(id, &m.store, vouched_term(&m.shadow, &msg), &msg);
             self.net.send(msg, now, &mut self.rng);
         }
         self.observe_commit(i);

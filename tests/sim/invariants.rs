@@ -13,10 +13,15 @@
 //!   no batch overwrites a committed entry.
 //! - Durability: every committed entry is on a majority of the durable stores.
 //! - Votes: within one term a member's persisted vote never changes.
+//! - The durability contract, checked on every message as it leaves a member: the
+//!   term it carries is on disk; a granted vote is on disk; a successful
+//!   `AppendEntriesResponse` vouches only for entries on disk.
 
 use std::collections::{HashMap, HashSet};
 
-use raftkv::raft::{Entry, HardState, Index, NodeId, Payload, PersistBatch, Term};
+use raftkv::raft::{
+    Entry, HardState, Index, Message, MessageBody, NodeId, Payload, PersistBatch, Term,
+};
 
 use super::storage::DurableStore;
 
@@ -272,6 +277,54 @@ impl Checker {
                 self.members
             );
         }
+    }
+}
+
+/// Member `id`, whose durable state is `store`, is about to put `msg` on the network:
+/// everything the message promises must be durable. `vouched` is the term its log
+/// held at the acknowledged index when the message was created (see [`vouched_term`]).
+pub fn check_send(id: NodeId, store: &DurableStore, vouched: Option<Term>, msg: &Message) {
+    let hs = store.hard_state;
+    assert!(
+        msg.term <= hs.current_term,
+        "durability: n{id} sends a message of term {} while its durable term is {}",
+        msg.term,
+        hs.current_term
+    );
+    match msg.body {
+        MessageBody::RequestVoteResponse { vote_granted: true } => assert_eq!(
+            (hs.current_term, hs.voted_for),
+            (msg.term, Some(msg.to)),
+            "durability: n{id} grants its vote to n{} in term {} before the vote is durable",
+            msg.to,
+            msg.term
+        ),
+        MessageBody::AppendEntriesResponse {
+            success: true,
+            match_index,
+            ..
+        } if match_index > 0 => {
+            let durable = store.entry(match_index).map(|e| e.term);
+            assert!(
+                durable.is_some() && durable == vouched,
+                "durability: n{id} acknowledges index {match_index} (term {vouched:?} in its log) while its \
+                 durable log holds term {durable:?} there",
+            );
+        }
+        _ => {}
+    }
+}
+
+/// The term `shadow` holds at the index a successful `AppendEntriesResponse` vouches
+/// for (`None` for other messages).
+pub fn vouched_term(shadow: &[Slot], msg: &Message) -> Option<Term> {
+    match msg.body {
+        MessageBody::AppendEntriesResponse {
+            success: true,
+            match_index,
+            ..
+        } if match_index > 0 => shadow.get(match_index as usize - 1).map(|s| s.term),
+        _ => None,
     }
 }
 

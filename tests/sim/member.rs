@@ -1,6 +1,8 @@
 //! One simulated member: its Raft value (absent while crashed), its durable store and
 //! writer, and what the checks remember about its current incarnation.
 
+use std::collections::VecDeque;
+
 use raftkv::raft::{Config, HardState, Index, NodeId, Raft, Term};
 
 use super::invariants::Slot;
@@ -23,6 +25,9 @@ pub struct Member {
     /// The incarnation's log as its persist batches describe it; must match the
     /// Raft's own log after every step.
     pub shadow: Vec<Slot>,
+    /// Per batch in `writer`, oldest first: for each of its messages, the term the log
+    /// held at the index the message vouches for when the batch was taken.
+    pub vouched: VecDeque<Vec<Option<Term>>>,
     /// The hard state of the last batch taken (or the recovered one).
     pub last_hard_state: HardState,
     /// Commit index after the last step. Invariant: never decreases in an incarnation.
@@ -46,6 +51,7 @@ impl Member {
             writer: Writer::default(),
             incarnation: 0,
             shadow: Vec::new(),
+            vouched: VecDeque::new(),
             last_hard_state: HardState::default(),
             commit_index: 0,
             checked_commit: 0,
@@ -67,6 +73,7 @@ impl Member {
         self.writer = Writer::default();
         self.incarnation += 1;
         self.shadow = self.store.entries.iter().map(Slot::of).collect();
+        self.vouched.clear();
         self.last_hard_state = self.store.hard_state;
         self.commit_index = 0;
         self.checked_commit = 0;
