@@ -30,7 +30,7 @@ mod storage;
 #[path = "sim/trace.rs"]
 mod trace;
 
-use cluster::ClusterOptions;
+use cluster::{Cluster, ClusterOptions};
 use history::Fate;
 use network::NetFaults;
 use raftkv::raft::{NodeId, Role};
@@ -367,6 +367,50 @@ fn figure8_paper_sequence() {
             "A survived; the sequence did not build Figure 8"
         );
     });
+}
+
+/// A vote must be durable before it is sent (Figure 2). B grants A its vote and
+/// crashes before the vote reaches its disk; restarted, B may vote again in that
+/// term (for C or itself), since A never heard of the first vote. A core that sends
+/// the grant at once lets A and another member both lead that term, which the
+/// election safety check reports.
+#[test]
+fn vote_survives_crash() {
+    scenario(
+        "vote_survives_crash",
+        47,
+        ClusterOptions::reliable(3),
+        |c| {
+            let cc = 3;
+            c.crash(cc);
+            c.partition(&[vec![1, 2]]);
+            // Whichever of 1 and 2 times out first is A; the other, B, grants the vote.
+            let granted = |c: &Cluster, b: NodeId| {
+                let a = 3 - b;
+                let (ra, rb) = (c.raft(a), c.raft(b));
+                rb.voted_for() == Some(a) && rb.term() == ra.term() && ra.role() == Role::Candidate
+            };
+            let asked = c.run_until(ELECTION_MS, |c| granted(c, 1) || granted(c, 2));
+            assert!(asked, "no vote granted");
+            let b = if granted(c, 1) { 1 } else { 2 };
+            let a = 3 - b;
+            let term = c.raft(b).term();
+            c.crash(b);
+            let vote = c.member(b).store.hard_state;
+            assert_ne!(
+                (vote.current_term, vote.voted_for),
+                (term, Some(a)),
+                "setup: the vote was durable"
+            );
+            c.run_for(100);
+            c.star(cc, &[b]);
+            c.restart(b);
+            c.restart(cc);
+            c.expect_leader_in(&[b, cc], 0, ELECTION_MS);
+            c.heal();
+            liveness_phase(c);
+        },
+    );
 }
 
 /// TestFigure8Unreliable: the same churn of leaders on a lossy, reordering network,

@@ -99,12 +99,17 @@ impl Cluster {
             .collect()
     }
 
-    /// Links only `center` with each of `spokes` and runs until `center` leads a term
-    /// above every term seen so far; returns that term.
-    pub fn elect(&mut self, center: NodeId, spokes: &[NodeId], timeout_ms: u64) -> u64 {
+    /// Links only `center` with each of `spokes`; nothing else can talk.
+    pub fn star(&mut self, center: NodeId, spokes: &[NodeId]) {
         self.net.star(center, spokes);
         let cuts = self.net.describe_cuts();
         self.note(format_args!("STAR n{center} with {spokes:?}: cut {cuts}"));
+    }
+
+    /// Links only `center` with each of `spokes` and runs until `center` leads a term
+    /// above every term seen so far; returns that term.
+    pub fn elect(&mut self, center: NodeId, spokes: &[NodeId], timeout_ms: u64) -> u64 {
+        self.star(center, spokes);
         let above = self.terms().iter().map(|&(_, t)| t).max().unwrap_or(0);
         self.expect_leader_in(&[center], above.saturating_sub(1), timeout_ms);
         self.raft(center).term()
