@@ -11,7 +11,9 @@ use super::log::RaftLog;
 use super::persist::PersistQueue;
 use super::progress::Progress;
 use super::read_index::ReadIndexes;
-use super::{Config, Entry, HardState, Index, LogPosition, Message, MessageBody, NodeId, Term};
+use super::{
+    Config, Entry, HardState, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term,
+};
 
 /// What a member recovered from stable storage when it starts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -241,12 +243,7 @@ impl Raft {
     /// The earliest time at which [`Raft::tick`] has something to do.
     pub fn next_tick_ms(&self) -> u64 {
         match self.role {
-            Role::Leader => self
-                .progress
-                .values()
-                .map(|pr| pr.last_sent_ms + self.config.heartbeat_interval_ms)
-                .min()
-                .unwrap_or(self.now_ms + self.config.heartbeat_interval_ms),
+            Role::Leader => self.next_leader_tick_ms(),
             Role::Follower | Role::Candidate => self.election_deadline_ms,
         }
     }
@@ -344,7 +341,7 @@ impl Raft {
                 leader: self.leader,
             });
         }
-        Ok(self.append_and_replicate(super::Payload::Command(data)))
+        Ok(self.append_and_replicate(Payload::Command(data)))
     }
 
     /// Asks for a linearizable read (ReadIndex, thesis §6.4). The answer comes later
@@ -372,7 +369,10 @@ impl Raft {
         self.persist_work()
     }
 
-    /// The next batch to make durable, if any.
+    /// The next batch to make durable, if any. Several may be outstanding; a writer
+    /// that takes the next batch only once the previous is durable (as a single
+    /// writer thread does) gets group commit for free: whatever arrives during one
+    /// fsync goes into the next batch.
     pub fn take_persist_batch(&mut self) -> Option<PersistBatch> {
         self.cut_persist_batch()
     }
@@ -403,7 +403,7 @@ impl Raft {
     }
 
     /// Reads whose fate is now known.
-    pub fn take_read_states(&mut self) -> Vec<super::ReadState> {
+    pub fn take_read_states(&mut self) -> Vec<ReadState> {
         std::mem::take(&mut self.reads.ready)
     }
 

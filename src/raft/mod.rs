@@ -11,6 +11,13 @@
 //! [`PersistBatch`] may be sent only after that batch's hard state and entries are on
 //! stable storage; messages from [`Raft::take_messages`] depend on nothing unpersisted
 //! and may be sent at once.
+//!
+//! Files, one concern each: `core.rs` (the struct, inputs and outputs, dispatch),
+//! `election.rs` (§5.2, role changes), `replication.rs` (§5.3, §5.4.2, flow control),
+//! `read_index.rs` (thesis §6.4), `persist.rs` (batches and which messages wait for
+//! them), `log.rs` (entries after a base; durable and handed-out boundaries),
+//! `progress.rs` (per-follower probe/replicate and in-flight window),
+//! `invariants.rs` (`check_invariants`).
 
 mod election;
 mod invariants;

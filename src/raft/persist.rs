@@ -8,7 +8,7 @@
 //! runtime's single writer persists after every earlier one.
 
 use super::core::Raft;
-use super::{HardState, Message, PersistBatch, PersistToken};
+use super::{HardState, LogPosition, Message, PersistBatch, PersistToken};
 
 /// Bookkeeping of batches handed to storage.
 #[derive(Debug)]
@@ -82,7 +82,7 @@ impl Raft {
         self.persist.taken_hard_state = self.hard_state();
         let entries = self.log.take_unpersisted();
         let last = match entries.last() {
-            Some(e) => super::LogPosition {
+            Some(e) => LogPosition {
                 term: e.term,
                 index: e.index,
             },

@@ -36,6 +36,8 @@ pub(super) struct Progress {
     pub(super) inflight: VecDeque<Index>,
     /// When anything was last sent to the follower (for heartbeats).
     pub(super) last_sent_ms: u64,
+    /// When the last entry-carrying AppendEntries was sent (for retransmission).
+    pub(super) last_append_ms: u64,
     /// When `match_index` last advanced or the state last changed (for retransmission).
     pub(super) last_progress_ms: u64,
     /// Highest ReadIndex round the follower acknowledged in this term (thesis §6.4).
@@ -52,6 +54,7 @@ impl Progress {
             state: ProgressState::Probe,
             inflight: VecDeque::new(),
             last_sent_ms: now_ms,
+            last_append_ms: now_ms,
             last_progress_ms: now_ms,
             acked_read_round: 0,
         }
@@ -69,6 +72,7 @@ impl Progress {
     pub(super) fn sent_entries(&mut self, last: Index, now_ms: u64) {
         self.inflight.push_back(last);
         self.last_sent_ms = now_ms;
+        self.last_append_ms = now_ms;
         if self.state == ProgressState::Replicate {
             // Pipelining: assume delivery and go on after it.
             self.next_index = last + 1;
@@ -94,6 +98,30 @@ impl Progress {
             self.state = ProgressState::Replicate;
         }
         true
+    }
+
+    /// When entries in flight should be presumed lost, if any are in flight: a probe
+    /// unanswered for one heartbeat interval, or a pipeline without progress for two.
+    /// Independent of heartbeats, which ReadIndex rounds may send at any rate.
+    pub(super) fn retransmit_due_ms(&self, interval_ms: u64) -> Option<u64> {
+        if self.inflight.is_empty() {
+            return None;
+        }
+        Some(match self.state {
+            ProgressState::Probe => self.last_append_ms + interval_ms,
+            ProgressState::Replicate => {
+                self.last_progress_ms.max(self.last_append_ms) + 2 * interval_ms
+            }
+        })
+    }
+
+    /// Presumes the entries in flight lost: probe again from just after `match_index`.
+    pub(super) fn retransmit(&mut self, now_ms: u64) {
+        let next = match self.state {
+            ProgressState::Probe => self.next_index,
+            ProgressState::Replicate => self.match_index + 1,
+        };
+        self.become_probe(next, now_ms);
     }
 
     /// Falls back to probing from `next_index` (after a rejection or a suspected loss).

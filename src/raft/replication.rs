@@ -118,8 +118,8 @@ impl Raft {
         self.messages.push(msg);
     }
 
-    /// Leader tick: for each follower not sent anything for a heartbeat interval,
-    /// retransmit what looks lost, else send a heartbeat.
+    /// Leader tick: for each follower, resend what looks lost, then send a heartbeat
+    /// if nothing went to it for a heartbeat interval.
     pub(super) fn tick_heartbeats(&mut self) {
         let interval = self.config.heartbeat_interval_ms;
         let now_ms = self.now_ms;
@@ -127,25 +127,36 @@ impl Raft {
             let Some(pr) = self.progress.get_mut(&peer) else {
                 continue;
             };
-            if now_ms < pr.last_sent_ms + interval {
-                continue;
+            if pr
+                .retransmit_due_ms(interval)
+                .is_some_and(|due| now_ms >= due)
+            {
+                pr.retransmit(now_ms);
+                self.send_append(peer);
             }
-            match pr.state {
-                // The probe went unanswered for an interval: send it again.
-                ProgressState::Probe => pr.inflight.clear(),
-                // Entries outstanding and no progress for two intervals: assume loss
-                // and find the follower's end again.
-                ProgressState::Replicate => {
-                    if !pr.inflight.is_empty() && now_ms >= pr.last_progress_ms + 2 * interval {
-                        let next = pr.match_index + 1;
-                        pr.become_probe(next, now_ms);
-                    }
-                }
-            }
-            if !self.send_append(peer) {
+            let heartbeat_due = self
+                .progress
+                .get(&peer)
+                .is_some_and(|pr| now_ms >= pr.last_sent_ms + interval);
+            if heartbeat_due && !self.send_append(peer) {
                 self.send_heartbeat(peer);
             }
         }
+    }
+
+    /// Leader: when `tick` next has something to do for some follower.
+    pub(super) fn next_leader_tick_ms(&self) -> u64 {
+        let interval = self.config.heartbeat_interval_ms;
+        let due = |pr: &super::progress::Progress| {
+            let heartbeat = pr.last_sent_ms + interval;
+            pr.retransmit_due_ms(interval)
+                .map_or(heartbeat, |r| r.min(heartbeat))
+        };
+        self.progress
+            .values()
+            .map(due)
+            .min()
+            .unwrap_or(self.now_ms + interval)
     }
 
     /// Leader: the highest index a majority holds, itself counted only up to its
@@ -281,8 +292,8 @@ impl Raft {
         conflict: Option<ConflictHint>,
         read_round: u64,
     ) {
-        if self.role != Role::Leader {
-            return;
+        if self.role != Role::Leader || match_index > self.log.last_index() {
+            return; // stale, or claims entries this leader never sent: malformed
         }
         let now_ms = self.now_ms;
         let Some(pr) = self.progress.get_mut(&peer) else {

@@ -267,3 +267,32 @@ fn single_voter_elects_itself_and_commits_on_its_own_persistence() {
     assert_eq!(r.next_tick_ms(), deadline + 50);
     r.check_invariants();
 }
+
+#[test]
+fn deadline_moves_on_leader_contact_and_on_a_granted_vote_only() {
+    let mut r = node(2, 3, &[], 1);
+    let first = r.next_tick_ms();
+    r.step(append(1, 2, 1, (0, 0), vec![], 0), first - 1);
+    let after_append = r.next_tick_ms();
+    assert!(
+        after_append >= first - 1 + 100,
+        "valid append resets: {after_append}"
+    );
+    // Term 2 has no known leader, so 3 gets the vote and the deadline moves.
+    r.step(vote_request(3, 2, 2, (0, 0)), after_append - 1);
+    assert_eq!(r.voted_for(), Some(3));
+    let after_grant = r.next_tick_ms();
+    assert!(
+        after_grant >= after_append - 1 + 100,
+        "granted vote resets: {after_grant}"
+    );
+    r.step(vote_request(1, 2, 2, (0, 0)), after_grant - 1);
+    assert_eq!(r.voted_for(), Some(3), "one vote per term");
+    assert_eq!(
+        r.next_tick_ms(),
+        after_grant,
+        "a refused vote does not reset"
+    );
+    r.tick(after_grant);
+    assert_eq!((r.role(), r.term()), (Role::Candidate, 3));
+}

@@ -26,6 +26,30 @@ fn confirmation_of_a_replaced_entry_does_not_make_its_replacement_durable() {
 }
 
 #[test]
+fn a_writer_that_waits_for_each_write_gets_one_batch_for_everything_since() {
+    let mut r = node(2, 3, &[], 1);
+    step(&mut r, append(1, 2, 1, (0, 0), vec![ent(1, 1)], 0));
+    let first = r.take_persist_batch().expect("entry 1");
+    step(&mut r, append(1, 2, 1, (1, 1), vec![ent(1, 2)], 0));
+    step(
+        &mut r,
+        append(1, 2, 1, (1, 2), vec![ent(1, 3), ent(1, 4)], 0),
+    );
+    r.on_persisted(first.token, 0);
+    let second = r.take_persist_batch().expect("everything since");
+    assert_eq!(second.entries, vec![ent(1, 2), ent(1, 3), ent(1, 4)]);
+    assert_eq!(second.messages, vec![ack(2, 1, 2, 0), ack(2, 1, 4, 0)]);
+    assert_eq!(
+        second.token,
+        PersistToken {
+            seq: 2,
+            last: LogPosition { term: 1, index: 4 }
+        }
+    );
+    assert_eq!(r.take_persist_batch(), None);
+}
+
+#[test]
 fn replies_wait_behind_an_unconfirmed_batch_and_go_out_at_once_when_all_is_durable() {
     let mut r = node(2, 3, &[], 1);
     step(&mut r, append(1, 2, 1, (0, 0), vec![ent(1, 1)], 0));

@@ -304,3 +304,16 @@ fn lost_pipelined_appends_are_resent_after_two_silent_intervals() {
     assert_eq!(r.take_messages(), resent);
     r.check_invariants();
 }
+
+#[test]
+fn responses_claiming_entries_the_leader_never_had_are_dropped() {
+    let mut r = leader(3, &[], 0);
+    step(&mut r, ack(2, 1, 9, 0));
+    let hint = ConflictHint {
+        term: None,
+        first_index: 1,
+    };
+    step(&mut r, reject(3, 1, 9, hint));
+    assert_eq!(r.status().match_index, vec![(2, 0), (3, 0)]);
+    assert_eq!(r.take_messages(), vec![]);
+}
