@@ -39,6 +39,8 @@ pub struct ClusterOptions {
     pub write_max_ms: u64,
     /// Whether a crash may leave the batch being written partly on disk.
     pub torn_writes: bool,
+    /// Whether batches queued behind a write share the next one.
+    pub group_commit: bool,
     /// `Config::max_entries_per_append` of every member.
     pub max_entries_per_append: usize,
     /// `Config::max_inflight_appends` of every member.
@@ -57,6 +59,7 @@ impl ClusterOptions {
             write_min_ms: 1,
             write_max_ms: 3,
             torn_writes: false,
+            group_commit: true,
             max_entries_per_append: defaults.max_entries_per_append,
             max_inflight_appends: defaults.max_inflight_appends,
             max_bytes_per_append: defaults.max_bytes_per_append,
@@ -105,7 +108,7 @@ impl Cluster {
             now_ms: 0,
             rng: SmallRng::seed_from_u64(seed),
             members: (1..=opts.members as NodeId)
-                .map(|id| Member::new(opts.config(id)))
+                .map(|id| Member::new(opts.config(id), opts.group_commit))
                 .collect(),
             net: Network::new(opts.members, opts.net),
             checker: Checker::new(opts.members),
