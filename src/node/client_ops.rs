@@ -11,6 +11,10 @@ use crate::kv::{self, Request};
 use crate::net::{ClientRequest, ClientResponse, StatusReport};
 use crate::raft::{LogPosition, NodeId, Role};
 
+/// Most log entries a leader holds beyond its commit index before it refuses new
+/// writes (like etcd's `MaxUncommittedEntriesSize`).
+pub const MAX_UNCOMMITTED_ENTRIES: u64 = 8192;
+
 /// Answers one request.
 pub fn handle(shared: &Shared, request: ClientRequest) -> ClientResponse {
     match request {
@@ -50,6 +54,15 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
         let mut core = shared.lock_core();
         if core.shutdown {
             return shutting_down(false);
+        }
+        let uncommitted = core.raft.last_position().index - core.raft.commit_index();
+        if uncommitted >= MAX_UNCOMMITTED_ENTRIES {
+            // Backpressure: a leader cut off from its quorum would otherwise grow its log
+            // without bound while every write times out.
+            return ClientResponse::Unavailable {
+                reason: format!("{uncommitted} writes are waiting to commit; try again later"),
+                outcome_unknown: false,
+            };
         }
         let now = shared.now_ms();
         let position = match core.raft.propose(kv::encode_request(&request), now) {
