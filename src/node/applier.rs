@@ -20,7 +20,7 @@ pub fn run(shared: &Shared) {
         let results = apply(shared, &entries);
         let mut core = shared.lock_core();
         for (index, term, result) in &results {
-            core.finish_write(*index, *term, result.as_ref());
+            core.pending.write_applied(*index, *term, result.as_ref());
         }
         if let Some((last, _, _)) = results.last() {
             core.advance_applied(*last);

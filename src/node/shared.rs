@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::completion::Completion;
 use super::config::NodeConfig;
-use super::core_state::{CoreState, ReadOutcome};
+use super::core_state::CoreState;
 use super::listener::Connections;
 use super::outbox::Outbox;
 use crate::kv::KvStore;
@@ -181,18 +181,8 @@ impl Shared {
     /// Moves reads whose leadership check finished to their next stage.
     fn release_reads(&self, core: &mut CoreState) {
         for state in core.raft.take_read_states() {
-            let Some(done) = core.pending_reads.remove(&state.read_id) else {
-                continue;
-            };
-            match state.result {
-                Ok(index) if index <= core.applied_index => done.complete(ReadOutcome::Ready),
-                Ok(index) => core
-                    .reads_awaiting_apply
-                    .entry(index)
-                    .or_default()
-                    .push(done),
-                Err(not_leader) => done.complete(ReadOutcome::NotLeader(not_leader.leader)),
-            }
+            let applied = core.applied_index;
+            core.pending.read_decided(state, applied);
         }
     }
 
