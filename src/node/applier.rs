@@ -20,7 +20,7 @@ pub fn run(shared: &Shared) {
         let results = apply(shared, &entries);
         let mut core = shared.lock_core();
         for (index, term, result) in &results {
-            core.finish_write(*index, *term, result.as_ref());
+            core.pending.write_applied(*index, *term, result.as_ref());
         }
         if let Some((last, _, _)) = results.last() {
             core.advance_applied(*last);
@@ -43,10 +43,7 @@ fn next_entries(shared: &Shared) -> Option<Vec<Entry>> {
             shared.dispatch(&mut core);
             return Some(entries);
         }
-        core = match shared.apply_wanted.wait(core) {
-            Ok(guard) => guard,
-            Err(_) => panic!("raft mutex poisoned"),
-        };
+        core = shared.apply_wanted.wait(core);
     }
 }
 
