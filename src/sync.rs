@@ -5,5 +5,5 @@
 //! touching the code that uses them. Today it re-exports std's.
 
 pub use std::sync::atomic;
-pub use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+pub use std::sync::{Arc, Barrier, Condvar, Mutex, MutexGuard};
 pub use std::thread;
