@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use raftkv::client::{Client, ClientError, ClientOptions};
 use raftkv::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use raftkv::sync::{thread, Arc, Barrier};
+use raftkv::sync::{thread, Arc};
+// The bench is a load generator, not runtime code: std's Barrier needs no checked twin.
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::sync::Barrier;
 
 use super::args::{BenchArgs, Workload};
 use super::histogram::Histogram;

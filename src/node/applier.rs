@@ -43,10 +43,7 @@ fn next_entries(shared: &Shared) -> Option<Vec<Entry>> {
             shared.dispatch(&mut core);
             return Some(entries);
         }
-        core = match shared.apply_wanted.wait(core) {
-            Ok(guard) => guard,
-            Err(_) => panic!("raft mutex poisoned"),
-        };
+        core = shared.apply_wanted.wait(core);
     }
 }
 

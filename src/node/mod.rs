@@ -20,6 +20,8 @@ pub mod config;
 pub mod connection;
 pub mod core_state;
 pub mod listener;
+#[cfg(all(test, shuttle))]
+mod models;
 pub mod outbox;
 pub mod replicator;
 pub mod shared;

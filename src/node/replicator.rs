@@ -133,6 +133,7 @@ fn send(link: &mut Link, messages: &[Message]) -> Result<(), net::NetError> {
     for message in messages {
         net::encode_frame(&mut link.out, message)?;
     }
+    crate::sync::assert_no_io_free_lock("sending to a peer");
     stream
         .write_all(&link.out)
         .map_err(net::NetError::io_mid_frame)?;

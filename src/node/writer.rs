@@ -39,23 +39,21 @@ fn next_batch(shared: &Shared) -> Option<PersistBatch> {
         if let Some(batch) = core.raft.take_persist_batch() {
             return Some(batch);
         }
-        core = match shared.persist_wanted.wait(core) {
-            Ok(guard) => guard,
-            Err(_) => panic!("raft mutex poisoned"),
-        };
+        core = shared.persist_wanted.wait(core);
     }
 }
 
-/// Makes one batch durable: entries first (one fdatasync), then the hard state.
+/// Makes one batch durable: the hard state first (so the disk never holds entries of a
+/// term newer than its stored term), then the entries with one fdatasync.
 fn persist(
     storage: &mut Storage,
     batch: &PersistBatch,
 ) -> Result<(), crate::storage::StorageError> {
-    if !batch.entries.is_empty() {
-        storage.append(&batch.entries)?;
-    }
     if let Some(hard_state) = &batch.hard_state {
         storage.save_hard_state(hard_state)?;
+    }
+    if !batch.entries.is_empty() {
+        storage.append(&batch.entries)?;
     }
     Ok(())
 }

@@ -16,6 +16,7 @@ pub const TMP_SUFFIX: &str = ".tmp";
 /// or the new file under `name` (and perhaps a stale `name.tmp`, ignored and removed at
 /// the next open).
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    crate::sync::assert_no_io_free_lock("writing an atomic file");
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let target = dir.join(name);
     let mut file = OpenOptions::new()
