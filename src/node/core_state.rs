@@ -87,9 +87,11 @@ impl CoreState {
         }
     }
 
-    /// Records that the applier applied everything up to `index`, and releases the
-    /// reads that were waiting for it.
-    pub fn advance_applied(&mut self, index: Index) {
+    /// Records that the applier applied everything up to `index`, and hands back the
+    /// reads that were waiting for it, for the caller to complete once it has released
+    /// the core lock (waking a thread is a syscall; see `applier::run`).
+    #[must_use = "the returned reads must be completed"]
+    pub fn advance_applied(&mut self, index: Index) -> Vec<Completion<ReadOutcome>> {
         assert!(
             index >= self.applied_index,
             "applied index went back from {} to {index}",
@@ -98,28 +100,25 @@ impl CoreState {
         self.applied_index = index;
         let later = self.reads_awaiting_apply.split_off(&(index + 1));
         let ready = std::mem::replace(&mut self.reads_awaiting_apply, later);
-        for done in ready.into_values().flatten() {
-            done.complete(ReadOutcome::Ready);
-        }
+        ready.into_values().flatten().collect()
     }
 
-    /// Completes the write waiting at `index`, if any, now that the entry of `term`
-    /// there was applied with `result`.
+    /// Takes the write waiting at `index`, if any, now that the entry of `term` there
+    /// was applied with `result`, with the outcome to complete it with once the caller
+    /// has released the core lock.
+    #[must_use = "the returned write must be completed"]
     pub fn finish_write(
         &mut self,
         index: Index,
         term: Term,
         result: Option<&Result<CommandResult, KvError>>,
-    ) {
-        let Some(pending) = self.pending_writes.remove(&index) else {
-            return;
+    ) -> Option<(Completion<WriteOutcome>, WriteOutcome)> {
+        let pending = self.pending_writes.remove(&index)?;
+        let outcome = match result {
+            Some(result) if pending.term == term => WriteOutcome::Applied(result.clone()),
+            _ => WriteOutcome::Overwritten,
         };
-        match result {
-            Some(result) if pending.term == term => {
-                pending.done.complete(WriteOutcome::Applied(result.clone()))
-            }
-            _ => pending.done.complete(WriteOutcome::Overwritten),
-        }
+        Some((pending.done, outcome))
     }
 
     /// Fails every waiting request because the node is shutting down.
