@@ -97,15 +97,21 @@ fn serve_peer(
         while batch.len() < MAX_MESSAGES_PER_STEP && net::frame_buffered(reader.buffer()) {
             batch.push(read_peer_message(shared, from, reader)?);
         }
-        let mut core = shared.lock_core();
-        if core.shutdown {
-            return Ok(());
+        let released = {
+            let mut core = shared.lock_core();
+            if core.shutdown {
+                return Ok(());
+            }
+            let now = shared.now_ms();
+            for message in batch.drain(..) {
+                core.raft.step(message, now);
+            }
+            shared.dispatch_deferred(&mut core)
+        };
+        // A confirmed ReadIndex round releases many reads: wake them without the lock.
+        for (done, outcome) in released {
+            done.complete(outcome);
         }
-        let now = shared.now_ms();
-        for message in batch.drain(..) {
-            core.raft.step(message, now);
-        }
-        shared.dispatch(&mut core);
     }
 }
 

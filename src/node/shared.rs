@@ -23,6 +23,9 @@ use crate::raft::{Message, NodeId, Role};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{lock_io_free, IoFreeGuard, Mutex, MutexGuard, Signal};
 
+/// A read whose fate is known, and the outcome to complete it with.
+pub type ReleasedRead = (Completion<ReadOutcome>, ReadOutcome);
+
 /// State shared by all threads of one node.
 pub struct Shared {
     /// The node's configuration, fixed at start.
@@ -123,9 +126,20 @@ impl Shared {
     /// Hands Raft's outputs to the threads that act on them. Call with the core lock
     /// held after anything that may have changed Raft.
     pub fn dispatch(&self, core: &mut CoreState) {
+        for (done, outcome) in self.dispatch_deferred(core) {
+            done.complete(outcome);
+        }
+    }
+
+    /// [`Shared::dispatch`], except that the reads it releases are returned instead of
+    /// completed: the caller completes them after releasing the core lock, so the
+    /// wake-ups of a whole ReadIndex round (a futex syscall each) do not hold every
+    /// other thread out of Raft. The caller must complete every one.
+    #[must_use = "the released reads must be completed"]
+    pub fn dispatch_deferred(&self, core: &mut CoreState) -> Vec<ReleasedRead> {
         self.log_role_change(core);
         self.route(core.raft.take_messages());
-        self.release_reads(core);
+        let released = self.release_reads(core);
         if core.raft.has_persist_work() {
             self.persist_wanted.notify_one();
         }
@@ -135,6 +149,7 @@ impl Shared {
         if core.raft.next_tick_ms() < core.timer_sleep_until_ms {
             self.tick_wanted.notify_one();
         }
+        released
     }
 
     /// Logs a change of role, term or known leader, once.
@@ -179,21 +194,25 @@ impl Shared {
     }
 
     /// Moves reads whose leadership check finished to their next stage.
-    fn release_reads(&self, core: &mut CoreState) {
+    fn release_reads(&self, core: &mut CoreState) -> Vec<ReleasedRead> {
+        let mut released = Vec::new();
         for state in core.raft.take_read_states() {
             let Some(done) = core.pending_reads.remove(&state.read_id) else {
                 continue;
             };
             match state.result {
-                Ok(index) if index <= core.applied_index => done.complete(ReadOutcome::Ready),
+                Ok(index) if index <= core.applied_index => {
+                    released.push((done, ReadOutcome::Ready))
+                }
                 Ok(index) => core
                     .reads_awaiting_apply
                     .entry(index)
                     .or_default()
                     .push(done),
-                Err(not_leader) => done.complete(ReadOutcome::NotLeader(not_leader.leader)),
+                Err(not_leader) => released.push((done, ReadOutcome::NotLeader(not_leader.leader))),
             }
         }
+        released
     }
 
     /// Role of this node right now (takes the core lock briefly).
