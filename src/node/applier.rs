@@ -4,10 +4,9 @@
 //! Waits on: `Shared::apply_wanted` (paired with the core lock) while nothing is
 //! committed and unapplied. Woken by: `dispatch` when the commit index advances;
 //! shutdown. Takes the core lock to take entries, then (released) the KV lock to apply
-//! them, then the core lock again to record the applied index and take the waiters —
-//! never both at once — and wakes the waiters with no lock held.
+//! them, then the core lock again to record the applied index and take the decided
+//! waiters — never both at once — and wakes those waiters with no lock held.
 
-use super::core_state::ReadOutcome;
 use super::shared::Shared;
 use crate::kv::{CommandResult, KvError};
 use crate::raft::{Entry, Index, Payload, Term};
@@ -19,29 +18,21 @@ pub const MAX_APPLY_BATCH: usize = 1024;
 pub fn run(shared: &Shared) {
     while let Some(entries) = next_entries(shared) {
         let results = apply(shared, &entries);
-        let (writes, reads) = {
+        let decided = {
             let mut core = shared.lock_core();
-            let writes: Vec<_> = results
-                .iter()
-                .filter_map(|(index, term, result)| {
-                    core.finish_write(*index, *term, result.as_ref())
-                })
-                .collect();
-            let reads = match results.last() {
-                Some((last, _, _)) => core.advance_applied(*last),
-                None => Vec::new(),
-            };
-            shared.dispatch(&mut core);
-            (writes, reads)
+            for (index, term, result) in &results {
+                core.pending.write_applied(*index, *term, result.as_ref());
+            }
+            if let Some((last, _, _)) = results.last() {
+                core.advance_applied(*last);
+            }
+            shared.dispatch_deferred(&mut core)
         };
         // Wake the waiting connection threads after releasing the core lock: each wake
-        // is a futex syscall, and doing a batch of them under the lock held every other
+        // is a futex syscall, and a batch of them under the lock held every other
         // thread out (the applier was the leader's busiest thread at 64 clients).
-        for (done, outcome) in writes {
-            done.complete(outcome);
-        }
-        for done in reads {
-            done.complete(ReadOutcome::Ready);
+        for done in decided {
+            done.complete();
         }
     }
 }

@@ -109,8 +109,8 @@ fn serve_peer(
             shared.dispatch_deferred(&mut core)
         };
         // A confirmed ReadIndex round releases many reads: wake them without the lock.
-        for (done, outcome) in released {
-            done.complete(outcome);
+        for decided in released {
+            decided.complete();
         }
     }
 }

@@ -23,6 +23,7 @@ pub mod listener;
 #[cfg(all(test, shuttle))]
 mod models;
 pub mod outbox;
+pub mod pending;
 pub mod replicator;
 pub mod shared;
 pub mod timer;
@@ -276,7 +277,7 @@ impl Node {
         {
             let mut core = shared.lock_core();
             core.shutdown = true;
-            core.fail_all_waiters();
+            core.pending.fail_all();
             shared.persist_wanted.notify_all();
             shared.apply_wanted.notify_all();
             shared.tick_wanted.notify_all();

@@ -14,17 +14,15 @@ use std::time::{Duration, Instant};
 
 use super::completion::Completion;
 use super::config::NodeConfig;
-use super::core_state::{CoreState, ReadOutcome};
+use super::core_state::CoreState;
 use super::listener::Connections;
 use super::outbox::Outbox;
+use super::pending::Decided;
 use crate::kv::KvStore;
 use crate::logging::Logger;
 use crate::raft::{Message, NodeId, Role};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{lock_io_free, IoFreeGuard, Mutex, MutexGuard, Signal};
-
-/// A read whose fate is known, and the outcome to complete it with.
-pub type ReleasedRead = (Completion<ReadOutcome>, ReadOutcome);
 
 /// State shared by all threads of one node.
 pub struct Shared {
@@ -126,20 +124,21 @@ impl Shared {
     /// Hands Raft's outputs to the threads that act on them. Call with the core lock
     /// held after anything that may have changed Raft.
     pub fn dispatch(&self, core: &mut CoreState) {
-        for (done, outcome) in self.dispatch_deferred(core) {
-            done.complete(outcome);
+        for decided in self.dispatch_deferred(core) {
+            decided.complete();
         }
     }
 
-    /// [`Shared::dispatch`], except that the reads it releases are returned instead of
-    /// completed: the caller completes them after releasing the core lock, so the
-    /// wake-ups of a whole ReadIndex round (a futex syscall each) do not hold every
-    /// other thread out of Raft. The caller must complete every one.
-    #[must_use = "the released reads must be completed"]
-    pub fn dispatch_deferred(&self, core: &mut CoreState) -> Vec<ReleasedRead> {
+    /// [`Shared::dispatch`], except that the requests whose outcome is now decided
+    /// (writes applied, reads confirmed or released by the applier) are returned
+    /// instead of woken: the caller completes every one after releasing the core lock,
+    /// so a batch of wake-ups (a futex syscall each) does not hold every other thread
+    /// out of Raft. Used by the applier and the peer connection threads.
+    #[must_use = "every decided request must be completed"]
+    pub fn dispatch_deferred(&self, core: &mut CoreState) -> Vec<Decided> {
         self.log_role_change(core);
         self.route(core.raft.take_messages());
-        let released = self.release_reads(core);
+        self.release_reads(core);
         if core.raft.has_persist_work() {
             self.persist_wanted.notify_one();
         }
@@ -149,7 +148,7 @@ impl Shared {
         if core.raft.next_tick_ms() < core.timer_sleep_until_ms {
             self.tick_wanted.notify_one();
         }
-        released
+        core.pending.take_decided()
     }
 
     /// Logs a change of role, term or known leader, once.
@@ -194,25 +193,11 @@ impl Shared {
     }
 
     /// Moves reads whose leadership check finished to their next stage.
-    fn release_reads(&self, core: &mut CoreState) -> Vec<ReleasedRead> {
-        let mut released = Vec::new();
+    fn release_reads(&self, core: &mut CoreState) {
         for state in core.raft.take_read_states() {
-            let Some(done) = core.pending_reads.remove(&state.read_id) else {
-                continue;
-            };
-            match state.result {
-                Ok(index) if index <= core.applied_index => {
-                    released.push((done, ReadOutcome::Ready))
-                }
-                Ok(index) => core
-                    .reads_awaiting_apply
-                    .entry(index)
-                    .or_default()
-                    .push(done),
-                Err(not_leader) => released.push((done, ReadOutcome::NotLeader(not_leader.leader))),
-            }
+            let applied = core.applied_index;
+            core.pending.read_decided(state, applied);
         }
-        released
     }
 
     /// Role of this node right now (takes the core lock briefly).
