@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use raftkv::client::{Client, ClientError, ClientOptions};
 use raftkv::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use raftkv::sync::{thread, Arc};
+// The bench is a load generator, not runtime code: std's Barrier needs no checked twin.
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use std::sync::Barrier;
 
 use super::args::{BenchArgs, Workload};
 use super::histogram::Histogram;
@@ -44,22 +46,29 @@ pub fn run(args: BenchArgs) -> u8 {
         finished: AtomicBool::new(false),
     });
     let args = Arc::new(args);
-    let started = Instant::now();
+    // Every client connects (and finds the leader) before the clock starts, as wrk and
+    // etcd's benchmark do: a burst of connects must not be charged to the first
+    // operations' latency (the listen backlog is 128, so 256 simultaneous connects can
+    // cost a 1 s SYN retransmission).
+    let ready = Arc::new(Barrier::new(args.clients + 1));
     let mut threads = Vec::new();
     for n in 0..args.clients {
-        let (args2, progress2) = (Arc::clone(&args), Arc::clone(&progress));
+        let (args2, progress2, ready2) =
+            (Arc::clone(&args), Arc::clone(&progress), Arc::clone(&ready));
         let spawned = thread::Builder::new()
             .name(format!("bench-client-{n}"))
-            .spawn(move || run_client(&args2, &progress2, n as u64));
+            .spawn(move || run_client(&args2, &progress2, &ready2, n as u64));
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(err) => {
+                // The threads already started wait on the barrier forever: exit now.
                 eprintln!("raftkv bench: cannot start client thread: {err}");
-                progress.finished.store(true, Ordering::SeqCst);
                 return EXIT_OTHER;
             }
         }
     }
+    ready.wait();
+    let started = Instant::now();
     show_progress(&args, &progress, started);
     let mut total = ClientResult {
         latencies: Histogram::new(),
@@ -120,7 +129,7 @@ fn key_name(i: u64, size: usize) -> String {
     format!("k{digits:0>width$}")
 }
 
-fn run_client(args: &BenchArgs, progress: &Progress, n: u64) -> ClientResult {
+fn run_client(args: &BenchArgs, progress: &Progress, ready: &Barrier, n: u64) -> ClientResult {
     let options = ClientOptions {
         cluster: args.cluster.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
@@ -128,13 +137,26 @@ fn run_client(args: &BenchArgs, progress: &Progress, n: u64) -> ClientResult {
     let mut client = Client::new(split_addrs(&args.addr), options);
     let mut rng = SmallRng::seed_from_u64(rand::random::<u64>() ^ n);
     let value = "v".repeat(args.value_size);
-    let deadline = args
-        .duration
-        .map(|d| Instant::now() + Duration::from_secs_f64(d));
     let mut result = ClientResult {
         latencies: Histogram::new(),
         errors: BTreeMap::new(),
     };
+    // Connect and find the leader with one unmeasured request of the workload's kind.
+    let warm_key = key_name(rng.gen_range(0..args.keys), args.key_size);
+    let warm = match args.workload {
+        Workload::Put => client.put(&warm_key, &value),
+        Workload::Get | Workload::Mixed => client.get(&warm_key, args.stale).map(|_| ()),
+    };
+    if let Err(err) = warm {
+        *result
+            .errors
+            .entry(format!("connecting: {}", error_kind(&err)))
+            .or_default() += 1;
+    }
+    ready.wait();
+    let deadline = args
+        .duration
+        .map(|d| Instant::now() + Duration::from_secs_f64(d));
     loop {
         if let Some(ops) = args.ops {
             if progress.claimed.fetch_add(1, Ordering::SeqCst) >= ops {

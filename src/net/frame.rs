@@ -18,6 +18,18 @@ const HEADER_BYTES: usize = 4;
 /// when it fits. A body over [`MAX_FRAME_BYTES`] is refused before anything is sent.
 pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), NetError> {
     crate::sync::assert_no_io_free_lock("writing a frame");
+    let mut buf = Vec::new();
+    encode_frame(&mut buf, msg)?;
+    // Any write error, a timeout included, may leave part of the frame sent.
+    w.write_all(&buf).map_err(NetError::io_mid_frame)?;
+    w.flush().map_err(NetError::io_mid_frame)
+}
+
+/// Appends `msg` as one frame to `buf`, so a sender can put many frames on the wire
+/// with one `write` (a replicator's whole batch in one segment train, not a syscall
+/// and a segment per message). A body over [`MAX_FRAME_BYTES`] is refused and leaves
+/// `buf` unchanged.
+pub fn encode_frame<T: Serialize>(buf: &mut Vec<u8>, msg: &T) -> Result<(), NetError> {
     let options = bincode::DefaultOptions::new();
     let len = options
         .serialized_size(msg)
@@ -28,19 +40,32 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), Net
             max: u64::from(MAX_FRAME_BYTES),
         }));
     }
-    let mut buf = Vec::with_capacity(HEADER_BYTES + len as usize);
+    let start = buf.len();
+    buf.reserve(HEADER_BYTES + len as usize);
     buf.extend_from_slice(&(len as u32).to_be_bytes());
     options
-        .serialize_into(&mut buf, msg)
+        .serialize_into(&mut *buf, msg)
         .map_err(|e| NetError::new(NetErrorKind::Decode(format!("encoding: {e}"))))?;
     assert_eq!(
-        buf.len() as u64,
+        (buf.len() - start) as u64,
         HEADER_BYTES as u64 + len,
         "serialized_size disagrees with serialize"
     );
-    // Any write error, a timeout included, may leave part of the frame sent.
-    w.write_all(&buf).map_err(NetError::io_mid_frame)?;
-    w.flush().map_err(NetError::io_mid_frame)
+    Ok(())
+}
+
+/// True if `buffered` (bytes already read from a stream) begins with a whole frame, so
+/// [`read_frame`] on a buffered reader would return without touching the socket. Lets
+/// a receiver drain every frame that arrived together and handle them as one batch.
+pub fn frame_buffered(buffered: &[u8]) -> bool {
+    match buffered.get(..HEADER_BYTES) {
+        Some(header) => {
+            let mut len = [0u8; HEADER_BYTES];
+            len.copy_from_slice(header);
+            buffered.len() - HEADER_BYTES >= u32::from_be_bytes(len) as usize
+        }
+        None => false,
+    }
 }
 
 /// Reads one frame and decodes its body as `T`.

@@ -85,6 +85,34 @@ impl Read for ReadLimit {
 }
 
 #[test]
+fn a_batch_encoded_into_one_buffer_reads_back_frame_by_frame() {
+    let mut batch = Vec::new();
+    encode_frame(&mut batch, &append_message()).expect("encodes");
+    let one = batch.len();
+    encode_frame(&mut batch, &append_message()).expect("encodes");
+    assert_eq!(batch.len(), 2 * one, "frames are appended, not overwritten");
+    assert_eq!(
+        batch[..one],
+        encode(&append_message())[..],
+        "same bytes as write_frame"
+    );
+
+    // frame_buffered says exactly when a whole frame is at the front.
+    assert!(!frame_buffered(&[]));
+    assert!(!frame_buffered(&batch[..3]), "a partial header");
+    assert!(!frame_buffered(&batch[..one - 1]), "a partial body");
+    assert!(frame_buffered(&batch[..one]));
+    assert!(frame_buffered(&batch[one..]));
+
+    let mut reader = io::BufReader::new(Cursor::new(batch));
+    for _ in 0..2 {
+        let got: Message = read_frame(&mut reader, MAX_FRAME_BYTES).expect("decodes");
+        assert_eq!(got, append_message());
+    }
+    assert!(!frame_buffered(reader.buffer()));
+}
+
+#[test]
 fn oversized_length_is_refused_before_reading_the_body() {
     for (len, max) in [(u32::MAX, MAX_FRAME_BYTES), (1001, 1000)] {
         let mut r = ReadLimit {

@@ -4,8 +4,8 @@
 //! Waits on: `Shared::apply_wanted` (paired with the core lock) while nothing is
 //! committed and unapplied. Woken by: `dispatch` when the commit index advances;
 //! shutdown. Takes the core lock to take entries, then (released) the KV lock to apply
-//! them, then the core lock again to record the applied index and wake waiters — never
-//! both at once.
+//! them, then the core lock again to record the applied index and take the decided
+//! waiters — never both at once — and wakes those waiters with no lock held.
 
 use super::shared::Shared;
 use crate::kv::{CommandResult, KvError};
@@ -18,14 +18,22 @@ pub const MAX_APPLY_BATCH: usize = 1024;
 pub fn run(shared: &Shared) {
     while let Some(entries) = next_entries(shared) {
         let results = apply(shared, &entries);
-        let mut core = shared.lock_core();
-        for (index, term, result) in &results {
-            core.pending.write_applied(*index, *term, result.as_ref());
+        let decided = {
+            let mut core = shared.lock_core();
+            for (index, term, result) in &results {
+                core.pending.write_applied(*index, *term, result.as_ref());
+            }
+            if let Some((last, _, _)) = results.last() {
+                core.advance_applied(*last);
+            }
+            shared.dispatch_deferred(&mut core)
+        };
+        // Wake the waiting connection threads after releasing the core lock: each wake
+        // is a futex syscall, and a batch of them under the lock held every other
+        // thread out (the applier was the leader's busiest thread at 64 clients).
+        for done in decided {
+            done.complete();
         }
-        if let Some((last, _, _)) = results.last() {
-            core.advance_applied(*last);
-        }
-        shared.dispatch(&mut core);
     }
 }
 

@@ -57,6 +57,28 @@ pub struct PendingRequests {
     reads_awaiting_apply: BTreeMap<Index, Vec<Completion<ReadOutcome>>>,
     /// Id of the next linearizable read.
     next_read_id: u64,
+    /// Requests whose outcome is decided but whose waiter is not woken yet: waking is a
+    /// futex syscall per waiter, so the thread holding the Raft mutex collects them
+    /// here and (through `Shared::dispatch_deferred`) wakes them after releasing it.
+    decided: Vec<Decided>,
+}
+
+/// A request whose outcome is known, not yet handed to its waiter.
+pub enum Decided {
+    /// A write and its outcome.
+    Write(Completion<WriteOutcome>, WriteOutcome),
+    /// A read and its outcome.
+    Read(Completion<ReadOutcome>, ReadOutcome),
+}
+
+impl Decided {
+    /// Hands the outcome to the waiting connection thread.
+    pub fn complete(self) {
+        match self {
+            Decided::Write(done, outcome) => done.complete(outcome),
+            Decided::Read(done, outcome) => done.complete(outcome),
+        }
+    }
 }
 
 impl PendingRequests {
@@ -88,12 +110,11 @@ impl PendingRequests {
         let Some(pending) = self.writes.remove(&index) else {
             return;
         };
-        match result {
-            Some(result) if pending.term == term => {
-                pending.done.complete(WriteOutcome::Applied(result.clone()))
-            }
-            _ => pending.done.complete(WriteOutcome::Overwritten),
-        }
+        let outcome = match result {
+            Some(result) if pending.term == term => WriteOutcome::Applied(result.clone()),
+            _ => WriteOutcome::Overwritten,
+        };
+        self.decided.push(Decided::Write(pending.done, outcome));
     }
 
     /// Forgets a write whose waiter gave up, unless the index now belongs to another.
@@ -130,13 +151,18 @@ impl PendingRequests {
             return;
         };
         match state.result {
-            Ok(index) if index <= applied_index => done.complete(ReadOutcome::Ready),
+            Ok(index) if index <= applied_index => {
+                self.decided.push(Decided::Read(done, ReadOutcome::Ready))
+            }
             Ok(index) => self
                 .reads_awaiting_apply
                 .entry(index)
                 .or_default()
                 .push(done),
-            Err(not_leader) => done.complete(ReadOutcome::NotLeader(not_leader.leader)),
+            Err(not_leader) => self.decided.push(Decided::Read(
+                done,
+                ReadOutcome::NotLeader(not_leader.leader),
+            )),
         }
     }
 
@@ -145,12 +171,27 @@ impl PendingRequests {
         let later = self.reads_awaiting_apply.split_off(&(applied_index + 1));
         let ready = std::mem::replace(&mut self.reads_awaiting_apply, later);
         for done in ready.into_values().flatten() {
-            done.complete(ReadOutcome::Ready);
+            self.decided.push(Decided::Read(done, ReadOutcome::Ready));
+        }
+    }
+
+    /// Takes the requests decided since the last call, for the caller to complete
+    /// once it has released the Raft mutex.
+    #[must_use = "every decided request must be completed"]
+    pub fn take_decided(&mut self) -> Vec<Decided> {
+        std::mem::take(&mut self.decided)
+    }
+
+    /// Completes every decided request now.
+    pub fn wake_decided(&mut self) {
+        for decided in self.take_decided() {
+            decided.complete();
         }
     }
 
     /// Fails every waiting request because the node is shutting down.
     pub fn fail_all(&mut self) {
+        self.wake_decided();
         for (_, pending) in std::mem::take(&mut self.writes) {
             pending.done.complete(WriteOutcome::Shutdown);
         }
@@ -186,6 +227,7 @@ mod tests {
         let done = Completion::new();
         p.add_write(pos(2, 5), done.clone());
         p.write_applied(5, 2, Some(&Ok(CommandResult::Put)));
+        p.wake_decided();
         assert!(matches!(
             outcome(&done),
             Some(WriteOutcome::Applied(Ok(CommandResult::Put)))
@@ -198,6 +240,7 @@ mod tests {
         let done = Completion::new();
         p.add_write(pos(2, 5), done.clone());
         p.write_applied(5, 3, None);
+        p.wake_decided();
         assert!(matches!(outcome(&done), Some(WriteOutcome::Overwritten)));
     }
 
@@ -211,6 +254,7 @@ mod tests {
         assert!(matches!(outcome(&old), Some(WriteOutcome::Displaced)));
         p.forget_write(pos(2, 5)); // the old waiter's give-up must not drop the new one
         p.write_applied(5, 4, Some(&Ok(CommandResult::CasOk)));
+        p.wake_decided();
         assert!(matches!(
             outcome(&new),
             Some(WriteOutcome::Applied(Ok(CommandResult::CasOk)))
@@ -247,6 +291,7 @@ mod tests {
             },
             3,
         );
+        p.wake_decided();
         assert_eq!(outcome(&early), Some(ReadOutcome::Ready));
         assert_eq!(
             outcome(&late),
@@ -255,8 +300,10 @@ mod tests {
         );
         assert_eq!(outcome(&lost), Some(ReadOutcome::NotLeader(Some(2))));
         p.applied(6);
+        p.wake_decided();
         assert_eq!(outcome(&late), None);
         p.applied(7);
+        p.wake_decided();
         assert_eq!(outcome(&late), Some(ReadOutcome::Ready));
     }
 

@@ -17,6 +17,7 @@ use super::config::NodeConfig;
 use super::core_state::CoreState;
 use super::listener::Connections;
 use super::outbox::Outbox;
+use super::pending::Decided;
 use crate::kv::KvStore;
 use crate::logging::Logger;
 use crate::raft::{Message, NodeId, Role};
@@ -123,6 +124,18 @@ impl Shared {
     /// Hands Raft's outputs to the threads that act on them. Call with the core lock
     /// held after anything that may have changed Raft.
     pub fn dispatch(&self, core: &mut CoreState) {
+        for decided in self.dispatch_deferred(core) {
+            decided.complete();
+        }
+    }
+
+    /// [`Shared::dispatch`], except that the requests whose outcome is now decided
+    /// (writes applied, reads confirmed or released by the applier) are returned
+    /// instead of woken: the caller completes every one after releasing the core lock,
+    /// so a batch of wake-ups (a futex syscall each) does not hold every other thread
+    /// out of Raft. Used by the applier and the peer connection threads.
+    #[must_use = "every decided request must be completed"]
+    pub fn dispatch_deferred(&self, core: &mut CoreState) -> Vec<Decided> {
         self.log_role_change(core);
         self.route(core.raft.take_messages());
         self.release_reads(core);
@@ -135,6 +148,7 @@ impl Shared {
         if core.raft.next_tick_ms() < core.timer_sleep_until_ms {
             self.tick_wanted.notify_one();
         }
+        core.pending.take_decided()
     }
 
     /// Logs a change of role, term or known leader, once.

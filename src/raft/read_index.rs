@@ -6,6 +6,18 @@
 //! majority acknowledged a message sent after the read arrived, proving no newer leader
 //! existed then (§6.4 step 3). Rounds batch (3): every read recorded before a round's
 //! heartbeats go out shares that round, as etcd's `read_only.go` shares one heartbeat.
+//!
+//! At most one round is in flight: reads arriving while a round awaits its majority
+//! gather in an open round, whose heartbeats leave when the one in flight is confirmed
+//! (as etcd's `linearizableReadLoop` batches). Under load that is one heartbeat per
+//! follower per round trip instead of one per read; a read waits at most for the round
+//! in flight plus its own. If a round's heartbeats are lost, any later message carries
+//! the closed round number, so the next heartbeat tick confirms it.
+//!
+//! Safety of the numbering: a message carries `read_round`, the latest *closed* round.
+//! An open round is numbered `read_round + 1` and is closed (the counter moves) only
+//! when its heartbeats are generated, so every message carrying a round was created
+//! after every read of that round was recorded.
 
 use super::{Index, NodeId, NotLeader, ReadState};
 
@@ -24,11 +36,13 @@ pub(super) struct ReadIndexes {
     held: Vec<u64>,
     /// Reads waiting for a majority to acknowledge their round; rounds ascending.
     pending: Vec<PendingRead>,
-    /// The latest round handed out. Monotonic over the member's lifetime, so an echo
-    /// from an earlier term can never confirm a later round.
-    /// Invariant: every pending read's `round <= read_round`.
+    /// The latest closed round: every message sent carries it. Monotonic over the
+    /// member's lifetime, so an echo from an earlier term can never confirm a later
+    /// round.
+    /// Invariant: every pending read's `round <= read_round + 1`, with equality only
+    /// while `round_unsent`.
     pub(super) read_round: u64,
-    /// True if `read_round` was assigned to reads but its heartbeats are not sent yet.
+    /// True if reads wait in the open round `read_round + 1`, not yet sent.
     pub(super) round_unsent: bool,
     /// Reads whose fate is decided, for `take_read_states`.
     pub(super) ready: Vec<ReadState>,
@@ -47,15 +61,26 @@ impl ReadIndexes {
 
     /// Records a read at `commit_index` in the open round (opening one if needed).
     pub(super) fn record(&mut self, read_id: u64, commit_index: Index) {
-        if !self.round_unsent {
-            self.read_round += 1;
-            self.round_unsent = true;
-        }
+        self.round_unsent = true;
         self.pending.push(PendingRead {
             read_id,
             read_index: commit_index,
-            round: self.read_round,
+            round: self.read_round + 1,
         });
+    }
+
+    /// Closes the open round if no earlier round is still in flight; returns true if
+    /// it did (its heartbeats must be sent now).
+    pub(super) fn close_open_round(&mut self) -> bool {
+        let in_flight = self
+            .lowest_pending_round()
+            .is_some_and(|round| round <= self.read_round);
+        if !self.round_unsent || in_flight {
+            return false;
+        }
+        self.read_round += 1;
+        self.round_unsent = false;
+        true
     }
 
     /// Serves at once (a single-voter cluster is its own majority).
@@ -114,11 +139,11 @@ impl ReadIndexes {
                 "pending rounds not ascending: {:?}",
                 self.pending
             );
+            let open = self.read_round + u64::from(self.round_unsent);
             assert!(
-                r.round <= self.read_round,
-                "pending round {} above read_round {}",
+                r.round <= open,
+                "pending round {} above the open round {open}",
                 r.round,
-                self.read_round
             );
             prev = r.round;
         }
@@ -151,12 +176,12 @@ impl super::core::Raft {
         }
     }
 
-    /// Sends the heartbeats of an open round at once, rather than on the next tick.
+    /// Sends the heartbeats of the open round at once, rather than on the next tick,
+    /// unless an earlier round is still in flight (its confirmation flushes this one).
     pub(super) fn flush_read_round(&mut self) {
-        if !self.reads.round_unsent {
+        if !self.reads.close_open_round() {
             return;
         }
-        self.reads.round_unsent = false;
         for peer in self.peers() {
             self.send_heartbeat(peer);
         }

@@ -83,6 +83,70 @@ fn concurrent_reads_share_one_round_and_old_rounds_do_not_confirm_new_ones() {
 }
 
 #[test]
+fn reads_arriving_while_a_round_is_in_flight_gather_into_the_next_round() {
+    let mut r = committed_leader();
+    r.read_index(1, 0).expect("leader");
+    let round1 = vec![heartbeat(2, 2, (2, 2), 2, 1), heartbeat(3, 2, (2, 2), 2, 1)];
+    assert_eq!(r.take_messages(), round1);
+    r.read_index(2, 0).expect("leader");
+    assert_eq!(
+        r.take_messages(),
+        vec![],
+        "round 1 is in flight: round 2 waits"
+    );
+    r.read_index(3, 0).expect("leader");
+    assert_eq!(r.take_messages(), vec![]);
+    r.check_invariants();
+    // Confirming round 1 releases read 1 and sends round 2 for reads 2 and 3 at once.
+    step(&mut r, ack(2, 2, 2, 1));
+    assert_eq!(r.take_read_states(), vec![ok(1, 2)]);
+    let round2 = vec![heartbeat(2, 2, (2, 2), 2, 2), heartbeat(3, 2, (2, 2), 2, 2)];
+    assert_eq!(r.take_messages(), round2);
+    step(&mut r, ack(3, 2, 2, 2));
+    assert_eq!(r.take_read_states(), vec![ok(2, 2), ok(3, 2)]);
+    assert_eq!(r.take_messages(), vec![], "nothing open, nothing sent");
+}
+
+#[test]
+fn a_message_sent_before_a_read_arrived_never_confirms_it() {
+    // §6.4 step 3 needs a majority to answer a message sent *after* the read arrived.
+    // A round left open while another is in flight must not be carried by messages
+    // created before its reads were recorded.
+    let mut r = committed_leader();
+    r.read_index(1, 0).expect("leader");
+    r.take_messages(); // round 1 in flight
+    r.read_index(2, 0).expect("leader"); // opens round 2, held back
+    r.propose(b"x".to_vec(), 0).expect("leader");
+    let appends = r.take_messages();
+    assert!(!appends.is_empty(), "the proposal replicates at once");
+    for m in &appends {
+        match &m.body {
+            // Round 2 is still open (read 3 may join it): the appends carry round 1.
+            MessageBody::AppendEntries { read_round, .. } => assert_eq!(*read_round, 1),
+            other => panic!("expected AppendEntries, got {other:?}"),
+        }
+    }
+    r.read_index(3, 0).expect("leader"); // recorded after the appends left
+                                         // Both followers echo round 1 (the appends and the heartbeats of round 1):
+                                         // read 1 is confirmed, reads 2 and 3 are not, and their own round goes out.
+    step(&mut r, ack(2, 2, 2, 1));
+    step(&mut r, ack(3, 2, 2, 1));
+    assert_eq!(r.take_read_states(), vec![ok(1, 2)]);
+    let round2: Vec<u64> = r
+        .take_messages()
+        .iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::AppendEntries { read_round, .. } => Some(*read_round),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !round2.is_empty() && round2.iter().all(|&x| x == 2),
+        "{round2:?}"
+    );
+}
+
+#[test]
 fn losing_leadership_fails_every_pending_and_held_read() {
     let mut r = committed_leader();
     r.read_index(1, 0).expect("leader");
