@@ -1,0 +1,585 @@
+//! The driver: a discrete-event loop that moves messages, finishes writes and ticks
+//! members in simulated time, and checks the invariants after every step.
+//!
+//! Each input to a member (a message, a tick, a finished write, a proposal, a read)
+//! is one step. After a step the member's outputs are drained in the order the
+//! durability contract asks for — persist batches to the writer, immediate messages
+//! to the network, committed entries to the state machine, released reads to the
+//! client history — and every check runs on what the step changed.
+
+use std::fmt;
+
+use raftkv::raft::{
+    Config, HardState, Index, LogPosition, Message, MessageBody, NodeId, NotLeader, PersistBatch,
+    Raft, Role,
+};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::history::History;
+use super::invariants::{check_send, vouched_term, Checker};
+use super::member::Member;
+use super::network::{Brief, NetFaults, Network};
+use super::storage::DurableStore;
+use super::trace::Trace;
+
+/// Most events one cluster may process; a run that needs more is livelocked.
+pub const MAX_EVENTS: u64 = 20_000_000;
+
+/// How a cluster is built.
+#[derive(Clone, Debug)]
+pub struct ClusterOptions {
+    /// Number of members (ids 1..=members).
+    pub members: usize,
+    /// Network faults at the start.
+    pub net: NetFaults,
+    /// Shortest time a batch takes to become durable.
+    pub write_min_ms: u64,
+    /// Longest time (inclusive).
+    pub write_max_ms: u64,
+    /// Whether a crash may leave the batch being written partly on disk.
+    pub torn_writes: bool,
+    /// `Config::max_entries_per_append` of every member.
+    pub max_entries_per_append: usize,
+    /// `Config::max_inflight_appends` of every member.
+    pub max_inflight_appends: usize,
+    /// `Config::max_bytes_per_append` of every member.
+    pub max_bytes_per_append: usize,
+}
+
+impl ClusterOptions {
+    /// A reliable network, fast disks and the default configuration.
+    pub fn reliable(members: usize) -> ClusterOptions {
+        let defaults = Config::new(1, vec![1]);
+        ClusterOptions {
+            members,
+            net: NetFaults::RELIABLE,
+            write_min_ms: 1,
+            write_max_ms: 3,
+            torn_writes: false,
+            max_entries_per_append: defaults.max_entries_per_append,
+            max_inflight_appends: defaults.max_inflight_appends,
+            max_bytes_per_append: defaults.max_bytes_per_append,
+        }
+    }
+
+    fn config(&self, id: NodeId) -> Config {
+        let mut config = Config::new(id, (1..=self.members as NodeId).collect());
+        config.max_entries_per_append = self.max_entries_per_append;
+        config.max_inflight_appends = self.max_inflight_appends;
+        config.max_bytes_per_append = self.max_bytes_per_append;
+        config
+    }
+}
+
+/// A simulated cluster and everything observed about it.
+pub struct Cluster {
+    /// Simulated time.
+    pub now_ms: u64,
+    /// The one source of randomness; everything derives from the seed through it.
+    pub rng: SmallRng,
+    /// Members; `members[i].id == i + 1`.
+    pub members: Vec<Member>,
+    /// The network.
+    pub net: Network,
+    /// Safety checks.
+    pub checker: Checker,
+    /// Client history.
+    pub history: History,
+    /// Recent events.
+    pub trace: Trace,
+    /// Failed `AppendEntries` delivered (how much backing up happened).
+    pub appends_rejected: u64,
+    /// Events processed.
+    pub events: u64,
+    opts: ClusterOptions,
+}
+
+impl Cluster {
+    /// A cluster whose members all start at time 0 with empty storage.
+    pub fn new(opts: ClusterOptions, seed: u64) -> Cluster {
+        assert!(
+            opts.members >= 1 && opts.write_min_ms >= 1 && opts.write_min_ms <= opts.write_max_ms
+        );
+        let mut cluster = Cluster {
+            now_ms: 0,
+            rng: SmallRng::seed_from_u64(seed),
+            members: (1..=opts.members as NodeId)
+                .map(|id| Member::new(opts.config(id)))
+                .collect(),
+            net: Network::new(opts.members, opts.net),
+            checker: Checker::new(opts.members),
+            history: History::new(opts.members),
+            trace: Trace::new(),
+            appends_rejected: 0,
+            events: 0,
+            opts,
+        };
+        for id in 1..=cluster.members.len() as NodeId {
+            cluster.restart(id);
+        }
+        cluster
+    }
+
+    /// The member with id `id`.
+    pub fn member(&self, id: NodeId) -> &Member {
+        &self.members[id as usize - 1]
+    }
+
+    /// The running Raft of `id`; panics if it is down.
+    pub fn raft(&self, id: NodeId) -> &Raft {
+        match &self.member(id).raft {
+            Some(raft) => raft,
+            None => panic!("n{id} is down"),
+        }
+    }
+
+    /// Ids of running members.
+    pub fn up(&self) -> Vec<NodeId> {
+        self.members
+            .iter()
+            .filter(|m| m.is_up())
+            .map(|m| m.id)
+            .collect()
+    }
+
+    /// Running members that believe they lead.
+    pub fn leaders(&self) -> Vec<NodeId> {
+        let leads = |m: &&Member| m.raft.as_ref().is_some_and(|r| r.role() == Role::Leader);
+        self.members.iter().filter(leads).map(|m| m.id).collect()
+    }
+
+    /// The running leader with the highest term, if any.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leaders()
+            .into_iter()
+            .max_by_key(|&id| self.raft(id).term())
+    }
+
+    /// Records an event in the trace.
+    pub fn note(&mut self, event: fmt::Arguments<'_>) {
+        self.trace.record(self.now_ms, event);
+    }
+
+    /// Processes every event due up to `deadline_ms`, then sets the clock to it.
+    pub fn advance_to(&mut self, deadline_ms: u64) {
+        while let Some(next) = self.next_event_ms().filter(|&t| t <= deadline_ms) {
+            self.now_ms = self.now_ms.max(next);
+            self.process_due();
+        }
+        self.now_ms = self.now_ms.max(deadline_ms);
+    }
+
+    /// Runs for `ms` of simulated time.
+    pub fn run_for(&mut self, ms: u64) {
+        self.advance_to(self.now_ms + ms);
+    }
+
+    /// Runs until `done` holds (checked after every event time) or `timeout_ms` pass;
+    /// returns whether `done` held.
+    pub fn run_until(&mut self, timeout_ms: u64, mut done: impl FnMut(&Cluster) -> bool) -> bool {
+        let deadline_ms = self.now_ms + timeout_ms;
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.next_event_ms().filter(|&t| t <= deadline_ms) {
+                Some(next) => self.advance_to(next),
+                None => {
+                    self.now_ms = deadline_ms;
+                    return done(self);
+                }
+            }
+        }
+    }
+
+    /// The earliest time something is due.
+    pub fn next_event_ms(&self) -> Option<u64> {
+        let ticks = self
+            .members
+            .iter()
+            .filter_map(|m| m.raft.as_ref().map(Raft::next_tick_ms));
+        let writes = self.members.iter().filter_map(|m| m.writer.next_due_ms());
+        ticks.chain(writes).chain(self.net.next_due_ms()).min()
+    }
+
+    fn process_due(&mut self) {
+        self.events += 1;
+        assert!(
+            self.events <= MAX_EVENTS,
+            "more than {MAX_EVENTS} events: livelock?"
+        );
+        let now = self.now_ms;
+        while let Some(msg) = self.net.pop_due(now) {
+            self.deliver(msg);
+        }
+        for i in 0..self.members.len() {
+            while let Some(batch) = self.members[i].writer.pop_due(now) {
+                self.complete_write(i, batch);
+            }
+        }
+        for i in 0..self.members.len() {
+            let due = self.members[i]
+                .raft
+                .as_ref()
+                .is_some_and(|r| r.next_tick_ms() <= now);
+            if due {
+                self.tick(i);
+            }
+        }
+    }
+
+    fn deliver(&mut self, msg: Message) {
+        let i = msg.to as usize - 1;
+        let now = self.now_ms;
+        self.trace
+            .record(now, format_args!("deliver {}", Brief(&msg)));
+        if matches!(
+            msg.body,
+            MessageBody::AppendEntriesResponse { success: false, .. }
+        ) {
+            self.appends_rejected += 1;
+        }
+        let Some(raft) = self.members[i].raft.as_mut() else {
+            return; // the receiver is down: the message is lost
+        };
+        raft.step(msg, now);
+        self.drain(i);
+    }
+
+    fn tick(&mut self, i: usize) {
+        let now = self.now_ms;
+        let Some(raft) = self.members[i].raft.as_mut() else {
+            return;
+        };
+        raft.tick(now);
+        let next = raft.next_tick_ms();
+        assert!(
+            next > now,
+            "n{}: after tick({now}) next_tick_ms is {next}",
+            i + 1
+        );
+        self.drain(i);
+    }
+
+    fn complete_write(&mut self, i: usize, batch: PersistBatch) {
+        let now = self.now_ms;
+        let m = &mut self.members[i];
+        m.store.write(batch.hard_state, &batch.entries);
+        self.trace.record(
+            now,
+            format_args!(
+                "n{} durable #{} last=({},{})",
+                m.id, batch.token.seq, batch.token.last.term, batch.token.last.index
+            ),
+        );
+        let Some(raft) = m.raft.as_mut() else {
+            unreachable!("a crashed member's writes are discarded");
+        };
+        raft.on_persisted(batch.token, now);
+        let vouched = m.vouched.pop_front().unwrap_or_default();
+        for (k, msg) in batch.messages.into_iter().enumerate() {
+            self.trace.record(now, format_args!("send {}", Brief(&msg)));
+            check_send(m.id, &m.store, vouched.get(k).copied().flatten(), &msg);
+            self.net.send(msg, now, &mut self.rng);
+        }
+        self.drain(i);
+    }
+
+    /// Collects member `i`'s outputs and checks what its last step changed.
+    fn drain(&mut self, i: usize) {
+        let now = self.now_ms;
+        let m = &mut self.members[i];
+        let id = m.id;
+        let Some(raft) = m.raft.as_mut() else {
+            return;
+        };
+        while let Some(batch) = raft.take_persist_batch() {
+            self.checker.check_batch(
+                id,
+                raft.term(),
+                &mut m.shadow,
+                &mut m.last_hard_state,
+                &batch,
+            );
+            let latency_ms = self
+                .rng
+                .gen_range(self.opts.write_min_ms..=self.opts.write_max_ms);
+            self.trace.record(
+                now,
+                format_args!(
+                    "n{id} persist #{} {} entries={}{} msgs={} +{latency_ms}ms",
+                    batch.token.seq,
+                    HardStateBrief(batch.hard_state),
+                    batch.entries.len(),
+                    batch
+                        .entries
+                        .first()
+                        .map_or(String::new(), |e| format!("@{}", e.index)),
+                    batch.messages.len()
+                ),
+            );
+            m.vouched.push_back(
+                batch
+                    .messages
+                    .iter()
+                    .map(|msg| vouched_term(&m.shadow, msg))
+                    .collect(),
+            );
+            m.writer.submit(batch, now, latency_ms);
+        }
+        for msg in raft.take_messages() {
+            assert_eq!(msg.from, id, "n{id} sends a message from n{}", msg.from);
+            self.trace.record(now, format_args!("send {}", Brief(&msg)));
+            check_send(id, &m.store, vouched_term(&m.shadow, &msg), &msg);
+            self.net.send(msg, now, &mut self.rng);
+        }
+        self.observe_commit(i);
+        self.apply(i);
+        self.check_member(i);
+    }
+
+    fn observe_commit(&mut self, i: usize) {
+        let m = &mut self.members[i];
+        let Some(raft) = m.raft.as_ref() else {
+            return;
+        };
+        let commit = raft.commit_index();
+        assert!(
+            commit >= m.commit_index,
+            "n{}: commit index went back from {} to {commit} within one incarnation",
+            m.id,
+            m.commit_index
+        );
+        m.commit_index = commit;
+        if commit > m.checked_commit {
+            let fresh = raft.entries_from(m.checked_commit + 1);
+            let count = (commit - m.checked_commit) as usize;
+            assert!(
+                fresh.len() >= count,
+                "n{}: commit index {commit} beyond its log",
+                m.id
+            );
+            self.checker
+                .observe_commit(m.id, raft.term(), &fresh[..count]);
+            m.checked_commit = commit;
+        }
+    }
+
+    fn apply(&mut self, i: usize) {
+        let now = self.now_ms;
+        let m = &mut self.members[i];
+        let id = m.id;
+        let Some(raft) = m.raft.as_mut() else {
+            return;
+        };
+        loop {
+            let entries = raft.take_committed(64);
+            if entries.is_empty() {
+                break;
+            }
+            for entry in &entries {
+                assert_eq!(
+                    entry.index,
+                    m.applied + 1,
+                    "n{id}: applied entries are not consecutive"
+                );
+                assert!(
+                    entry.index <= m.commit_index,
+                    "n{id}: applies {} beyond commit",
+                    entry.index
+                );
+                self.checker.check_applied(id, entry);
+                m.applied = entry.index;
+                if let Some(fate) = self.history.on_applied(id, entry) {
+                    self.trace.record(
+                        now,
+                        format_args!("n{id} proposal at {} {fate:?}", entry.index),
+                    );
+                }
+            }
+        }
+        for state in raft.take_read_states() {
+            self.trace.record(
+                now,
+                format_args!("n{id} read {} -> {:?}", state.read_id, state.result),
+            );
+            self.history.on_read_state(id, &state, m.commit_index);
+        }
+    }
+
+    fn check_member(&mut self, i: usize) {
+        let now = self.now_ms;
+        let m = &mut self.members[i];
+        let Some(raft) = m.raft.as_ref() else {
+            return;
+        };
+        let last = raft.last_position();
+        let shadow_last = m.shadow.last().map_or(0, |s| s.term);
+        assert_eq!(
+            (last.index, last.term),
+            (m.shadow.len() as Index, shadow_last),
+            "n{}: the log differs from what its persist batches described",
+            m.id
+        );
+        if raft.role() == Role::Leader && raft.term() > m.led_term {
+            m.led_term = raft.term();
+            self.trace
+                .record(now, format_args!("n{} leads term {}", m.id, m.led_term));
+            let base = raft.log_base().index;
+            assert_eq!(base, 0, "the simulator does not model snapshots yet");
+            self.checker
+                .observe_leader(m.id, m.led_term, raft.entries_from(1));
+        }
+        raft.check_invariants();
+    }
+
+    /// Crashes `id`: its Raft value, unfinished writes and waiting clients are gone.
+    pub fn crash(&mut self, id: NodeId) {
+        let torn = self.opts.torn_writes && self.rng.gen_bool(0.5);
+        let torn_entries = torn.then(|| self.rng.gen_range(0..=4));
+        let lost = self.members[id as usize - 1].crash(torn_entries);
+        self.history.on_crash(id);
+        self.note(format_args!(
+            "n{id} CRASH ({lost} unfinished batches, torn {torn_entries:?})"
+        ));
+        self.check_durable();
+    }
+
+    /// Starts a new incarnation of `id` from its durable store, with a fresh seed.
+    pub fn restart(&mut self, id: NodeId) {
+        let seed = self.rng.gen();
+        let now = self.now_ms;
+        let m = &mut self.members[id as usize - 1];
+        m.start(seed, now);
+        let (hs, len) = (m.store.hard_state, m.store.entries.len());
+        self.note(format_args!(
+            "n{id} START {} log={len}",
+            HardStateBrief(Some(hs))
+        ));
+        self.drain(id as usize - 1);
+    }
+
+    /// Every committed entry is on a majority of durable stores.
+    pub fn check_durable(&self) {
+        let stores: Vec<&DurableStore> = self.members.iter().map(|m| &m.store).collect();
+        self.checker.check_durable_majority(&stores);
+    }
+
+    /// Proposes `data` at `id`.
+    pub fn propose(&mut self, id: NodeId, data: Vec<u8>) -> Result<LogPosition, NotLeader> {
+        let now = self.now_ms;
+        let Some(raft) = self.members[id as usize - 1].raft.as_mut() else {
+            return Err(NotLeader { leader: None });
+        };
+        let result = raft.propose(data.clone(), now);
+        if let Ok(pos) = result {
+            assert_eq!(
+                pos,
+                raft.last_position(),
+                "n{id}: propose returned a position not at the end"
+            );
+            assert_eq!(
+                pos.term,
+                raft.term(),
+                "n{id}: propose returned another term"
+            );
+            self.history.proposed(id, &data, pos);
+        }
+        self.note(format_args!("n{id} propose -> {result:?}"));
+        self.drain(id as usize - 1);
+        result
+    }
+
+    /// Proposes a fresh command with `pad_bytes` of filler at `id`.
+    pub fn propose_new(&mut self, id: NodeId, pad_bytes: usize) -> Result<LogPosition, NotLeader> {
+        let data = self.history.new_command(pad_bytes);
+        self.propose(id, data)
+    }
+
+    /// Issues a linearizable read at `id`; returns its read id.
+    pub fn read(&mut self, id: NodeId) -> Result<u64, NotLeader> {
+        let now = self.now_ms;
+        let read_id = self.history.next_read_id();
+        let Some(raft) = self.members[id as usize - 1].raft.as_mut() else {
+            return Err(NotLeader { leader: None });
+        };
+        let result = raft.read_index(read_id, now);
+        if result.is_ok() {
+            self.history.read_issued(id, read_id);
+        }
+        self.note(format_args!("n{id} read {read_id} issued -> {result:?}"));
+        self.drain(id as usize - 1);
+        result.map(|()| read_id)
+    }
+
+    /// Cuts links between groups (members in no group are isolated).
+    pub fn partition(&mut self, groups: &[Vec<NodeId>]) {
+        self.net.partition(groups);
+        let cuts = self.net.describe_cuts();
+        self.note(format_args!("PARTITION {groups:?}: cut {cuts}"));
+    }
+
+    /// Restores every link.
+    pub fn heal(&mut self) {
+        self.net.heal();
+        self.note(format_args!("HEAL"));
+    }
+
+    /// True when the current leader has committed its whole log and every running
+    /// member has applied it.
+    pub fn converged(&self) -> bool {
+        let Some(leader) = self.leader() else {
+            return false;
+        };
+        let last = self.raft(leader).last_position().index;
+        let leader_done = self.raft(leader).commit_index() == last;
+        leader_done
+            && self
+                .members
+                .iter()
+                .filter(|m| m.is_up())
+                .all(|m| m.applied == last)
+    }
+
+    /// A summary of the run so far.
+    pub fn summary(&self) -> String {
+        let n = &self.net.stats;
+        let h = &self.history.stats;
+        format!(
+            "t={}ms events={} committed={} leader-terms={} proposals={} acked={} lost={} reads={} ok={} refused={} \
+             msgs sent={} delivered={} dropped={} dup={} cut={} rejected-appends={}",
+            self.now_ms,
+            self.events,
+            self.checker.committed().len(),
+            self.checker.terms_with_leader(),
+            h.proposed,
+            h.acked,
+            h.lost,
+            h.reads,
+            h.reads_ok,
+            h.reads_refused,
+            n.sent,
+            n.delivered,
+            n.dropped,
+            n.duplicated,
+            n.cut,
+            self.appends_rejected
+        )
+    }
+}
+
+/// A hard state in the trace: `t5/v2`, or `-` if unchanged.
+struct HardStateBrief(Option<HardState>);
+
+impl fmt::Display for HardStateBrief {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => write!(f, "hs=-"),
+            Some(hs) => match hs.voted_for {
+                Some(v) => write!(f, "hs=t{}/v{v}", hs.current_term),
+                None => write!(f, "hs=t{}/v-", hs.current_term),
+            },
+        }
+    }
+}

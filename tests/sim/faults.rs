@@ -1,0 +1,101 @@
+//! Fault injection for randomized runs: crashes, restarts and partitions of every
+//! shape (leader in the minority, symmetric, one-way, a bridge node, one node cut off).
+
+use raftkv::raft::NodeId;
+use rand::seq::SliceRandom;
+use rand::Rng;
+
+use super::cluster::Cluster;
+
+/// Performs one random fault (or repair). `max_down` bounds how many members may be
+/// down at once.
+pub fn inject(cluster: &mut Cluster, max_down: usize) {
+    let up = cluster.up();
+    let down: Vec<NodeId> = cluster
+        .members
+        .iter()
+        .filter(|m| !m.is_up())
+        .map(|m| m.id)
+        .collect();
+    match cluster.rng.gen_range(0..100) {
+        0..=24 if down.len() < max_down && !up.is_empty() => {
+            let victim = pick(cluster, &up);
+            cluster.crash(victim);
+        }
+        0..=49 if !down.is_empty() => {
+            let lucky = pick(cluster, &down);
+            cluster.restart(lucky);
+        }
+        0..=79 => partition(cluster),
+        _ => cluster.heal(),
+    }
+}
+
+fn pick(cluster: &mut Cluster, ids: &[NodeId]) -> NodeId {
+    ids[cluster.rng.gen_range(0..ids.len())]
+}
+
+/// Replaces the current partition with a random one.
+fn partition(cluster: &mut Cluster) {
+    let n = cluster.members.len();
+    let mut ids: Vec<NodeId> = (1..=n as NodeId).collect();
+    ids.shuffle(&mut cluster.rng);
+    match cluster.rng.gen_range(0..5) {
+        0 => leader_in_minority(cluster, ids),
+        1 => {
+            let k = cluster.rng.gen_range(1..n);
+            let (a, b) = ids.split_at(k);
+            cluster.partition(&[a.to_vec(), b.to_vec()]);
+        }
+        2 => one_way(cluster, ids),
+        3 if n >= 3 => bridge(cluster, ids),
+        _ => {
+            let rest = ids[1..].to_vec();
+            cluster.partition(&[vec![ids[0]], rest]);
+        }
+    }
+}
+
+/// The current leader and fewer than half of the others on one side.
+fn leader_in_minority(cluster: &mut Cluster, mut ids: Vec<NodeId>) {
+    if let Some(leader) = cluster.leader() {
+        ids.retain(|&id| id != leader);
+        ids.insert(0, leader);
+    }
+    let minority = cluster.rng.gen_range(1..=((ids.len() - 1) / 2).max(1));
+    let (a, b) = ids.split_at(minority);
+    cluster.partition(&[a.to_vec(), b.to_vec()]);
+}
+
+/// Messages from one group to the other are lost; the other direction works.
+fn one_way(cluster: &mut Cluster, ids: Vec<NodeId>) {
+    let k = cluster.rng.gen_range(1..ids.len());
+    let (a, b) = ids.split_at(k);
+    cluster.net.heal();
+    for &from in a {
+        for &to in b {
+            cluster.net.set_blocked(from, to, true);
+        }
+    }
+    let cuts = cluster.net.describe_cuts();
+    cluster.note(format_args!("PARTITION one-way {a:?} -> {b:?}: cut {cuts}"));
+}
+
+/// Two groups that cannot reach each other, and one member that reaches both.
+fn bridge(cluster: &mut Cluster, ids: Vec<NodeId>) {
+    let bridge = ids[0];
+    let rest = &ids[1..];
+    let k = cluster.rng.gen_range(1..rest.len());
+    let (a, b) = rest.split_at(k);
+    cluster.net.heal();
+    for &x in a {
+        for &y in b {
+            cluster.net.set_blocked(x, y, true);
+            cluster.net.set_blocked(y, x, true);
+        }
+    }
+    let cuts = cluster.net.describe_cuts();
+    cluster.note(format_args!(
+        "PARTITION bridge n{bridge} between {a:?} and {b:?}: cut {cuts}"
+    ));
+}

@@ -1,0 +1,98 @@
+//! One simulated member: its Raft value (absent while crashed), its durable store and
+//! writer, and what the checks remember about its current incarnation.
+
+use std::collections::VecDeque;
+
+use raftkv::raft::{Config, HardState, Index, NodeId, Raft, Term};
+
+use super::invariants::Slot;
+use super::storage::{DurableStore, Writer};
+
+/// A member of the simulated cluster.
+pub struct Member {
+    /// Its id.
+    pub id: NodeId,
+    /// Its configuration, the same in every incarnation.
+    pub config: Config,
+    /// The running Raft; `None` while crashed.
+    pub raft: Option<Raft>,
+    /// What survives crashes.
+    pub store: DurableStore,
+    /// Batches on their way to `store`.
+    pub writer: Writer,
+    /// Incarnations started so far (1 for the first).
+    pub incarnation: u32,
+    /// The incarnation's log as its persist batches describe it; must match the
+    /// Raft's own log after every step.
+    pub shadow: Vec<Slot>,
+    /// Per batch in `writer`, oldest first: for each of its messages, the term the log
+    /// held at the index the message vouches for when the batch was taken.
+    pub vouched: VecDeque<Vec<Option<Term>>>,
+    /// The hard state of the last batch taken (or the recovered one).
+    pub last_hard_state: HardState,
+    /// Commit index after the last step. Invariant: never decreases in an incarnation.
+    pub commit_index: Index,
+    /// Entries up to here were compared with the committed log.
+    pub checked_commit: Index,
+    /// Index of the last entry taken from `take_committed`.
+    pub applied: Index,
+    /// The highest term in which this incarnation was seen leading (0: never).
+    pub led_term: Term,
+}
+
+impl Member {
+    /// A member that has never run.
+    pub fn new(config: Config) -> Member {
+        Member {
+            id: config.id,
+            config,
+            raft: None,
+            store: DurableStore::default(),
+            writer: Writer::default(),
+            incarnation: 0,
+            shadow: Vec::new(),
+            vouched: VecDeque::new(),
+            last_hard_state: HardState::default(),
+            commit_index: 0,
+            checked_commit: 0,
+            applied: 0,
+            led_term: 0,
+        }
+    }
+
+    /// True while running.
+    pub fn is_up(&self) -> bool {
+        self.raft.is_some()
+    }
+
+    /// Starts a new incarnation from the durable store.
+    pub fn start(&mut self, seed: u64, now_ms: u64) {
+        assert!(self.raft.is_none(), "n{} started twice", self.id);
+        let initial = self.store.initial_state();
+        self.raft = Some(Raft::new(self.config.clone(), initial, seed, now_ms));
+        self.writer = Writer::default();
+        self.incarnation += 1;
+        self.shadow = self.store.entries.iter().map(Slot::of).collect();
+        self.vouched.clear();
+        self.last_hard_state = self.store.hard_state;
+        self.commit_index = 0;
+        self.checked_commit = 0;
+        self.applied = 0;
+        self.led_term = 0;
+    }
+
+    /// Stops the member: its Raft value and unfinished writes are gone. With `torn`,
+    /// the batch being written leaves its hard state and the first `torn_entries`
+    /// entries behind. Returns how many batches were lost.
+    pub fn crash(&mut self, torn_entries: Option<usize>) -> usize {
+        assert!(self.raft.is_some(), "n{} crashed while down", self.id);
+        self.raft = None;
+        let lost = self.writer.pending();
+        let current = self.writer.crash();
+        if let (Some(batch), Some(keep)) = (current, torn_entries) {
+            let keep = keep.min(batch.entries.len());
+            self.store.write(batch.hard_state, &batch.entries[..keep]);
+        }
+        lost
+    }
+}

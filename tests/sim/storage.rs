@@ -1,0 +1,113 @@
+//! A member's stable storage and its single writer.
+//!
+//! The writer takes persist batches in order and makes each durable after a random
+//! latency; batches finish in the order they were taken (one writer, like the log
+//! writer thread). A crash loses every batch not yet finished; with torn writes on,
+//! the batch being written may leave its hard state and a prefix of its entries
+//! behind, as a write-ahead log cut mid-batch does (hard state first, then entries;
+//! an entry record at index i supersedes every stored entry at or after i).
+
+use std::collections::VecDeque;
+
+use raftkv::raft::{Entry, HardState, Index, InitialState, PersistBatch};
+
+/// What survives a crash.
+#[derive(Clone, Debug, Default)]
+pub struct DurableStore {
+    /// Term and vote.
+    pub hard_state: HardState,
+    /// The log. Invariant: `entries[i].index == i + 1`.
+    pub entries: Vec<Entry>,
+}
+
+impl DurableStore {
+    /// Makes `hard_state` and `entries` durable: stored entries at or after
+    /// `entries[0].index` are replaced.
+    pub fn write(&mut self, hard_state: Option<HardState>, entries: &[Entry]) {
+        if let Some(hs) = hard_state {
+            self.hard_state = hs;
+        }
+        let Some(first) = entries.first() else {
+            return;
+        };
+        assert!(
+            first.index >= 1 && first.index <= self.entries.len() as Index + 1,
+            "batch starts at index {} but the store ends at {}: a gap",
+            first.index,
+            self.entries.len()
+        );
+        self.entries.truncate(first.index as usize - 1);
+        for entry in entries {
+            assert_eq!(
+                entry.index,
+                self.entries.len() as Index + 1,
+                "batch entries are not consecutive"
+            );
+            self.entries.push(entry.clone());
+        }
+    }
+
+    /// The state a restarted member recovers.
+    pub fn initial_state(&self) -> InitialState {
+        InitialState {
+            hard_state: self.hard_state,
+            log_base: Default::default(),
+            entries: self.entries.clone(),
+        }
+    }
+
+    /// The stored entry at `index`, if any.
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        let i = usize::try_from(index).ok()?.checked_sub(1)?;
+        self.entries.get(i)
+    }
+}
+
+struct PendingWrite {
+    done_at_ms: u64,
+    batch: PersistBatch,
+}
+
+/// The single writer of one member.
+#[derive(Default)]
+pub struct Writer {
+    queue: VecDeque<PendingWrite>,
+    /// When the last queued batch finishes; a later batch never finishes earlier.
+    last_done_ms: u64,
+}
+
+impl Writer {
+    /// Queues a batch that becomes durable `latency_ms` after the writer is free.
+    pub fn submit(&mut self, batch: PersistBatch, now_ms: u64, latency_ms: u64) {
+        let done_at_ms = self.last_done_ms.max(now_ms) + latency_ms;
+        self.last_done_ms = done_at_ms;
+        self.queue.push_back(PendingWrite { done_at_ms, batch });
+    }
+
+    /// When the batch being written finishes.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.queue.front().map(|w| w.done_at_ms)
+    }
+
+    /// The batch that finished at or before `now_ms`, if any.
+    pub fn pop_due(&mut self, now_ms: u64) -> Option<PersistBatch> {
+        if self.next_due_ms()? <= now_ms {
+            self.queue.pop_front().map(|w| w.batch)
+        } else {
+            None
+        }
+    }
+
+    /// Batches not yet durable.
+    pub fn pending(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Forgets every unfinished batch; returns the one being written, which a torn
+    /// write may leave partly on disk.
+    pub fn crash(&mut self) -> Option<PersistBatch> {
+        let current = self.queue.pop_front().map(|w| w.batch);
+        self.queue.clear();
+        current
+    }
+}
