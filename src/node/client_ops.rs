@@ -79,6 +79,12 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
             outcome_unknown: false,
         },
         Some(WriteOutcome::Shutdown) => shutting_down(true),
+        Some(WriteOutcome::Superseded) => ClientResponse::Unavailable {
+            reason: "a snapshot from the leader replaced this node's state before the write's \
+                result was known; it may or may not be applied"
+                .into(),
+            outcome_unknown: true,
+        },
         None => {
             forget_write(shared, position);
             ClientResponse::Unavailable {

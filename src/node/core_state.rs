@@ -10,8 +10,8 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::completion::Completion;
-use crate::kv::{CommandResult, KvError};
-use crate::raft::{Index, NodeId, Raft, Role, Term};
+use crate::kv::{CommandResult, KvError, KvStore};
+use crate::raft::{Index, LogPosition, NodeId, Raft, Role, Term};
 
 /// How a client write ended, as seen by the connection thread waiting for it.
 #[derive(Debug)]
@@ -22,6 +22,9 @@ pub enum WriteOutcome {
     Overwritten,
     /// The node is shutting down; the write may or may not commit later.
     Shutdown,
+    /// A snapshot replaced the state machine past the write's index before its
+    /// result was known: it may or may not have been applied.
+    Superseded,
 }
 
 /// How a linearizable read's wait ended.
@@ -69,6 +72,23 @@ pub struct CoreState {
     /// The time (ms on the node clock) until which the election timer thread sleeps;
     /// dispatch wakes it when Raft needs a tick earlier.
     pub timer_sleep_until_ms: u64,
+    /// A snapshot the applier serialized, for the writer to save (applier → writer;
+    /// the writer is woken through `persist_wanted`).
+    pub snapshot_job: Option<SnapshotJob>,
+    /// True from when the applier hands a snapshot job over until the writer has
+    /// saved (or dropped) it, so at most one is in progress.
+    pub snapshot_in_progress: bool,
+    /// A state machine decoded from a snapshot received from the leader, to replace
+    /// the KV store (writer → applier; the applier is woken through `apply_wanted`).
+    pub kv_restore: Option<(Index, KvStore)>,
+}
+
+/// A snapshot of the state machine taken by the applier, waiting for the writer.
+pub struct SnapshotJob {
+    /// The last entry it covers.
+    pub last: LogPosition,
+    /// The encoded KV store (`KvStore::snapshot`).
+    pub data: Vec<u8>,
 }
 
 impl CoreState {
@@ -84,6 +104,9 @@ impl CoreState {
             next_read_id: 1,
             observed: (Role::Follower, 0, None),
             timer_sleep_until_ms: 0,
+            snapshot_job: None,
+            snapshot_in_progress: false,
+            kv_restore: None,
         }
     }
 
@@ -119,6 +142,15 @@ impl CoreState {
                 pending.done.complete(WriteOutcome::Applied(result.clone()))
             }
             _ => pending.done.complete(WriteOutcome::Overwritten),
+        }
+    }
+
+    /// The state machine jumped to `index` by a snapshot: writes waiting at or below it
+    /// will never be answered by the applier, so their outcome is unknown.
+    pub fn supersede_writes(&mut self, index: Index) {
+        let later = self.pending_writes.split_off(&(index + 1));
+        for (_, pending) in std::mem::replace(&mut self.pending_writes, later) {
+            pending.done.complete(WriteOutcome::Superseded);
         }
     }
 

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use super::outbox::{Outbox, Take};
 use super::shared::Shared;
 use crate::net::{self, HelloFrom};
-use crate::raft::{Message, NodeId};
+use crate::raft::{Message, MessageBody, NodeId};
+use crate::storage;
 
 /// Most messages written per wake-up before flushing.
 const MAX_MESSAGES_PER_FLUSH: usize = 256;
@@ -56,8 +57,11 @@ pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
         let messages = match outbox.wait_take(idle_wait, MAX_MESSAGES_PER_FLUSH) {
             Take::Closed => return,
             Take::TimedOut => continue,
-            Take::Messages(m) => m,
+            Take::Messages(m) => fill_snapshot_chunks(shared, m),
         };
+        if messages.is_empty() {
+            continue;
+        }
         if link.stream.is_none() && !connect(shared, &mut link) {
             outbox.clear();
             continue;
@@ -131,12 +135,49 @@ fn send(link: &mut Link, messages: &[Message]) -> Result<(), net::NetError> {
     Ok(())
 }
 
+/// Fills in the data of the InstallSnapshot chunks Raft asked for, from this node's
+/// snapshot file (read without any lock: the file is only ever replaced by a rename).
+/// A chunk of a snapshot that was replaced meanwhile is dropped; Raft retries with the
+/// new one.
+fn fill_snapshot_chunks(shared: &Shared, messages: Vec<Message>) -> Vec<Message> {
+    let dir = &shared.config.data_dir;
+    let max = shared.config.snapshot_chunk_bytes;
+    let mut out = Vec::with_capacity(messages.len());
+    for mut message in messages {
+        if let MessageBody::InstallSnapshot {
+            last,
+            offset,
+            data,
+            done,
+            ..
+        } = &mut message.body
+        {
+            match storage::read_snapshot_chunk(dir, *last, *offset, max) {
+                Ok(Some((bytes, end))) => {
+                    *data = bytes;
+                    *done = end;
+                }
+                Ok(None) => continue,
+                Err(err) => {
+                    shared
+                        .log
+                        .warn(format_args!("cannot read the snapshot to send: {err}"));
+                    continue;
+                }
+            }
+        }
+        out.push(message);
+    }
+    out
+}
+
 /// Approximate size of a message, to scale the write timeout.
 fn message_bytes(message: &Message) -> usize {
     match &message.body {
-        crate::raft::MessageBody::AppendEntries { entries, .. } => {
+        MessageBody::AppendEntries { entries, .. } => {
             64 + entries.iter().map(|e| e.size_bytes()).sum::<usize>()
         }
+        MessageBody::InstallSnapshot { data, .. } => 64 + data.len(),
         _ => 64,
     }
 }

@@ -148,10 +148,16 @@ impl Shared {
         let (role, term, leader) = now;
         match role {
             Role::Leader => self.log.info(format_args!("became leader in term {term}")),
-            Role::Candidate => self.log.info(format_args!("election started: candidate in term {term}")),
+            Role::Candidate => self
+                .log
+                .info(format_args!("election started: candidate in term {term}")),
             Role::Follower => match leader {
-                Some(id) => self.log.info(format_args!("follower of n{id} in term {term}")),
-                None => self.log.info(format_args!("follower in term {term}, leader unknown")),
+                Some(id) => self
+                    .log
+                    .info(format_args!("follower of n{id} in term {term}")),
+                None => self
+                    .log
+                    .info(format_args!("follower in term {term}, leader unknown")),
             },
         }
         core.observed = now;

@@ -16,7 +16,8 @@ pub const HARD_STATE_FILE: &str = "hard_state";
 /// Name of the snapshot file inside the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot";
 const HARD_STATE_MAGIC: &[u8; 4] = b"RKVH";
-const SNAPSHOT_MAGIC: &[u8; 4] = b"RKVS";
+/// Magic of the snapshot file.
+pub const SNAPSHOT_MAGIC: &[u8; 4] = b"RKVS";
 
 /// A snapshot as stored: the last log position it covers and the state machine's
 /// bytes, which storage does not interpret.

@@ -197,7 +197,13 @@ impl Wal {
             .take_while(|w| w[1].first_index <= through + 1)
             .count();
         let removed: Vec<Segment> = self.segments.drain(..n).collect();
-        remove_segments(&self.dir, removed.iter().map(|s| &s.path))
+        remove_segments(&self.dir, removed.iter().map(|s| &s.path))?;
+        // Start a fresh segment, so the next compaction can delete everything written
+        // so far: the WAL then stays within about two snapshot intervals.
+        if !self.active_segment().locs.is_empty() {
+            self.roll()?;
+        }
+        Ok(())
     }
 
     fn active_segment(&self) -> &Segment {
