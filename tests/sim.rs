@@ -25,6 +25,8 @@ mod ops;
 mod params;
 #[path = "sim/run.rs"]
 mod run;
+#[path = "sim/snapshots.rs"]
+mod snapshots;
 #[path = "sim/storage.rs"]
 mod storage;
 #[path = "sim/trace.rs"]

@@ -49,7 +49,13 @@ pub(super) struct Progress {
     pub(super) snapshot_last: LogPosition,
     /// In `Snapshot`: the byte offset of the next chunk to send.
     pub(super) snapshot_offset: u64,
+    /// In `Snapshot`: retransmission timeouts since the last answer.
+    pub(super) snapshot_stalls: u32,
 }
+
+/// Retransmission timeouts without an answer after which a snapshot transfer starts
+/// over from the first byte.
+const MAX_SNAPSHOT_STALLS: u32 = 3;
 
 impl Progress {
     /// A fresh follower record for a new leader whose log ends at `last_index` (§5.3:
@@ -66,6 +72,7 @@ impl Progress {
             acked_read_round: 0,
             snapshot_last: LogPosition::default(),
             snapshot_offset: 0,
+            snapshot_stalls: 0,
         }
     }
 
@@ -130,9 +137,15 @@ impl Progress {
             ProgressState::Probe => self.next_index,
             ProgressState::Replicate => self.match_index + 1,
             ProgressState::Snapshot => {
-                // Resend the chunk presumed lost; the leader checks the snapshot is
-                // still its latest before sending.
+                // Resend the chunk presumed lost. After several timeouts in a row the
+                // runtime may no longer have this snapshot: start over (the leader then
+                // sends its latest).
                 self.inflight.clear();
+                self.snapshot_stalls += 1;
+                if self.snapshot_stalls >= MAX_SNAPSHOT_STALLS {
+                    self.snapshot_offset = 0;
+                    self.snapshot_stalls = 0;
+                }
                 self.last_progress_ms = now_ms;
                 return;
             }
@@ -151,6 +164,7 @@ impl Progress {
         self.state = ProgressState::Snapshot;
         self.snapshot_last = last;
         self.snapshot_offset = 0;
+        self.snapshot_stalls = 0;
         self.inflight.clear();
         self.last_progress_ms = now_ms;
     }

@@ -108,9 +108,12 @@ impl Raft {
         let Some(pr) = self.progress.get(&peer) else {
             return;
         };
-        let prev_log_index = pr.match_index;
-        let Some(prev_log_term) = self.log.term_at(prev_log_index) else {
-            return; // match below the base: the snapshot's chunks stand in for heartbeats
+        // A match below the base (the follower is being sent the snapshot): beat at
+        // the base instead. The follower may reject it, which the leader ignores while
+        // the transfer runs; it still keeps the follower from starting an election.
+        let (prev_log_index, prev_log_term) = match self.log.term_at(pr.match_index) {
+            Some(term) => (pr.match_index, term),
+            None => (self.log.base().index, self.log.base().term),
         };
         let body = MessageBody::AppendEntries {
             prev_log_index,

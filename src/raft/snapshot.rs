@@ -77,16 +77,21 @@ impl Raft {
         let Some(pr) = self.progress.get_mut(&peer) else {
             return false;
         };
-        if pr.state != ProgressState::Snapshot || pr.snapshot_last != base {
+        // A transfer in progress goes on even if a newer snapshot replaced it: the
+        // runtime keeps the file it started sending open. Back at offset 0 (a new
+        // transfer, or repeated timeouts) it starts with the latest.
+        if pr.state != ProgressState::Snapshot
+            || (pr.snapshot_last != base && pr.snapshot_offset == 0)
+        {
             pr.become_snapshot(base, now_ms);
         }
         if pr.is_paused(1) {
             return false;
         }
-        let offset = pr.snapshot_offset;
-        pr.sent_entries(base.index, now_ms);
+        let (last, offset) = (pr.snapshot_last, pr.snapshot_offset);
+        pr.sent_entries(last.index, now_ms);
         let body = MessageBody::InstallSnapshot {
-            last: base,
+            last,
             voters: self.config.voters.clone(),
             offset,
             data: Vec::new(),
@@ -119,6 +124,7 @@ impl Raft {
             }
         } else if pr.state == ProgressState::Snapshot && pr.snapshot_last == last {
             pr.snapshot_offset = next_offset;
+            pr.snapshot_stalls = 0;
             pr.inflight.clear();
             pr.last_progress_ms = now_ms;
         } else {

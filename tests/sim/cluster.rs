@@ -17,7 +17,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::history::History;
-use super::invariants::{check_send, vouched_term, Checker};
+use super::invariants::{check_send, vouched_term, Checker, Slot};
 use super::member::Member;
 use super::network::{Brief, NetFaults, Network};
 use super::storage::DurableStore;
@@ -45,6 +45,11 @@ pub struct ClusterOptions {
     pub max_inflight_appends: usize,
     /// `Config::max_bytes_per_append` of every member.
     pub max_bytes_per_append: usize,
+    /// Chance (per mille), each time a member applies entries, that it takes a
+    /// snapshot and compacts its log (0: never).
+    pub snapshot_per_mille: u32,
+    /// `Config::max_snapshot_chunk_bytes` of every member.
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl ClusterOptions {
@@ -60,6 +65,8 @@ impl ClusterOptions {
             max_entries_per_append: defaults.max_entries_per_append,
             max_inflight_appends: defaults.max_inflight_appends,
             max_bytes_per_append: defaults.max_bytes_per_append,
+            snapshot_per_mille: 0,
+            snapshot_chunk_bytes: defaults.max_snapshot_chunk_bytes,
         }
     }
 
@@ -68,6 +75,7 @@ impl ClusterOptions {
         config.max_entries_per_append = self.max_entries_per_append;
         config.max_inflight_appends = self.max_inflight_appends;
         config.max_bytes_per_append = self.max_bytes_per_append;
+        config.max_snapshot_chunk_bytes = self.snapshot_chunk_bytes;
         config
     }
 }
@@ -283,7 +291,87 @@ impl Cluster {
             check_send(m.id, &m.store, vouched.get(k).copied().flatten(), &msg);
             self.net.send(msg, now, &mut self.rng);
         }
+        for chunk in &batch.snapshot_chunks {
+            self.members[i].receive_chunk(chunk);
+        }
+        // Like the runtime's single writer, install once no batch is in flight; no
+        // new batch is taken until then (see `drain`).
+        if self.members[i].writer.pending() == 0 {
+            if let Some((last, bytes)) = self.members[i].pending_install.take() {
+                self.install_snapshot(i, last, &bytes);
+            }
+        }
         self.drain(i);
+    }
+
+    /// Member `i` wrote the final chunk of the snapshot at `last`: check it against the
+    /// committed log (a snapshot holds only committed entries), install it in the
+    /// durable store and tell Raft, as the runtime's writer does.
+    fn install_snapshot(&mut self, i: usize, last: LogPosition, bytes: &[u8]) {
+        let now = self.now_ms;
+        let m = &mut self.members[i];
+        let id = m.id;
+        let Some(raft) = m.raft.as_mut() else {
+            return;
+        };
+        if last.index <= m.store.base.index {
+            raft.snapshot_rejected(last);
+            return;
+        }
+        let Some(entries) = super::snapshots::decode(bytes, last) else {
+            panic!("n{id}: the snapshot at {last:?} arrived damaged");
+        };
+        for entry in &entries {
+            self.checker.check_applied(id, entry);
+        }
+        let holds = m.shadow.get(last.index as usize - 1).map(|s| s.term) == Some(last.term);
+        if !holds {
+            m.shadow = entries.iter().map(Slot::of).collect();
+        }
+        m.store.install(last, entries);
+        let restore = raft.snapshot_installed(last, now);
+        if restore {
+            m.applied = last.index;
+        }
+        m.checked_commit = m.checked_commit.max(last.index);
+        self.trace.record(
+            now,
+            format_args!(
+                "n{id} installed snapshot ({},{}) restore={restore}",
+                last.term, last.index
+            ),
+        );
+    }
+
+    /// Member `i` may take a snapshot at its applied index and compact, once every
+    /// entry up to it is durable (as the runtime's writer waits for).
+    fn maybe_compact(&mut self, i: usize) {
+        let chance = self.opts.snapshot_per_mille;
+        if chance == 0 || !self.rng.gen_ratio(chance, 1000) {
+            return;
+        }
+        let now = self.now_ms;
+        let m = &mut self.members[i];
+        let Some(raft) = m.raft.as_mut() else {
+            return;
+        };
+        let through = m.applied;
+        if through <= raft.log_base().index || raft.durable_index() < through {
+            return;
+        }
+        let Some(term) = m.store.entry(through).map(|e| e.term) else {
+            return;
+        };
+        let pos = LogPosition {
+            term,
+            index: through,
+        };
+        m.store.compact(pos);
+        raft.compact(pos);
+        self.trace.record(
+            now,
+            format_args!("n{} snapshot+compact ({},{})", m.id, term, through),
+        );
     }
 
     /// Collects member `i`'s outputs and checks what its last step changed.
@@ -294,7 +382,10 @@ impl Cluster {
         let Some(raft) = m.raft.as_mut() else {
             return;
         };
-        while let Some(batch) = raft.take_persist_batch() {
+        while m.pending_install.is_none() {
+            let Some(batch) = raft.take_persist_batch() else {
+                break;
+            };
             self.checker.check_batch(
                 id,
                 raft.term(),
@@ -328,14 +419,18 @@ impl Cluster {
             );
             m.writer.submit(batch, now, latency_ms);
         }
-        for msg in raft.take_messages() {
+        for mut msg in raft.take_messages() {
             assert_eq!(msg.from, id, "n{id} sends a message from n{}", msg.from);
+            if !super::snapshots::fill_chunk(&m.store, &mut msg, self.opts.snapshot_chunk_bytes) {
+                continue; // the snapshot changed since Raft asked: dropped, Raft retries
+            }
             self.trace.record(now, format_args!("send {}", Brief(&msg)));
             check_send(id, &m.store, vouched_term(&m.shadow, &msg), &msg);
             self.net.send(msg, now, &mut self.rng);
         }
         self.observe_commit(i);
         self.apply(i);
+        self.maybe_compact(i);
         self.check_member(i);
     }
 
@@ -416,20 +511,25 @@ impl Cluster {
         };
         let last = raft.last_position();
         let shadow_last = m.shadow.last().map_or(0, |s| s.term);
-        assert_eq!(
+        // While a snapshot install waits for the writer, no batch is taken, so the
+        // shadow (built from batches) may trail the log.
+        let settled = m.pending_install.is_none();
+        assert!(
+            !settled || (last.index, last.term) == (m.shadow.len() as Index, shadow_last),
+            "n{}: the log {:?} differs from what its persist batches described: {:?}",
+            m.id,
             (last.index, last.term),
-            (m.shadow.len() as Index, shadow_last),
-            "n{}: the log differs from what its persist batches described",
-            m.id
+            (m.shadow.len(), shadow_last)
         );
         if raft.role() == Role::Leader && raft.term() > m.led_term {
             m.led_term = raft.term();
             self.trace
                 .record(now, format_args!("n{} leads term {}", m.id, m.led_term));
+            // Below the base, the store's entries stand for the snapshot's contents.
             let base = raft.log_base().index;
-            assert_eq!(base, 0, "the simulator does not model snapshots yet");
-            self.checker
-                .observe_leader(m.id, m.led_term, raft.entries_from(1));
+            let mut log = m.store.entries[..base as usize].to_vec();
+            log.extend_from_slice(raft.entries_from(base + 1));
+            self.checker.observe_leader(m.id, m.led_term, &log);
         }
         raft.check_invariants();
     }
