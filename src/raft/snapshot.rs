@@ -173,15 +173,8 @@ impl Raft {
             _ => 0,
         };
         if offset != expected {
-            let reply = self.message_to(
-                msg.from,
-                MessageBody::InstallSnapshotResponse {
-                    last,
-                    next_offset: expected,
-                    done: false,
-                },
-            );
-            self.messages.push(reply); // promises nothing about our stable state
+            // Even this answer carries our term, which must be durable first.
+            self.reply_snapshot(msg.from, last, expected, false);
             return;
         }
         let next_offset = offset + data.len() as u64;

@@ -1,27 +1,25 @@
 //! The driver: a discrete-event loop that moves messages, finishes writes and ticks
-//! members in simulated time, and checks the invariants after every step.
+//! members in simulated time, plus the operations scenarios use (crash, restart,
+//! propose, read, partition).
 //!
 //! Each input to a member (a message, a tick, a finished write, a proposal, a read)
-//! is one step. After a step the member's outputs are drained in the order the
-//! durability contract asks for — persist batches to the writer, immediate messages
-//! to the network, committed entries to the state machine, released reads to the
-//! client history — and every check runs on what the step changed.
+//! is one step; after each, `step.rs` drains the member's outputs and checks what the
+//! step changed.
 
 use std::fmt;
 
 use raftkv::raft::{
-    Config, HardState, Index, LogPosition, Message, MessageBody, NodeId, NotLeader, PersistBatch,
-    Raft, Role,
+    Config, LogPosition, Message, MessageBody, NodeId, NotLeader, PersistBatch, Raft, Role,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::history::History;
-use super::invariants::{check_send, vouched_term, Checker, Slot};
+use super::invariants::{check_send, Checker, Slot};
 use super::member::Member;
 use super::network::{Brief, NetFaults, Network};
 use super::storage::DurableStore;
-use super::trace::Trace;
+use super::trace::{HardStateBrief, Trace};
 
 /// Most events one cluster may process; a run that needs more is livelocked.
 pub const MAX_EVENTS: u64 = 20_000_000;
@@ -39,6 +37,8 @@ pub struct ClusterOptions {
     pub write_max_ms: u64,
     /// Whether a crash may leave the batch being written partly on disk.
     pub torn_writes: bool,
+    /// Whether batches queued behind a write share the next one.
+    pub group_commit: bool,
     /// `Config::max_entries_per_append` of every member.
     pub max_entries_per_append: usize,
     /// `Config::max_inflight_appends` of every member.
@@ -62,6 +62,7 @@ impl ClusterOptions {
             write_min_ms: 1,
             write_max_ms: 3,
             torn_writes: false,
+            group_commit: true,
             max_entries_per_append: defaults.max_entries_per_append,
             max_inflight_appends: defaults.max_inflight_appends,
             max_bytes_per_append: defaults.max_bytes_per_append,
@@ -100,7 +101,8 @@ pub struct Cluster {
     pub appends_rejected: u64,
     /// Events processed.
     pub events: u64,
-    opts: ClusterOptions,
+    /// How the cluster was built.
+    pub opts: ClusterOptions,
 }
 
 impl Cluster {
@@ -113,7 +115,7 @@ impl Cluster {
             now_ms: 0,
             rng: SmallRng::seed_from_u64(seed),
             members: (1..=opts.members as NodeId)
-                .map(|id| Member::new(opts.config(id)))
+                .map(|id| Member::new(opts.config(id), opts.group_commit))
                 .collect(),
             net: Network::new(opts.members, opts.net),
             checker: Checker::new(opts.members),
@@ -345,7 +347,7 @@ impl Cluster {
 
     /// Member `i` may take a snapshot at its applied index and compact, once every
     /// entry up to it is durable (as the runtime's writer waits for).
-    fn maybe_compact(&mut self, i: usize) {
+    pub(super) fn maybe_compact(&mut self, i: usize) {
         let chance = self.opts.snapshot_per_mille;
         if chance == 0 || !self.rng.gen_ratio(chance, 1000) {
             return;
@@ -372,166 +374,6 @@ impl Cluster {
             now,
             format_args!("n{} snapshot+compact ({},{})", m.id, term, through),
         );
-    }
-
-    /// Collects member `i`'s outputs and checks what its last step changed.
-    fn drain(&mut self, i: usize) {
-        let now = self.now_ms;
-        let m = &mut self.members[i];
-        let id = m.id;
-        let Some(raft) = m.raft.as_mut() else {
-            return;
-        };
-        while m.pending_install.is_none() {
-            let Some(batch) = raft.take_persist_batch() else {
-                break;
-            };
-            self.checker.check_batch(
-                id,
-                raft.term(),
-                &mut m.shadow,
-                &mut m.last_hard_state,
-                &batch,
-            );
-            let latency_ms = self
-                .rng
-                .gen_range(self.opts.write_min_ms..=self.opts.write_max_ms);
-            self.trace.record(
-                now,
-                format_args!(
-                    "n{id} persist #{} {} entries={}{} msgs={} +{latency_ms}ms",
-                    batch.token.seq,
-                    HardStateBrief(batch.hard_state),
-                    batch.entries.len(),
-                    batch
-                        .entries
-                        .first()
-                        .map_or(String::new(), |e| format!("@{}", e.index)),
-                    batch.messages.len()
-                ),
-            );
-            m.vouched.push_back(
-                batch
-                    .messages
-                    .iter()
-                    .map(|msg| vouched_term(&m.shadow, msg))
-                    .collect(),
-            );
-            m.writer.submit(batch, now, latency_ms);
-        }
-        for mut msg in raft.take_messages() {
-            assert_eq!(msg.from, id, "n{id} sends a message from n{}", msg.from);
-            if !super::snapshots::fill_chunk(&m.store, &mut msg, self.opts.snapshot_chunk_bytes) {
-                continue; // the snapshot changed since Raft asked: dropped, Raft retries
-            }
-            self.trace.record(now, format_args!("send {}", Brief(&msg)));
-            check_send(id, &m.store, vouched_term(&m.shadow, &msg), &msg);
-            self.net.send(msg, now, &mut self.rng);
-        }
-        self.observe_commit(i);
-        self.apply(i);
-        self.maybe_compact(i);
-        self.check_member(i);
-    }
-
-    fn observe_commit(&mut self, i: usize) {
-        let m = &mut self.members[i];
-        let Some(raft) = m.raft.as_ref() else {
-            return;
-        };
-        let commit = raft.commit_index();
-        assert!(
-            commit >= m.commit_index,
-            "n{}: commit index went back from {} to {commit} within one incarnation",
-            m.id,
-            m.commit_index
-        );
-        m.commit_index = commit;
-        if commit > m.checked_commit {
-            let fresh = raft.entries_from(m.checked_commit + 1);
-            let count = (commit - m.checked_commit) as usize;
-            assert!(
-                fresh.len() >= count,
-                "n{}: commit index {commit} beyond its log",
-                m.id
-            );
-            self.checker
-                .observe_commit(m.id, raft.term(), &fresh[..count]);
-            m.checked_commit = commit;
-        }
-    }
-
-    fn apply(&mut self, i: usize) {
-        let now = self.now_ms;
-        let m = &mut self.members[i];
-        let id = m.id;
-        let Some(raft) = m.raft.as_mut() else {
-            return;
-        };
-        loop {
-            let entries = raft.take_committed(64);
-            if entries.is_empty() {
-                break;
-            }
-            for entry in &entries {
-                assert_eq!(
-                    entry.index,
-                    m.applied + 1,
-                    "n{id}: applied entries are not consecutive"
-                );
-                assert!(
-                    entry.index <= m.commit_index,
-                    "n{id}: applies {} beyond commit",
-                    entry.index
-                );
-                self.checker.check_applied(id, entry);
-                m.applied = entry.index;
-                if let Some(fate) = self.history.on_applied(id, entry) {
-                    self.trace.record(
-                        now,
-                        format_args!("n{id} proposal at {} {fate:?}", entry.index),
-                    );
-                }
-            }
-        }
-        for state in raft.take_read_states() {
-            self.trace.record(
-                now,
-                format_args!("n{id} read {} -> {:?}", state.read_id, state.result),
-            );
-            self.history.on_read_state(id, &state, m.commit_index);
-        }
-    }
-
-    fn check_member(&mut self, i: usize) {
-        let now = self.now_ms;
-        let m = &mut self.members[i];
-        let Some(raft) = m.raft.as_ref() else {
-            return;
-        };
-        let last = raft.last_position();
-        let shadow_last = m.shadow.last().map_or(0, |s| s.term);
-        // While a snapshot install waits for the writer, no batch is taken, so the
-        // shadow (built from batches) may trail the log.
-        let settled = m.pending_install.is_none();
-        assert!(
-            !settled || (last.index, last.term) == (m.shadow.len() as Index, shadow_last),
-            "n{}: the log {:?} differs from what its persist batches described: {:?}",
-            m.id,
-            (last.index, last.term),
-            (m.shadow.len(), shadow_last)
-        );
-        if raft.role() == Role::Leader && raft.term() > m.led_term {
-            m.led_term = raft.term();
-            self.trace
-                .record(now, format_args!("n{} leads term {}", m.id, m.led_term));
-            // Below the base, the store's entries stand for the snapshot's contents.
-            let base = raft.log_base().index;
-            let mut log = m.store.entries[..base as usize].to_vec();
-            log.extend_from_slice(raft.entries_from(base + 1));
-            self.checker.observe_leader(m.id, m.led_term, &log);
-        }
-        raft.check_invariants();
     }
 
     /// Crashes `id`: its Raft value, unfinished writes and waiting clients are gone.
@@ -666,20 +508,5 @@ impl Cluster {
             n.cut,
             self.appends_rejected
         )
-    }
-}
-
-/// A hard state in the trace: `t5/v2`, or `-` if unchanged.
-struct HardStateBrief(Option<HardState>);
-
-impl fmt::Display for HardStateBrief {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            None => write!(f, "hs=-"),
-            Some(hs) => match hs.voted_for {
-                Some(v) => write!(f, "hs=t{}/v{v}", hs.current_term),
-                None => write!(f, "hs=t{}/v-", hs.current_term),
-            },
-        }
     }
 }

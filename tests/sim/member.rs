@@ -14,6 +14,8 @@ pub struct Member {
     pub id: NodeId,
     /// Its configuration, the same in every incarnation.
     pub config: Config,
+    /// Whether its writer uses group commit.
+    pub group_commit: bool,
     /// The running Raft; `None` while crashed.
     pub raft: Option<Raft>,
     /// What survives crashes.
@@ -48,13 +50,14 @@ pub struct Member {
 
 impl Member {
     /// A member that has never run.
-    pub fn new(config: Config) -> Member {
+    pub fn new(config: Config, group_commit: bool) -> Member {
         Member {
             id: config.id,
             config,
+            group_commit,
             raft: None,
             store: DurableStore::default(),
-            writer: Writer::default(),
+            writer: Writer::new(group_commit),
             incarnation: 0,
             shadow: Vec::new(),
             vouched: VecDeque::new(),
@@ -97,7 +100,7 @@ impl Member {
         assert!(self.raft.is_none(), "n{} started twice", self.id);
         let initial = self.store.initial_state();
         self.raft = Some(Raft::new(self.config.clone(), initial, seed, now_ms));
-        self.writer = Writer::default();
+        self.writer = Writer::new(self.group_commit);
         self.incarnation += 1;
         self.shadow = self.store.entries.iter().map(Slot::of).collect();
         self.vouched.clear();

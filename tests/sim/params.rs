@@ -63,6 +63,7 @@ impl SimParams {
             write_min_ms,
             write_max_ms: write_min_ms + rng.gen_range(0..=30),
             torn_writes: rng.gen_bool(0.5),
+            group_commit: rng.gen_bool(0.5),
             max_entries_per_append: *[1, 3, 64, 512].choose(&mut rng).unwrap_or(&64),
             max_inflight_appends: rng.gen_range(1..=8),
             max_bytes_per_append: *[64, 1024, 1 << 20].choose(&mut rng).unwrap_or(&1024),
@@ -86,7 +87,7 @@ impl SimParams {
         SimParams {
             seed,
             cluster,
-            safety_ms: rng.gen_range(3_000..=10_000),
+            safety_ms: rng.gen_range(5_000..=40_000),
             client_gap_min_ms,
             client_gap_max_ms: client_gap_min_ms + rng.gen_range(0..=80),
             read_per_mille: rng.gen_range(0..=300),
@@ -103,7 +104,7 @@ impl fmt::Display for SimParams {
         let c = &self.cluster;
         write!(
             f,
-            "seed={} members={} safety={}ms net(drop={}‰ dup={}‰ delay={}..={}ms) write={}..={}ms torn={} \
+            "seed={} members={} safety={}ms net(drop={}‰ dup={}‰ delay={}..={}ms) write={}..={}ms torn={} group_commit={} \
              append(max_entries={} max_bytes={} inflight={}) clients(gap={}..={}ms reads={}‰ pad<={}B) \
              faults(gap={}..={}ms max_down={}) snapshots(chance={}‰ chunk={}B)",
             self.seed,
@@ -116,6 +117,7 @@ impl fmt::Display for SimParams {
             c.write_min_ms,
             c.write_max_ms,
             c.torn_writes,
+            c.group_commit,
             c.max_entries_per_append,
             c.max_bytes_per_append,
             c.max_inflight_appends,

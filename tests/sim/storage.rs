@@ -2,7 +2,10 @@
 //!
 //! The writer takes persist batches in order and makes each durable after a random
 //! latency; batches finish in the order they were taken (one writer, like the log
-//! writer thread). A crash loses every batch not yet finished; with torn writes on,
+//! writer thread). With group commit, batches that queue up while a write is in
+//! progress share the next write (one fsync), as a runtime's log writer does; a batch
+//! with nothing to write (only messages waiting for earlier batches) costs no time of
+//! its own. A crash loses every batch not yet finished; with torn writes on,
 //! the batch being written may leave its hard state and a prefix of its entries
 //! behind, as a write-ahead log cut mid-batch does (hard state first, then entries;
 //! an entry record at index i supersedes every stored entry at or after i).
@@ -100,14 +103,33 @@ struct PendingWrite {
 #[derive(Default)]
 pub struct Writer {
     queue: VecDeque<PendingWrite>,
+    /// Whether batches queued behind a write share the next one.
+    group_commit: bool,
+    /// When the last write starts; a write not yet started can take more batches.
+    last_start_ms: u64,
     /// When the last queued batch finishes; a later batch never finishes earlier.
     last_done_ms: u64,
 }
 
 impl Writer {
-    /// Queues a batch that becomes durable `latency_ms` after the writer is free.
+    /// An idle writer.
+    pub fn new(group_commit: bool) -> Writer {
+        Writer {
+            group_commit,
+            ..Writer::default()
+        }
+    }
+
+    /// Queues a batch; a write takes `latency_ms` once the writer is free.
     pub fn submit(&mut self, batch: PersistBatch, now_ms: u64, latency_ms: u64) {
-        let done_at_ms = self.last_done_ms.max(now_ms) + latency_ms;
+        let nothing_to_write = batch.hard_state.is_none() && batch.entries.is_empty();
+        let joins_waiting_write = self.group_commit && self.last_start_ms > now_ms;
+        let done_at_ms = if nothing_to_write || joins_waiting_write {
+            self.last_done_ms.max(now_ms)
+        } else {
+            self.last_start_ms = self.last_done_ms.max(now_ms);
+            self.last_start_ms + latency_ms
+        };
         self.last_done_ms = done_at_ms;
         self.queue.push_back(PendingWrite { done_at_ms, batch });
     }

@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::fmt::{self, Write};
 
+use raftkv::raft::HardState;
+
 /// How many events a failure report shows, unless `RAFTKV_SIM_TRACE` says otherwise.
 pub const TRACE_EVENTS: usize = 60;
 
@@ -53,5 +55,20 @@ impl Trace {
             let _ = writeln!(out, "  #{:<7} {line}", first + i as u64);
         }
         out
+    }
+}
+
+/// A hard state in the trace: `t5/v2`, or `-` if unchanged.
+pub struct HardStateBrief(pub Option<HardState>);
+
+impl fmt::Display for HardStateBrief {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            None => write!(f, "hs=-"),
+            Some(hs) => match hs.voted_for {
+                Some(v) => write!(f, "hs=t{}/v{v}", hs.current_term),
+                None => write!(f, "hs=t{}/v-", hs.current_term),
+            },
+        }
     }
 }
