@@ -41,7 +41,7 @@ pub use crc32::{crc32, Crc32};
 pub use error::{StorageError, StorageErrorKind};
 pub use files::write_atomic;
 pub use meta::Meta;
-pub use snapshot_transfer::read_snapshot_chunk;
+pub use snapshot_transfer::SnapshotReader;
 pub use state_files::SnapshotFile;
 pub use wal::MAX_RECORD_BYTES;
 

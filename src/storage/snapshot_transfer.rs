@@ -22,35 +22,65 @@ pub const RECV_FILE: &str = "snapshot.recv";
 /// Bytes of the snapshot file's envelope before the body (see `codec`).
 const HEADER_BYTES: u64 = 20;
 
-/// Reads up to `max` bytes at `offset` of this node's snapshot file, if that file is
-/// the snapshot at `want`. Returns the bytes and whether they reach the end; `None`
-/// if there is no snapshot or it is another one (a newer snapshot replaced it).
-/// Safe to call from any thread: the file is only ever replaced by a rename.
-pub fn read_snapshot_chunk(
-    dir: &Path,
-    want: LogPosition,
-    offset: u64,
-    max: usize,
-) -> Result<Option<(Vec<u8>, bool)>, StorageError> {
-    let path = dir.join(SNAPSHOT_FILE);
-    let mut file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StorageError::io("open", &path, e)),
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| StorageError::io("stat", &path, e))?
-        .len();
-    if stored_position(&mut file, &path)? != Some(want) || offset > len {
-        return Ok(None);
+/// An open snapshot file being sent to a follower. Holding it open keeps its bytes
+/// readable after a newer snapshot is renamed over it, so a transfer can finish.
+#[derive(Debug)]
+pub struct SnapshotReader {
+    last: LogPosition,
+    file: File,
+    len: u64,
+    path: PathBuf,
+}
+
+impl SnapshotReader {
+    /// Opens this node's snapshot file if it is the snapshot at `want`; `None` if
+    /// there is no snapshot or it is another one. Safe from any thread: the file is
+    /// only ever replaced by a rename.
+    pub fn open(dir: &Path, want: LogPosition) -> Result<Option<SnapshotReader>, StorageError> {
+        let path = dir.join(SNAPSHOT_FILE);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StorageError::io("open", &path, e)),
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| StorageError::io("stat", &path, e))?
+            .len();
+        if stored_position(&mut file, &path)? != Some(want) {
+            return Ok(None);
+        }
+        Ok(Some(SnapshotReader {
+            last: want,
+            file,
+            len,
+            path,
+        }))
     }
-    let take = (max as u64).min(len - offset);
-    let mut data = vec![0u8; take as usize];
-    file.seek(SeekFrom::Start(offset))
-        .and_then(|_| file.read_exact(&mut data))
-        .map_err(|e| StorageError::io("read", &path, e))?;
-    Ok(Some((data, offset + take == len)))
+
+    /// The snapshot this reader reads.
+    pub fn last(&self) -> LogPosition {
+        self.last
+    }
+
+    /// Up to `max` bytes at `offset`, and whether they reach the end; `None` if
+    /// `offset` is past the end.
+    pub fn read_chunk(
+        &mut self,
+        offset: u64,
+        max: usize,
+    ) -> Result<Option<(Vec<u8>, bool)>, StorageError> {
+        if offset > self.len {
+            return Ok(None);
+        }
+        let take = (max as u64).min(self.len - offset);
+        let mut data = vec![0u8; take as usize];
+        self.file
+            .seek(SeekFrom::Start(offset))
+            .and_then(|_| self.file.read_exact(&mut data))
+            .map_err(|e| StorageError::io("read", &self.path, e))?;
+        Ok(Some((data, offset + take == self.len)))
+    }
 }
 
 /// The position recorded at the start of a snapshot file's body (the first field of
