@@ -141,12 +141,7 @@ fn maybe_snapshot(shared: &Shared, since: &mut SinceSnapshot, last: &Entry) {
         );
         kv.snapshot()
     };
-    shared.log.debug(format_args!(
-        "snapshot at index {} encoded: {} bytes in {} ms",
-        last.index,
-        data.len(),
-        started.elapsed().as_millis()
-    ));
+    let encode_ms = started.elapsed().as_millis();
     let position = LogPosition {
         term: last.term,
         index: last.index,
@@ -157,6 +152,7 @@ fn maybe_snapshot(shared: &Shared, since: &mut SinceSnapshot, last: &Entry) {
     core.snapshot_job = Some(SnapshotJob {
         last: position,
         data,
+        encode_ms,
     });
     shared.persist_wanted.notify_one();
 }

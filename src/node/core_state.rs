@@ -89,6 +89,8 @@ pub struct SnapshotJob {
     pub last: LogPosition,
     /// The encoded KV store (`KvStore::snapshot`).
     pub data: Vec<u8>,
+    /// How long the applier took to encode it, for the log.
+    pub encode_ms: u128,
 }
 
 impl CoreState {

@@ -174,7 +174,7 @@ fn save_snapshot(
     storage: &mut Storage,
     job: SnapshotJob,
 ) -> Result<(), StorageError> {
-    let last = job.last;
+    let (last, encode_ms) = (job.last, job.encode_ms);
     if last.index <= storage.log_base().index {
         shared.lock_core().snapshot_in_progress = false;
         return Ok(());
@@ -197,9 +197,10 @@ fn save_snapshot(
     }
     storage.compact(last.index)?;
     shared.log.info(format_args!(
-        "snapshot at index {} saved ({} bytes, {} ms); log compacted, {} wal segments left",
+        "snapshot at index {} saved ({} bytes, encoded in {} ms, written in {} ms); log compacted, {} wal segments left",
         last.index,
         storage.snapshot_bytes(),
+        encode_ms,
         started.elapsed().as_millis(),
         storage.wal_segment_count()
     ));

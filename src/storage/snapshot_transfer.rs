@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 
 use bincode::Options;
 
-use super::codec::decode_file;
 use super::error::StorageError;
-use super::state_files::{SnapshotFile, SNAPSHOT_FILE, SNAPSHOT_MAGIC};
+use super::state_files::{decode_snapshot, SnapshotFile, SNAPSHOT_FILE, SNAPSHOT_MAGIC};
 use crate::raft::LogPosition;
 
 /// Name of the snapshot being received.
@@ -132,7 +131,7 @@ pub fn check_received(
     drop(file);
     let bytes = fs::read(&path).map_err(|e| StorageError::io("read", &path, e))?;
     let len = bytes.len() as u64;
-    let verdict = match decode_file::<SnapshotFile>(SNAPSHOT_MAGIC, &bytes, &path) {
+    let verdict = match decode_snapshot(bytes, &path) {
         Ok(snap) if snap.last == last => Ok((snap, len, path.clone())),
         Ok(snap) => Err(format!(
             "received snapshot is at {:?}, not {last:?}",

@@ -198,9 +198,11 @@ impl Wal {
             .count();
         let removed: Vec<Segment> = self.segments.drain(..n).collect();
         remove_segments(&self.dir, removed.iter().map(|s| &s.path))?;
-        // Start a fresh segment, so the next compaction can delete everything written
-        // so far: the WAL then stays within about two snapshot intervals.
-        if !self.active_segment().locs.is_empty() {
+        // The snapshot reaches into the active segment: start a fresh one, so the next
+        // compaction can delete everything written so far (the WAL then stays within
+        // about two snapshot intervals however large a segment may grow).
+        let active = self.active_segment();
+        if active.first_index <= through && !active.locs.is_empty() {
             self.roll()?;
         }
         Ok(())
