@@ -213,3 +213,16 @@ fn a_directory_without_permission_is_an_io_error() {
         "{source}"
     );
 }
+
+#[test]
+fn storage_can_move_to_the_log_writer_thread() {
+    fn assert_send<T: Send>() {}
+    assert_send::<Storage>();
+    assert_send::<raftkv::storage::StorageError>();
+    let (_tmp, dir) = data_dir();
+    let (storage, _) = open_ok(&dir, BIG);
+    let last = std::thread::spawn(move || storage.last_index())
+        .join()
+        .expect("thread");
+    assert_eq!(last, 0);
+}

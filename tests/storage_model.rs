@@ -121,8 +121,17 @@ fn check_reopen(dir: &Path, model: &Model) -> Storage {
     storage
 }
 
+/// Number of cases: `PROPTEST_CASES` if set, else 32.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    // 32 cases keep the suite fast on a shared disk; PROPTEST_CASES=1000 for a long run.
+    #![proptest_config(ProptestConfig { cases: cases(), failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn storage_agrees_with_a_model(ops in proptest::collection::vec(op(), 1..40)) {

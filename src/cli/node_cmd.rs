@@ -8,6 +8,7 @@ use super::{split_addrs, EXIT_OK, EXIT_OTHER, EXIT_USAGE};
 
 /// Runs the node; returns the exit code.
 pub fn run(args: NodeArgs) -> u8 {
+    crash_on_panic();
     let config = match config_from(args) {
         Ok(config) => config,
         Err(message) => {
@@ -60,4 +61,16 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.snapshot_bytes = args.snapshot_bytes;
     config.validate()?;
     Ok(config)
+}
+
+/// A panic in any node thread stops the whole process (crash-stop): a node with a dead
+/// thread — or a poisoned Raft mutex — must not limp on answering some requests. Raft
+/// is built for members that crash and restart from their durable state.
+fn crash_on_panic() {
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        eprintln!("raftkv node: a thread panicked; stopping the process (crash-stop)");
+        std::process::exit(i32::from(EXIT_OTHER));
+    }));
 }

@@ -2,8 +2,8 @@
 //! leader discovery through redirects, backoff inside a deadline, and the bookkeeping
 //! that decides whether a failed write's outcome is unknown.
 
+use crate::sync::thread;
 use std::net::TcpStream;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use super::error::{ClientError, ClientErrorKind};

@@ -17,6 +17,7 @@ const HEADER_BYTES: usize = 4;
 /// The frame goes out in a single `write_all`, so with `TCP_NODELAY` it is one segment
 /// when it fits. A body over [`MAX_FRAME_BYTES`] is refused before anything is sent.
 pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), NetError> {
+    crate::sync::assert_no_io_free_lock("writing a frame");
     let options = bincode::DefaultOptions::new();
     let len = options
         .serialized_size(msg)
@@ -51,6 +52,7 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), Net
 /// [`NetErrorKind::Io`] (`UnexpectedEof`). A timeout before the first byte is
 /// [`NetErrorKind::Timeout`] and leaves the stream in step; inside a frame it is `Io`.
 pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R, max_bytes: u32) -> Result<T, NetError> {
+    crate::sync::assert_no_io_free_lock("reading a frame");
     let mut header = [0u8; HEADER_BYTES];
     match read_full(r, &mut header) {
         Ok(()) => {}

@@ -18,6 +18,7 @@ pub fn normalize_addr(addr: &str) -> String {
 /// resolved address in turn. The stream gets `TCP_NODELAY` and read and write timeouts
 /// of `timeout` (callers may shorten them per call).
 pub fn connect_with_timeout(addr: &str, timeout: Duration) -> Result<TcpStream, NetError> {
+    crate::sync::assert_no_io_free_lock("connecting to a peer");
     assert!(!timeout.is_zero(), "connect timeout must be positive");
     let normalized = normalize_addr(addr);
     let resolved: Vec<SocketAddr> = normalized

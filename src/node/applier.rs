@@ -77,10 +77,7 @@ fn next_work(shared: &Shared) -> Option<Work> {
             shared.dispatch(&mut core);
             return Some(Work::Apply(entries));
         }
-        core = match shared.apply_wanted.wait(core) {
-            Ok(guard) => guard,
-            Err(_) => panic!("raft mutex poisoned"),
-        };
+        core = shared.apply_wanted.wait(core);
     }
 }
 
@@ -88,7 +85,7 @@ fn next_work(shared: &Shared) -> Option<Work> {
 fn finish(shared: &Shared, results: &[Applied]) {
     let mut core = shared.lock_core();
     for (index, term, result) in results {
-        core.finish_write(*index, *term, result.as_ref());
+        core.pending.write_applied(*index, *term, result.as_ref());
     }
     if let Some((last, _, _)) = results.last() {
         core.advance_applied(*last);
@@ -166,7 +163,7 @@ fn restore(shared: &Shared, index: Index, kv: KvStore) {
         }
     }
     let mut core = shared.lock_core();
-    core.supersede_writes(index);
+    core.pending.supersede_writes(index);
     if core.applied_index < index {
         core.advance_applied(index);
     }

@@ -5,11 +5,15 @@
 use std::time::{Duration, Instant};
 
 use super::completion::Completion;
-use super::core_state::{PendingWrite, ReadOutcome, WriteOutcome};
+use super::pending::{ReadOutcome, WriteOutcome};
 use super::shared::Shared;
 use crate::kv::{self, Request};
 use crate::net::{ClientRequest, ClientResponse, StatusReport};
-use crate::raft::{LogPosition, NodeId, Role};
+use crate::raft::{NodeId, Role};
+
+/// Most log entries a leader holds beyond its commit index before it refuses new
+/// writes (like etcd's `MaxUncommittedEntriesSize`).
+pub const MAX_UNCOMMITTED_ENTRIES: u64 = 8192;
 
 /// Answers one request.
 pub fn handle(shared: &Shared, request: ClientRequest) -> ClientResponse {
@@ -51,21 +55,21 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
         if core.shutdown {
             return shutting_down(false);
         }
+        let uncommitted = core.raft.last_position().index - core.raft.commit_index();
+        if uncommitted >= MAX_UNCOMMITTED_ENTRIES {
+            // Backpressure: a leader cut off from its quorum would otherwise grow its log
+            // without bound while every write times out.
+            return ClientResponse::Unavailable {
+                reason: format!("{uncommitted} writes are waiting to commit; try again later"),
+                outcome_unknown: false,
+            };
+        }
         let now = shared.now_ms();
         let position = match core.raft.propose(kv::encode_request(&request), now) {
             Ok(position) => position,
             Err(not_leader) => return redirect(shared, not_leader.leader),
         };
-        let pending = PendingWrite {
-            term: position.term,
-            done: done.clone(),
-        };
-        // A waiter left at this index from an earlier term proposed an entry that this
-        // log no longer holds (a leader only appends where its log ends), so it can
-        // never be applied.
-        if let Some(old) = core.pending_writes.insert(position.index, pending) {
-            old.done.complete(WriteOutcome::Overwritten);
-        }
+        core.pending.add_write(position, done.clone());
         shared.dispatch(&mut core);
         position
     };
@@ -78,15 +82,15 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
             reason: "leadership changed before the write committed; it was not applied".into(),
             outcome_unknown: false,
         },
-        Some(WriteOutcome::Shutdown) => shutting_down(true),
-        Some(WriteOutcome::Superseded) => ClientResponse::Unavailable {
-            reason: "a snapshot from the leader replaced this node's state before the write's \
-                result was known; it may or may not be applied"
+        Some(WriteOutcome::Displaced) => ClientResponse::Unavailable {
+            reason: "leadership changed before the write committed; another member may \
+                     still commit it"
                 .into(),
             outcome_unknown: true,
         },
+        Some(WriteOutcome::Shutdown) => shutting_down(true),
         None => {
-            forget_write(shared, position);
+            shared.lock_core().pending.forget_write(position);
             ClientResponse::Unavailable {
                 reason: format!(
                     "the write was not committed within {} ms (no quorum?); it may or may not be applied",
@@ -95,18 +99,6 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
                 outcome_unknown: true,
             }
         }
-    }
-}
-
-/// Drops the waiter of a write that timed out, unless it is already another's.
-fn forget_write(shared: &Shared, position: LogPosition) {
-    let mut core = shared.lock_core();
-    if core
-        .pending_writes
-        .get(&position.index)
-        .is_some_and(|p| p.term == position.term)
-    {
-        core.pending_writes.remove(&position.index);
     }
 }
 
@@ -119,13 +111,12 @@ fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
         if core.shutdown {
             return shutting_down(false);
         }
-        let read_id = core.next_read_id;
-        core.next_read_id += 1;
+        let read_id = core.pending.next_read_id();
         let now = shared.now_ms();
         if let Err(not_leader) = core.raft.read_index(read_id, now) {
             return redirect(shared, not_leader.leader);
         }
-        core.pending_reads.insert(read_id, done.clone());
+        core.pending.add_read(read_id, done.clone());
         shared.dispatch(&mut core);
         read_id
     };
@@ -136,7 +127,7 @@ fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
         Some(ReadOutcome::NotLeader(leader)) => redirect(shared, leader),
         Some(ReadOutcome::Shutdown) => shutting_down(false),
         None => {
-            shared.lock_core().pending_reads.remove(&read_id);
+            shared.lock_core().pending.forget_read(read_id);
             ClientResponse::Unavailable {
                 reason: format!(
                     "leadership could not be confirmed within {} ms (no quorum?)",

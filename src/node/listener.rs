@@ -20,8 +20,11 @@ pub struct Connections {
     next_id: u64,
     /// A handle on each open connection's socket, to close it at shutdown.
     open: HashMap<u64, TcpStream>,
-    /// Threads of connections, finished or not; pruned as new ones are admitted.
-    threads: Vec<JoinHandle<()>>,
+    /// Threads of connections, by id; those whose connection ended are joined and
+    /// dropped as new connections are admitted.
+    threads: HashMap<u64, JoinHandle<()>>,
+    /// Ids of connections whose thread is exiting (it removed itself from `open`).
+    ended: Vec<u64>,
 }
 
 impl Connections {
@@ -31,7 +34,24 @@ impl Connections {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
         self.open.clear();
-        std::mem::take(&mut self.threads)
+        self.ended.clear();
+        std::mem::take(&mut self.threads).into_values().collect()
+    }
+
+    /// Joins the threads of connections that ended. Each has nothing left to do but
+    /// return, so the join is immediate.
+    fn reap(&mut self) {
+        for id in std::mem::take(&mut self.ended) {
+            if let Some(handle) = self.threads.remove(&id) {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// Called by a connection thread as its last act.
+    fn end(&mut self, id: u64) {
+        self.open.remove(&id);
+        self.ended.push(id);
     }
 }
 
@@ -60,7 +80,7 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
         .map(|a| a.to_string())
         .unwrap_or_else(|_| "?".into());
     let mut conns = shared.lock_connections();
-    conns.threads.retain(|t| !t.is_finished());
+    conns.reap();
     if conns.open.len() >= shared.config.max_connections {
         shared.log.warn(format_args!(
             "refusing connection from {peer_addr}: {} connections open",
@@ -79,10 +99,12 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
         .name(format!("n{}-conn-{id}", shared.config.id))
         .spawn(move || {
             connection::serve(&shared2, stream, &peer_addr);
-            shared2.lock_connections().open.remove(&id);
+            shared2.lock_connections().end(id);
         });
     match spawned {
-        Ok(handle) => conns.threads.push(handle),
+        Ok(handle) => {
+            conns.threads.insert(id, handle);
+        }
         Err(err) => {
             conns.open.remove(&id);
             shared

@@ -20,7 +20,10 @@ pub mod config;
 pub mod connection;
 pub mod core_state;
 pub mod listener;
+#[cfg(all(test, shuttle))]
+mod models;
 pub mod outbox;
+pub mod pending;
 pub mod replicator;
 pub mod shared;
 pub mod timer;
@@ -274,7 +277,7 @@ impl Node {
         {
             let mut core = shared.lock_core();
             core.shutdown = true;
-            core.fail_all_waiters();
+            core.pending.fail_all();
             shared.persist_wanted.notify_all();
             shared.apply_wanted.notify_all();
             shared.tick_wanted.notify_all();

@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 
 use super::completion::Completion;
 use super::config::NodeConfig;
-use super::core_state::{CoreState, ReadOutcome};
+use super::core_state::CoreState;
 use super::listener::Connections;
 use super::outbox::Outbox;
 use crate::kv::KvStore;
 use crate::logging::Logger;
 use crate::raft::{Message, NodeId, Role};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::sync::{lock_io_free, IoFreeGuard, Mutex, MutexGuard, Signal};
 
 /// State shared by all threads of one node.
 pub struct Shared {
@@ -35,14 +35,14 @@ pub struct Shared {
     pub core: Mutex<CoreState>,
     /// Paired with `core`. The log writer waits here while Raft has nothing to persist.
     /// Notified by `dispatch` when Raft has persist work, and by shutdown.
-    pub persist_wanted: Condvar,
+    pub persist_wanted: Signal,
     /// Paired with `core`. The applier waits here while nothing is committed and
     /// unapplied. Notified by `dispatch` when Raft has committed entries, and by shutdown.
-    pub apply_wanted: Condvar,
+    pub apply_wanted: Signal,
     /// Paired with `core`. The election timer sleeps here until Raft's next tick is due.
     /// Notified by `dispatch` when the next tick moved earlier than the timer's sleep,
     /// and by shutdown.
-    pub tick_wanted: Condvar,
+    pub tick_wanted: Signal,
     /// The replicated state machine. Taken after `core` when both are held.
     pub kv: Mutex<KvStore>,
     /// One outbox per member, indexed by `id - 1`; `None` at this node's own position.
@@ -72,9 +72,9 @@ impl Shared {
             log,
             started: Instant::now(),
             core: Mutex::new(core),
-            persist_wanted: Condvar::new(),
-            apply_wanted: Condvar::new(),
-            tick_wanted: Condvar::new(),
+            persist_wanted: Signal::new("persist_wanted"),
+            apply_wanted: Signal::new("apply_wanted"),
+            tick_wanted: Signal::new("tick_wanted"),
             kv: Mutex::new(kv),
             outboxes,
             stopping: AtomicBool::new(false),
@@ -95,13 +95,11 @@ impl Shared {
         Duration::from_millis(at_ms.saturating_sub(self.now_ms()))
     }
 
-    /// Takes the Raft mutex. A panic while it was held leaves Raft in an unknown state,
-    /// so poisoning is not recovered from: the node stops.
-    pub fn lock_core(&self) -> MutexGuard<'_, CoreState> {
-        match self.core.lock() {
-            Ok(guard) => guard,
-            Err(_) => panic!("raft mutex poisoned: a thread panicked while holding it"),
-        }
+    /// Takes the Raft mutex as an I/O-free lock: every disk and socket operation checks
+    /// (debug builds, tests) that the calling thread does not hold it. A panic while it
+    /// was held leaves Raft in an unknown state, so poisoning is not recovered from.
+    pub fn lock_core(&self) -> IoFreeGuard<'_, CoreState> {
+        lock_io_free(&self.core, "raft")
     }
 
     /// Takes the KV mutex (after `core`, if both are held).
@@ -183,18 +181,8 @@ impl Shared {
     /// Moves reads whose leadership check finished to their next stage.
     fn release_reads(&self, core: &mut CoreState) {
         for state in core.raft.take_read_states() {
-            let Some(done) = core.pending_reads.remove(&state.read_id) else {
-                continue;
-            };
-            match state.result {
-                Ok(index) if index <= core.applied_index => done.complete(ReadOutcome::Ready),
-                Ok(index) => core
-                    .reads_awaiting_apply
-                    .entry(index)
-                    .or_default()
-                    .push(done),
-                Err(not_leader) => done.complete(ReadOutcome::NotLeader(not_leader.leader)),
-            }
+            let applied = core.applied_index;
+            core.pending.read_decided(state, applied);
         }
     }
 

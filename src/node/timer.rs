@@ -31,9 +31,9 @@ pub fn run(shared: &Shared) {
             continue;
         }
         core.timer_sleep_until_ms = due;
-        core = match shared.tick_wanted.wait_timeout(core, shared.until_ms(due)) {
-            Ok((guard, _)) => guard,
-            Err(_) => panic!("raft mutex poisoned"),
-        };
+        core = shared
+            .tick_wanted
+            .wait_timeout(core, shared.until_ms(due))
+            .0;
     }
 }

@@ -64,10 +64,7 @@ fn next_work(shared: &Shared) -> Option<Work> {
         if let Some(batch) = core.raft.take_persist_batch() {
             return Some(Work::Batch(batch));
         }
-        core = match shared.persist_wanted.wait(core) {
-            Ok(guard) => guard,
-            Err(_) => panic!("raft mutex poisoned"),
-        };
+        core = shared.persist_wanted.wait(core);
     }
 }
 
@@ -91,17 +88,18 @@ fn persist_batch(
     }
 }
 
-/// Makes one batch durable: snapshot chunks, then entries (one fdatasync), then the
-/// hard state.
+/// Makes one batch durable: snapshot chunks (to `snapshot.recv`), the hard state (so
+/// the disk never holds entries of a term newer than its stored term), then the
+/// entries with one fdatasync.
 fn persist(storage: &mut Storage, batch: &PersistBatch) -> Result<(), StorageError> {
     for SnapshotChunk { offset, data, .. } in &batch.snapshot_chunks {
         storage.write_snapshot_chunk(*offset, data)?;
     }
-    if !batch.entries.is_empty() {
-        storage.append(&batch.entries)?;
-    }
     if let Some(hard_state) = &batch.hard_state {
         storage.save_hard_state(hard_state)?;
+    }
+    if !batch.entries.is_empty() {
+        storage.append(&batch.entries)?;
     }
     Ok(())
 }

@@ -242,7 +242,14 @@ impl Raft {
     pub fn tick(&mut self, now_ms: u64) {
         self.observe_time(now_ms);
         match self.role {
-            Role::Leader => self.tick_heartbeats(),
+            Role::Leader => {
+                if self.lost_quorum() {
+                    // Check-quorum: stop serving; a majority may have a new leader.
+                    self.become_follower(self.current_term, None);
+                    return;
+                }
+                self.tick_heartbeats()
+            }
             Role::Follower | Role::Candidate => {
                 if self.now_ms >= self.election_deadline_ms {
                     self.campaign();
@@ -254,7 +261,9 @@ impl Raft {
     /// The earliest time at which [`Raft::tick`] has something to do.
     pub fn next_tick_ms(&self) -> u64 {
         match self.role {
-            Role::Leader => self.next_leader_tick_ms(),
+            Role::Leader => self
+                .next_leader_tick_ms()
+                .min(self.check_quorum_deadline_ms()),
             Role::Follower | Role::Candidate => self.election_deadline_ms,
         }
     }

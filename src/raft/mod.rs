@@ -18,8 +18,10 @@
 //! InstallSnapshot), `persist.rs` (batches and which messages wait for
 //! them), `log.rs` (entries after a base; durable and handed-out boundaries),
 //! `progress.rs` (per-follower probe/replicate and in-flight window),
+//! `check_quorum.rs` (a leader cut off from a majority steps down),
 //! `invariants.rs` (`check_invariants`).
 
+mod check_quorum;
 mod election;
 mod invariants;
 mod log;
@@ -56,6 +58,10 @@ pub struct Config {
     pub max_inflight_appends: usize,
     /// Most snapshot bytes in one `InstallSnapshot` chunk (filled in by the runtime).
     pub max_snapshot_chunk_bytes: usize,
+    /// Check-quorum (thesis §6.2): a leader that has heard from no majority (itself
+    /// included) for `election_timeout_max_ms` steps down, so an isolated old leader
+    /// stops taking writes and reads and its clients look elsewhere. Default true.
+    pub check_quorum: bool,
 }
 
 impl Config {
@@ -71,6 +77,7 @@ impl Config {
             max_bytes_per_append: 1 << 20,
             max_inflight_appends: 8,
             max_snapshot_chunk_bytes: 1 << 20,
+            check_quorum: true,
         }
     }
 }

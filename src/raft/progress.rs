@@ -51,6 +51,9 @@ pub(super) struct Progress {
     pub(super) snapshot_offset: u64,
     /// In `Snapshot`: retransmission timeouts since the last answer.
     pub(super) snapshot_stalls: u32,
+    /// When the follower last answered an AppendEntries of this term (check-quorum).
+    /// Starts at the leader's election, which grants every follower a full timeout.
+    pub(super) last_heard_ms: u64,
 }
 
 /// Retransmission timeouts without an answer after which a snapshot transfer starts
@@ -73,6 +76,7 @@ impl Progress {
             snapshot_last: LogPosition::default(),
             snapshot_offset: 0,
             snapshot_stalls: 0,
+            last_heard_ms: now_ms,
         }
     }
 

@@ -350,6 +350,7 @@ impl Raft {
         // Any answer in this term proves the peer still followed us when it got the
         // message, rejection or not (§6.4 step 3).
         pr.acked_read_round = pr.acked_read_round.max(read_round);
+        pr.last_heard_ms = pr.last_heard_ms.max(now_ms);
         if success {
             if pr.acked(match_index, now_ms) {
                 self.maybe_commit();

@@ -117,6 +117,8 @@ impl Raft {
         let Some(pr) = self.progress.get_mut(&peer) else {
             return;
         };
+        // Any answer in this term shows the follower still follows (check-quorum).
+        pr.last_heard_ms = pr.last_heard_ms.max(now_ms);
         if done {
             if pr.state == ProgressState::Snapshot || last.index > pr.match_index {
                 pr.snapshot_done(last.index, now_ms);

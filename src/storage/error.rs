@@ -34,6 +34,10 @@ pub enum StorageErrorKind {
 }
 
 /// A storage failure: its kind, the operation, the file, and the cause.
+///
+/// `Display` is one line that already ends with the underlying I/O error's message,
+/// so print it with `{}` alone; `source()` returns that I/O error for callers that
+/// inspect it (e.g. its `io::ErrorKind`).
 #[derive(Debug)]
 pub struct StorageError {
     kind: StorageErrorKind,

@@ -21,6 +21,7 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageE
 
 /// [`write_atomic`] of the concatenation of `parts`, without building it in memory.
 pub fn write_atomic_parts(dir: &Path, name: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
+    crate::sync::assert_no_io_free_lock("writing an atomic file");
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let target = dir.join(name);
     let mut file = OpenOptions::new()

@@ -17,8 +17,14 @@
 //! Errors: every failure is a [`StorageError`] naming the file and the operation. A
 //! failed fsync ([`StorageErrorKind::SyncFailed`]) is fatal: the node must stop and
 //! recover from disk, because after a failed fsync the kernel may already have
-//! dropped the unwritten pages. After any failed write this `Storage` refuses further
-//! writes ([`StorageErrorKind::Poisoned`]).
+//! dropped the unwritten pages. After any failed write, fsync, rename or delete this
+//! `Storage` refuses further writes ([`StorageErrorKind::Poisoned`]): what reached the
+//! disk is unknown, and only recovery can tell. (An entry refused as
+//! [`StorageErrorKind::TooLarge`] touches no file and does not poison.)
+//!
+//! Ordering for the runtime: within one persist batch, call
+//! [`Storage::save_hard_state`] before [`Storage::append`], so a crash between them
+//! never leaves entries of a term newer than the stored `current_term`.
 
 mod codec;
 mod crc32;
@@ -114,7 +120,7 @@ impl Storage {
             options.segment_max_bytes > 0,
             "segment_max_bytes must be positive"
         );
-        fs::create_dir_all(dir).map_err(|e| StorageError::io("create", dir, e))?;
+        create_data_dir(dir)?;
         let lock = DirLock::acquire(dir)?;
         meta::check_or_create(dir, meta)?;
         let mut warnings = Vec::new();
@@ -155,6 +161,7 @@ impl Storage {
     /// consecutive, start after the snapshot and no later than `last_index() + 1`,
     /// and their terms must not decrease.
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        crate::sync::assert_no_io_free_lock("appending to the WAL");
         let Some(first) = entries.first() else {
             return Ok(());
         };
@@ -189,6 +196,7 @@ impl Storage {
 
     /// Replaces the hard state file (atomically). Terms never decrease.
     pub fn save_hard_state(&mut self, hs: &HardState) -> Result<(), StorageError> {
+        crate::sync::assert_no_io_free_lock("saving the hard state");
         self.check_writable("save")?;
         assert!(
             hs.current_term >= self.hard_state.current_term,
@@ -208,6 +216,7 @@ impl Storage {
     /// index and term); otherwise the snapshot supersedes the whole log (§7), which is
     /// emptied, and the next append must be at `snap.last.index + 1`.
     pub fn save_snapshot(&mut self, snap: &SnapshotFile) -> Result<(), StorageError> {
+        crate::sync::assert_no_io_free_lock("saving a snapshot");
         self.check_writable("save")?;
         let last = snap.last;
         assert!(
@@ -282,6 +291,7 @@ impl Storage {
     /// Deletes WAL segments whose entries are all at or before `through`, which the
     /// snapshot must cover. The active segment is never deleted.
     pub fn compact(&mut self, through: Index) -> Result<(), StorageError> {
+        crate::sync::assert_no_io_free_lock("compacting the WAL");
         self.check_writable("compact")?;
         assert!(
             through <= self.base.index,
@@ -389,6 +399,18 @@ impl Storage {
             self.wal.first_index(),
             self.base.index
         );
+    }
+}
+
+/// Creates the data directory if it does not exist, durably (its parent is fsynced).
+fn create_data_dir(dir: &Path) -> Result<(), StorageError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir).map_err(|e| StorageError::io("create", dir, e))?;
+    match dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(parent) => files::sync_dir(parent),
+        None => Ok(()),
     }
 }
 

@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod linearizability;
+pub mod proxy;
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::net::TcpListener;
@@ -87,6 +90,8 @@ pub struct Cluster {
     pub addrs: Vec<String>,
     children: Vec<Option<Child>>,
     extra_args: Vec<String>,
+    /// Per node, its own `--peers` list if set (e.g. peers reached through proxies).
+    peer_lists: Vec<Option<String>>,
 }
 
 impl Cluster {
@@ -118,6 +123,7 @@ impl Cluster {
             root,
             addrs,
             children: (0..n).map(|_| None).collect(),
+            peer_lists: vec![None; n],
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -127,7 +133,8 @@ impl Cluster {
         self.root.path().join(format!("node{}", i + 1))
     }
 
-    fn log_path(&self, i: usize) -> PathBuf {
+    /// The log file of node `i`.
+    pub fn log_path(&self, i: usize) -> PathBuf {
         self.root.path().join(format!("node{}.log", i + 1))
     }
 
@@ -140,12 +147,32 @@ impl Cluster {
             "--addr".into(),
             self.addrs[i].clone(),
             "--peers".into(),
-            self.addrs.join(","),
+            self.peer_lists[i]
+                .clone()
+                .unwrap_or_else(|| self.addrs.join(",")),
             "--data".into(),
             self.data_dir(i).display().to_string(),
         ];
         args.extend(self.extra_args.iter().cloned());
         args
+    }
+
+    /// Gives node `i` its own `--peers` list (its own entry must be its address), used
+    /// from its next start.
+    pub fn set_peers(&mut self, i: usize, peers: Vec<String>) {
+        assert_eq!(peers[i], self.addrs[i], "node {}'s own entry", i + 1);
+        self.peer_lists[i] = Some(peers.join(","));
+    }
+
+    /// Sends `signal` (e.g. "STOP", "CONT") to node `i` if it runs.
+    pub fn signal(&mut self, i: usize, signal: &str) {
+        if let Some(child) = self.children[i].as_ref() {
+            let status = Command::new("kill")
+                .args([format!("-{signal}"), child.id().to_string()])
+                .status()
+                .expect("run kill");
+            assert!(status.success(), "kill -{signal} node {}", i + 1);
+        }
     }
 
     /// Starts (or restarts) node `i`, its output appended to its log file.

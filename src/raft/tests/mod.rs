@@ -1,6 +1,7 @@
 //! Unit tests of the consensus core, openraft style: build a state, feed one input,
 //! compare the exact outputs. Helpers here; scenarios by concern in the submodules.
 
+mod check_quorum;
 mod cluster;
 mod election;
 mod persistence;

@@ -68,19 +68,25 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<Index, String> {
 /// Appends the record of `entry` to `out`; `Err(size)` if its body would exceed
 /// [`MAX_RECORD_BYTES`] (nothing is appended then).
 pub fn encode_record(entry: &Entry, out: &mut Vec<u8>) -> Result<(), u64> {
+    let start = out.len();
+    let header_end = start + RECORD_HEADER_BYTES as usize;
+    out.resize(header_end, 0);
+    // Encoding an `Entry` fails only on the size limit (it has no maps or unsized
+    // data). Encoding in place saves an allocation and a copy per entry.
     let options = bincode_options(u64::from(MAX_RECORD_BYTES));
-    // Encoding an `Entry` fails only on the size limit (it has no maps or unsized data).
-    let body = options.serialize(entry).map_err(|_| {
-        bincode_options(u64::MAX)
-            .serialized_size(entry)
-            .unwrap_or(u64::MAX)
-    })?;
-    let len = u32::try_from(body.len()).map_err(|_| body.len() as u64)?;
+    if options.serialize_into(&mut *out, entry).is_err() {
+        out.truncate(start);
+        let size = bincode_options(u64::MAX).serialized_size(entry);
+        return Err(size.unwrap_or(u64::MAX));
+    }
+    let body_len = out.len() - header_end;
+    let len = u32::try_from(body_len).map_err(|_| body_len as u64)?;
     let len_bytes = len.to_le_bytes();
-    out.extend_from_slice(&len_bytes);
-    out.extend_from_slice(&Crc32::new().update(&len_bytes).finish().to_le_bytes());
-    out.extend_from_slice(&Crc32::new().update(&body).finish().to_le_bytes());
-    out.extend_from_slice(&body);
+    let len_crc = Crc32::new().update(&len_bytes).finish();
+    let body_crc = Crc32::new().update(&out[header_end..]).finish();
+    out[start..start + 4].copy_from_slice(&len_bytes);
+    out[start + 4..start + 8].copy_from_slice(&len_crc.to_le_bytes());
+    out[start + 8..header_end].copy_from_slice(&body_crc.to_le_bytes());
     Ok(())
 }
 

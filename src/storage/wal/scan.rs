@@ -3,7 +3,8 @@
 //!
 //! Only the last segment can have a torn tail: a segment is synced before the next
 //! one is created. In it, the first bad record is torn, and cut off, if
-//! - its header is incomplete at the end of the file, or
+//! - its header is incomplete at the end of the file, or only zero bytes follow its
+//!   header (a header cut short, the rest of the write never reached the disk), or
 //! - its length checks out (`len_crc`) but the body runs past the end of the file, or
 //! - its body CRC fails and only zero bytes, or nothing, follow it, or
 //! - everything from it to the end of the file is zero bytes (space the file system
@@ -116,9 +117,11 @@ fn next_record(bytes: &[u8], offset: u64) -> Result<(Entry, u64), Bad> {
     }
     let header = RecordHeader::decode(rest);
     if !header.len_ok() {
+        // A header cut short by a crash reads as its first bytes followed by zeros;
+        // nothing acknowledged can follow it (a zero body is no valid entry).
         let reason = "record length fails its crc".to_string();
         return Err(Bad {
-            torn_if_last: all_zero(rest),
+            torn_if_last: all_zero(&rest[RECORD_HEADER_BYTES as usize..]),
             reason,
         });
     }
@@ -174,4 +177,107 @@ fn check_sequence(entry: &Entry, expected_index: Index, last_term: Term) -> Resu
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::record::{encode_record, encode_segment_header};
+    use super::*;
+    use crate::raft::Payload;
+    use crate::storage::StorageErrorKind;
+
+    fn entry(index: Index, term: Term) -> Entry {
+        Entry {
+            term,
+            index,
+            payload: Payload::Command(vec![index as u8; 10]),
+        }
+    }
+
+    /// A segment named for `first` holding `entries`, and each record's offset.
+    fn segment(first: Index, entries: &[Entry]) -> (Vec<u8>, Vec<u64>) {
+        let mut bytes = encode_segment_header(first);
+        let mut offsets = Vec::new();
+        for e in entries {
+            offsets.push(bytes.len() as u64);
+            encode_record(e, &mut bytes).expect("small entry");
+        }
+        (bytes, offsets)
+    }
+
+    fn scan(bytes: &[u8], first: Index, is_last: bool) -> Result<Scanned, StorageError> {
+        scan_segment(Path::new("wal/x.wal"), bytes, first, 0, is_last)
+    }
+
+    fn corrupt_offset(result: Result<Scanned, StorageError>) -> u64 {
+        match result.map(|s| s.entries.len()) {
+            Err(e) => match e.kind() {
+                StorageErrorKind::Corrupt { offset } => *offset,
+                other => panic!("expected corruption, got {other:?}: {e}"),
+            },
+            Ok(n) => panic!("expected corruption, scanned {n} entries"),
+        }
+    }
+
+    #[test]
+    fn a_well_formed_segment_scans_whole() {
+        let (bytes, offsets) = segment(5, &[entry(5, 1), entry(6, 1), entry(7, 2)]);
+        let scanned = scan(&bytes, 5, true).expect("scan");
+        assert_eq!(scanned.entries, vec![entry(5, 1), entry(6, 1), entry(7, 2)]);
+        let scanned_offsets: Vec<u64> = scanned.locs.iter().map(|l| l.offset).collect();
+        assert_eq!(scanned_offsets, offsets);
+        assert_eq!(scanned.valid_len, bytes.len() as u64);
+        assert_eq!(scanned.torn, None);
+    }
+
+    #[test]
+    fn records_out_of_sequence_are_corrupt_even_at_the_tail() {
+        let (bytes, offsets) = segment(1, &[entry(1, 1), entry(3, 1)]);
+        assert_eq!(corrupt_offset(scan(&bytes, 1, true)), offsets[1]);
+        let (bytes, offsets) = segment(1, &[entry(1, 2), entry(2, 1)]);
+        assert_eq!(corrupt_offset(scan(&bytes, 1, true)), offsets[1]);
+    }
+
+    #[test]
+    fn a_header_that_disagrees_with_the_name_is_corrupt() {
+        let (bytes, _) = segment(1, &[entry(1, 1)]);
+        assert_eq!(corrupt_offset(scan(&bytes, 2, true)), 8);
+        let mut bad = bytes.clone();
+        bad[10] ^= 1;
+        assert_eq!(corrupt_offset(scan(&bad, 1, true)), 0);
+    }
+
+    #[test]
+    fn a_damaged_length_is_torn_only_when_zeros_follow() {
+        let (mut bytes, offsets) = segment(1, &[entry(1, 1), entry(2, 1)]);
+        let at = offsets[1] as usize;
+        bytes[at] ^= 0x20;
+        assert_eq!(corrupt_offset(scan(&bytes, 1, true)), offsets[1]);
+        // A header of zeros and nothing but zeros after it: never written.
+        bytes.truncate(at);
+        bytes.resize(at + 64, 0);
+        let scanned = scan(&bytes, 1, true).expect("zero tail is torn");
+        assert_eq!(scanned.entries.len(), 1);
+        assert_eq!(scanned.valid_len, offsets[1]);
+        assert!(scanned.torn.is_some());
+        // In a segment that is not the last, the same is corruption.
+        assert_eq!(corrupt_offset(scan(&bytes, 1, false)), offsets[1]);
+        // A header whose second half never reached the disk.
+        let (full, _) = segment(1, &[entry(1, 1), entry(2, 1)]);
+        let mut cut = full[..at + 6].to_vec();
+        cut.resize(full.len(), 0);
+        let scanned = scan(&cut, 1, true).expect("a header cut by zeros is torn");
+        assert_eq!(scanned.valid_len, offsets[1]);
+    }
+
+    #[test]
+    fn an_impossible_length_with_a_valid_crc_is_corrupt() {
+        let (mut bytes, offsets) = segment(1, &[entry(1, 1)]);
+        let at = offsets[0] as usize;
+        let len = (MAX_RECORD_BYTES + 1).to_le_bytes();
+        bytes[at..at + 4].copy_from_slice(&len);
+        let len_crc = crate::storage::crc32(&len).to_le_bytes();
+        bytes[at + 4..at + 8].copy_from_slice(&len_crc);
+        assert_eq!(corrupt_offset(scan(&bytes, 1, true)), offsets[0]);
+    }
 }

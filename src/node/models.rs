@@ -1,0 +1,193 @@
+//! Model tests of every hand-off between the node's threads, under the shuttle model
+//! checker (randomized and PCT schedules). Run with
+//! `RUSTFLAGS="--cfg shuttle" cargo test --lib shuttle_` (see `.ci/run`).
+//!
+//! Shuttle explores thread interleavings and reports a deadlock when every thread is
+//! blocked — which is how a lost wake-up shows up. It does not model `wait_timeout`
+//! expiring (its timed waits wait for a notification), so these models never rely on a
+//! timeout firing: where the runtime would time out, the model drives an explicit event.
+
+use std::time::{Duration, Instant};
+
+use shuttle::scheduler::PctScheduler;
+use shuttle::{check_pct, check_random, Runner};
+
+use super::completion::Completion;
+use super::outbox::{Outbox, Take};
+use crate::raft::{Message, MessageBody};
+use crate::sync::{lock_io_free, thread, Arc, Mutex, Signal};
+
+const ITERATIONS: usize = 2000;
+const FAR: Duration = Duration::from_secs(3600);
+
+fn message(term: u64) -> Message {
+    Message {
+        from: 1,
+        to: 2,
+        term,
+        body: MessageBody::RequestVoteResponse { vote_granted: true },
+    }
+}
+
+/// Runs `model` under a random scheduler and a PCT scheduler.
+fn explore(model: fn()) {
+    check_random(model, ITERATIONS);
+    check_pct(model, ITERATIONS, 3);
+    let runner = Runner::new(PctScheduler::new(2, ITERATIONS), Default::default());
+    runner.run(model);
+}
+
+/// A client write's completion: the waiter always sees the applier's value, whichever
+/// runs first (no lost wake-up, no stale value).
+#[test]
+fn shuttle_completion_delivers_the_value_exactly_once() {
+    explore(|| {
+        let done: Completion<u32> = Completion::new();
+        let applier = {
+            let done = done.clone();
+            thread::spawn(move || {
+                done.complete(7);
+                done.complete(8); // a second outcome is ignored
+            })
+        };
+        let got = done.wait_until(Instant::now() + FAR);
+        assert_eq!(got, Some(7));
+        applier.join().expect("applier");
+    });
+}
+
+/// The replicator wake-up: every pushed message reaches the replicator, in order,
+/// without any other event to wake it (a lost notification deadlocks the model).
+#[test]
+fn shuttle_outbox_push_wakes_the_replicator() {
+    explore(|| {
+        let outbox = Arc::new(Outbox::new());
+        let replicator = {
+            let outbox = Arc::clone(&outbox);
+            thread::spawn(move || {
+                let mut seen = Vec::new();
+                while seen.len() < 3 {
+                    match outbox.wait_take(FAR, 8) {
+                        Take::Messages(batch) => seen.extend(batch.into_iter().map(|m| m.term)),
+                        Take::TimedOut => {}
+                        Take::Closed => break,
+                    }
+                }
+                seen
+            })
+        };
+        outbox.push([message(1)]);
+        outbox.push([message(2), message(3)]);
+        assert_eq!(replicator.join().expect("replicator"), vec![1, 2, 3]);
+    });
+}
+
+/// Closing the outbox unblocks a replicator that waits on an empty queue.
+#[test]
+fn shuttle_outbox_close_unblocks_the_replicator() {
+    explore(|| {
+        let outbox = Arc::new(Outbox::new());
+        let replicator = {
+            let outbox = Arc::clone(&outbox);
+            thread::spawn(move || while !matches!(outbox.wait_take(FAR, 1), Take::Closed) {})
+        };
+        outbox.close();
+        replicator.join().expect("replicator");
+    });
+}
+
+/// The state a `Signal` model guards: work items and a shutdown flag, like the Raft
+/// mutex with `persist_wanted` / `apply_wanted`.
+struct Work {
+    pending: u32,
+    taken: u32,
+    shutdown: bool,
+}
+
+/// The writer/applier pattern: a producer changes state and notifies under the lock;
+/// the consumer loops on the predicate. Every item is taken before shutdown completes,
+/// or shutdown wakes the consumer: it never sleeps forever.
+#[test]
+fn shuttle_signal_handoff_loses_no_wakeup() {
+    explore(|| {
+        let state = Arc::new(Mutex::new(Work {
+            pending: 0,
+            taken: 0,
+            shutdown: false,
+        }));
+        let signal = Arc::new(Signal::new("work_wanted"));
+        let consumer = {
+            let (state, signal) = (Arc::clone(&state), Arc::clone(&signal));
+            thread::spawn(move || {
+                let mut guard = lock_io_free(&state, "model");
+                loop {
+                    if guard.pending > 0 {
+                        guard.pending -= 1;
+                        guard.taken += 1;
+                        continue;
+                    }
+                    if guard.shutdown {
+                        return guard.taken;
+                    }
+                    guard = signal.wait(guard);
+                }
+            })
+        };
+        for _ in 0..2 {
+            let mut guard = lock_io_free(&state, "model");
+            guard.pending += 1;
+            signal.notify_one();
+        }
+        {
+            let mut guard = lock_io_free(&state, "model");
+            guard.shutdown = true;
+            signal.notify_all();
+        }
+        let taken = consumer.join().expect("consumer");
+        assert_eq!(taken, 2, "shutdown came after both items were queued");
+    });
+}
+
+/// Shutdown wakes every kind of waiter at once: a thread on a Signal, a replicator on
+/// its outbox, and a client connection on its completion.
+#[test]
+fn shuttle_shutdown_unblocks_every_waiter() {
+    explore(|| {
+        let state = Arc::new(Mutex::new(Work {
+            pending: 0,
+            taken: 0,
+            shutdown: false,
+        }));
+        let signal = Arc::new(Signal::new("tick_wanted"));
+        let outbox = Arc::new(Outbox::new());
+        let done: Completion<&'static str> = Completion::new();
+        let timer = {
+            let (state, signal) = (Arc::clone(&state), Arc::clone(&signal));
+            thread::spawn(move || {
+                let mut guard = lock_io_free(&state, "model");
+                while !guard.shutdown {
+                    guard = signal.wait_timeout(guard, FAR).0;
+                }
+            })
+        };
+        let replicator = {
+            let outbox = Arc::clone(&outbox);
+            thread::spawn(move || while !matches!(outbox.wait_take(FAR, 1), Take::Closed) {})
+        };
+        let connection = {
+            let done = done.clone();
+            thread::spawn(move || done.wait_until(Instant::now() + FAR))
+        };
+        // The shutdown sequence of Node::stop, in the same order.
+        {
+            let mut guard = lock_io_free(&state, "model");
+            guard.shutdown = true;
+            done.complete("shutdown");
+            signal.notify_all();
+        }
+        outbox.close();
+        timer.join().expect("timer");
+        replicator.join().expect("replicator");
+        assert_eq!(connection.join().expect("connection"), Some("shutdown"));
+    });
+}

@@ -1,0 +1,293 @@
+//! `PendingRequests`: the client requests a node is working on — writes waiting to be
+//! applied, linearizable reads waiting for a leadership check or for the applier — and
+//! how each one ends. It lives inside `CoreState`, under the Raft mutex; a connection
+//! thread registers a request and then waits on its own `Completion`, which the applier,
+//! `dispatch` or shutdown fills in.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::completion::Completion;
+use crate::kv::{CommandResult, KvError};
+use crate::raft::{Index, LogPosition, NodeId, ReadState, Term};
+
+/// How a client write ended, as seen by the connection thread waiting for it.
+#[derive(Debug)]
+pub enum WriteOutcome {
+    /// The entry was committed and applied; this is the state machine's answer.
+    Applied(Result<CommandResult, KvError>),
+    /// Another entry was committed at this index: this proposal was never applied.
+    Overwritten,
+    /// This leader's log lost the entry (a later leader of ours proposed at its index),
+    /// but another member may still hold it and commit it: the outcome is unknown.
+    Displaced,
+    /// The node is shutting down; the write may or may not commit later.
+    Shutdown,
+}
+
+/// How a linearizable read's wait ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadOutcome {
+    /// Leadership was confirmed and the state machine has applied the read index:
+    /// serve the read from the local state machine now.
+    Ready,
+    /// Leadership was lost before it could be confirmed.
+    NotLeader(Option<NodeId>),
+    /// The node is shutting down.
+    Shutdown,
+}
+
+/// A proposal waiting to be applied.
+struct PendingWrite {
+    /// The term the entry was proposed in; a different term at its index means it was
+    /// overwritten.
+    term: Term,
+    /// Filled in by the applier (or shutdown).
+    done: Completion<WriteOutcome>,
+}
+
+/// Every request waiting on Raft or the applier.
+#[derive(Default)]
+pub struct PendingRequests {
+    /// Writes waiting to be applied, by log index.
+    writes: BTreeMap<Index, PendingWrite>,
+    /// Reads waiting for Raft to confirm leadership, by read id.
+    reads: HashMap<u64, Completion<ReadOutcome>>,
+    /// Reads whose leadership check passed, waiting for the applied index to reach
+    /// their read index.
+    reads_awaiting_apply: BTreeMap<Index, Vec<Completion<ReadOutcome>>>,
+    /// Id of the next linearizable read.
+    next_read_id: u64,
+}
+
+impl PendingRequests {
+    /// Registers the write proposed at `position`; its outcome arrives through `done`.
+    pub fn add_write(&mut self, position: LogPosition, done: Completion<WriteOutcome>) {
+        let pending = PendingWrite {
+            term: position.term,
+            done,
+        };
+        // A waiter left at this index from an earlier term proposed an entry that this
+        // log no longer holds (a leader only appends where its log ends). That does not
+        // make it dead: a member that still holds it may win a later election and
+        // commit it (§5.4.1 only rules out committed entries being lost), so its
+        // outcome is unknown — only an applied entry of another term at the index
+        // proves it never will be.
+        if let Some(old) = self.writes.insert(position.index, pending) {
+            old.done.complete(WriteOutcome::Displaced);
+        }
+    }
+
+    /// The applier applied the entry of `term` at `index` with `result` (`None` for a
+    /// no-op): completes the write waiting there, if any.
+    pub fn write_applied(
+        &mut self,
+        index: Index,
+        term: Term,
+        result: Option<&Result<CommandResult, KvError>>,
+    ) {
+        let Some(pending) = self.writes.remove(&index) else {
+            return;
+        };
+        match result {
+            Some(result) if pending.term == term => {
+                pending.done.complete(WriteOutcome::Applied(result.clone()))
+            }
+            _ => pending.done.complete(WriteOutcome::Overwritten),
+        }
+    }
+
+    /// The state machine jumped to `index` by a snapshot from the leader: writes
+    /// waiting at or below it will never be answered by the applier, and whether they
+    /// were committed is unknown here.
+    pub fn supersede_writes(&mut self, index: Index) {
+        let later = self.writes.split_off(&(index + 1));
+        for (_, pending) in std::mem::replace(&mut self.writes, later) {
+            pending.done.complete(WriteOutcome::Displaced);
+        }
+    }
+
+    /// Forgets a write whose waiter gave up, unless the index now belongs to another.
+    pub fn forget_write(&mut self, position: LogPosition) {
+        if self
+            .writes
+            .get(&position.index)
+            .is_some_and(|p| p.term == position.term)
+        {
+            self.writes.remove(&position.index);
+        }
+    }
+
+    /// A fresh read id (not yet registered).
+    pub fn next_read_id(&mut self) -> u64 {
+        self.next_read_id += 1;
+        self.next_read_id
+    }
+
+    /// Registers a read that Raft accepted under `read_id`.
+    pub fn add_read(&mut self, read_id: u64, done: Completion<ReadOutcome>) {
+        self.reads.insert(read_id, done);
+    }
+
+    /// Forgets a read whose waiter gave up.
+    pub fn forget_read(&mut self, read_id: u64) {
+        self.reads.remove(&read_id);
+    }
+
+    /// Raft decided a read's leadership check: complete it now, fail it, or park it
+    /// until the applier reaches its read index.
+    pub fn read_decided(&mut self, state: ReadState, applied_index: Index) {
+        let Some(done) = self.reads.remove(&state.read_id) else {
+            return;
+        };
+        match state.result {
+            Ok(index) if index <= applied_index => done.complete(ReadOutcome::Ready),
+            Ok(index) => self
+                .reads_awaiting_apply
+                .entry(index)
+                .or_default()
+                .push(done),
+            Err(not_leader) => done.complete(ReadOutcome::NotLeader(not_leader.leader)),
+        }
+    }
+
+    /// The applier reached `applied_index`: release the reads parked up to it.
+    pub fn applied(&mut self, applied_index: Index) {
+        let later = self.reads_awaiting_apply.split_off(&(applied_index + 1));
+        let ready = std::mem::replace(&mut self.reads_awaiting_apply, later);
+        for done in ready.into_values().flatten() {
+            done.complete(ReadOutcome::Ready);
+        }
+    }
+
+    /// Fails every waiting request because the node is shutting down.
+    pub fn fail_all(&mut self) {
+        for (_, pending) in std::mem::take(&mut self.writes) {
+            pending.done.complete(WriteOutcome::Shutdown);
+        }
+        for (_, done) in self.reads.drain() {
+            done.complete(ReadOutcome::Shutdown);
+        }
+        for done in std::mem::take(&mut self.reads_awaiting_apply)
+            .into_values()
+            .flatten()
+        {
+            done.complete(ReadOutcome::Shutdown);
+        }
+    }
+}
+
+#[cfg(all(test, not(shuttle)))]
+mod tests {
+    use super::*;
+    use crate::raft::NotLeader;
+    use std::time::Instant;
+
+    fn pos(term: Term, index: Index) -> LogPosition {
+        LogPosition { term, index }
+    }
+
+    fn outcome<T>(done: &Completion<T>) -> Option<T> {
+        done.wait_until(Instant::now())
+    }
+
+    #[test]
+    fn a_write_gets_the_result_of_its_own_entry() {
+        let mut p = PendingRequests::default();
+        let done = Completion::new();
+        p.add_write(pos(2, 5), done.clone());
+        p.write_applied(5, 2, Some(&Ok(CommandResult::Put)));
+        assert!(matches!(
+            outcome(&done),
+            Some(WriteOutcome::Applied(Ok(CommandResult::Put)))
+        ));
+    }
+
+    #[test]
+    fn another_term_at_the_index_means_overwritten() {
+        let mut p = PendingRequests::default();
+        let done = Completion::new();
+        p.add_write(pos(2, 5), done.clone());
+        p.write_applied(5, 3, None);
+        assert!(matches!(outcome(&done), Some(WriteOutcome::Overwritten)));
+    }
+
+    #[test]
+    fn a_newer_proposal_at_the_same_index_leaves_the_old_one_unknown_not_dead() {
+        let mut p = PendingRequests::default();
+        let (old, new) = (Completion::new(), Completion::new());
+        p.add_write(pos(2, 5), old.clone());
+        p.add_write(pos(4, 5), new.clone());
+        // Another member may still hold (2, 5) and commit it after a later election.
+        assert!(matches!(outcome(&old), Some(WriteOutcome::Displaced)));
+        p.forget_write(pos(2, 5)); // the old waiter's give-up must not drop the new one
+        p.write_applied(5, 4, Some(&Ok(CommandResult::CasOk)));
+        assert!(matches!(
+            outcome(&new),
+            Some(WriteOutcome::Applied(Ok(CommandResult::CasOk)))
+        ));
+    }
+
+    #[test]
+    fn reads_wait_for_the_applier_and_fail_on_lost_leadership() {
+        let mut p = PendingRequests::default();
+        let (early, late, lost) = (Completion::new(), Completion::new(), Completion::new());
+        let ids: Vec<u64> = (0..3).map(|_| p.next_read_id()).collect();
+        p.add_read(ids[0], early.clone());
+        p.add_read(ids[1], late.clone());
+        p.add_read(ids[2], lost.clone());
+        p.read_decided(
+            ReadState {
+                read_id: ids[0],
+                result: Ok(3),
+            },
+            3,
+        );
+        p.read_decided(
+            ReadState {
+                read_id: ids[1],
+                result: Ok(7),
+            },
+            3,
+        );
+        let not_leader = NotLeader { leader: Some(2) };
+        p.read_decided(
+            ReadState {
+                read_id: ids[2],
+                result: Err(not_leader),
+            },
+            3,
+        );
+        assert_eq!(outcome(&early), Some(ReadOutcome::Ready));
+        assert_eq!(
+            outcome(&late),
+            None,
+            "released before the applier reached 7"
+        );
+        assert_eq!(outcome(&lost), Some(ReadOutcome::NotLeader(Some(2))));
+        p.applied(6);
+        assert_eq!(outcome(&late), None);
+        p.applied(7);
+        assert_eq!(outcome(&late), Some(ReadOutcome::Ready));
+    }
+
+    #[test]
+    fn shutdown_fails_every_waiter() {
+        let mut p = PendingRequests::default();
+        let (w, r, parked) = (Completion::new(), Completion::new(), Completion::new());
+        p.add_write(pos(1, 1), w.clone());
+        let (a, b) = (p.next_read_id(), p.next_read_id());
+        p.add_read(a, r.clone());
+        p.add_read(b, parked.clone());
+        p.read_decided(
+            ReadState {
+                read_id: b,
+                result: Ok(9),
+            },
+            0,
+        );
+        p.fail_all();
+        assert!(matches!(outcome(&w), Some(WriteOutcome::Shutdown)));
+        assert_eq!(outcome(&r), Some(ReadOutcome::Shutdown));
+        assert_eq!(outcome(&parked), Some(ReadOutcome::Shutdown));
+    }
+}

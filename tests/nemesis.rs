@@ -1,0 +1,418 @@
+//! The fault-injection suite: real node processes, concurrent library clients doing
+//! put / get / cas / delete on a few keys, and a nemesis that kills (-9) and restarts
+//! nodes, pauses them (SIGSTOP/SIGCONT) and cuts directed network links. Every node
+//! reaches every peer through a proxy the test owns, so single links can be cut. The
+//! recorded history must be linearizable, and after healing, killing every node and
+//! restarting, every acknowledged write must still be there (checked as final reads
+//! appended to the history).
+//!
+//! Each test runs for RAFTKV_NEMESIS_SECS seconds of faults (default 40; the two
+//! tests run in parallel).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use raftkv::client::{CasOutcome, Client, ClientError, ClientErrorKind, ClientOptions};
+use rand::rngs::SmallRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use support::linearizability::{check, Input, Operation, Output};
+use support::proxy::Proxy;
+use support::{wait_for, Cluster};
+
+const KEYS: usize = 6;
+
+fn nemesis_secs() -> u64 {
+    std::env::var("RAFTKV_NEMESIS_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40)
+}
+
+fn seed() -> u64 {
+    std::env::var("RAFTKV_NEMESIS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| rand::thread_rng().gen())
+}
+
+/// The proxies of every directed link: `links[i][j]` is how node i reaches node j.
+struct Net {
+    links: Vec<Vec<Option<Proxy>>>,
+}
+
+impl Net {
+    fn new(addrs: &[String]) -> Net {
+        let n = addrs.len();
+        let links = (0..n)
+            .map(|i| {
+                (0..n)
+                    .map(|j| (i != j).then(|| Proxy::start(&addrs[j])))
+                    .collect()
+            })
+            .collect();
+        Net { links }
+    }
+
+    /// Node i's `--peers`: itself directly, every other node through its proxy.
+    fn peers_of(&self, i: usize, addrs: &[String]) -> Vec<String> {
+        (0..addrs.len())
+            .map(|j| match &self.links[i][j] {
+                Some(p) => p.addr.clone(),
+                None => addrs[j].clone(),
+            })
+            .collect()
+    }
+
+    fn cut(&self, from: usize, to: usize) {
+        if let Some(p) = &self.links[from][to] {
+            p.cut();
+        }
+    }
+
+    /// Cuts both directions between every node of `a` and every node of `b`.
+    fn cut_between(&self, a: &[usize], b: &[usize]) {
+        for &x in a {
+            for &y in b {
+                self.cut(x, y);
+                self.cut(y, x);
+            }
+        }
+    }
+
+    fn heal_all(&self) {
+        for p in self.links.iter().flatten().flatten() {
+            p.heal();
+        }
+    }
+}
+
+/// The history, with times in µs since `start` from one monotonic clock.
+struct Recorder {
+    start: Instant,
+    ops: Mutex<Vec<Operation>>,
+}
+
+impl Recorder {
+    fn now(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+    fn push(&self, op: Operation) {
+        self.ops.lock().expect("history lock").push(op);
+    }
+}
+
+/// A write's error: unknown outcome, or a definite failure.
+fn write_error(e: &ClientError) -> Output {
+    match e.kind() {
+        ClientErrorKind::Unavailable {
+            outcome_unknown: false,
+        } => Output::Failed,
+        _ => Output::Unknown,
+    }
+}
+
+/// One client thread: random operations on the keys until `end`.
+fn client_loop(id: usize, addrs: Vec<String>, end: Instant, rec: &Recorder, seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let opts = ClientOptions {
+        timeout: Duration::from_millis(1500),
+        ..ClientOptions::default()
+    };
+    let mut client = Client::new(addrs, opts);
+    let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut n = 0;
+    while Instant::now() < end {
+        n += 1;
+        let key = format!("k{}", rng.gen_range(0..KEYS));
+        let value = format!("c{id}-{n}");
+        let call = rec.now();
+        let (input, output) = match rng.gen_range(0..20) {
+            0..=7 => {
+                let out = match client.get(&key, false) {
+                    Ok(v) => {
+                        seen.insert(key.clone(), v.clone());
+                        Output::Value(v)
+                    }
+                    Err(_) => Output::Failed,
+                };
+                (Input::Get, out)
+            }
+            8..=12 => {
+                let out = match client.put(&key, &value) {
+                    Ok(()) => Output::Ok,
+                    Err(e) => write_error(&e),
+                };
+                (Input::Put(value), out)
+            }
+            13..=17 => {
+                let expected = seen.get(&key).cloned().flatten();
+                let out = match client.cas(&key, expected.as_deref(), &value) {
+                    Ok(CasOutcome::Swapped) => Output::Swapped,
+                    Ok(CasOutcome::Mismatch { current }) => {
+                        seen.insert(key.clone(), current.clone());
+                        Output::Mismatch(current)
+                    }
+                    Err(e) => write_error(&e),
+                };
+                let input = Input::Cas {
+                    expected,
+                    new: value,
+                };
+                (input, out)
+            }
+            _ => {
+                let out = match client.delete(&key) {
+                    Ok(_) => Output::Ok,
+                    Err(e) => write_error(&e),
+                };
+                (Input::Delete, out)
+            }
+        };
+        let ret = rec.now();
+        rec.push(Operation {
+            client: id,
+            key,
+            call,
+            ret,
+            input,
+            output,
+        });
+    }
+}
+
+/// The node that says it leads, asked directly with a short timeout.
+fn find_leader(addrs: &[String]) -> Option<usize> {
+    (0..addrs.len()).find(|&i| {
+        let opts = ClientOptions {
+            timeout: Duration::from_millis(300),
+            ..ClientOptions::default()
+        };
+        let mut c = Client::new(vec![addrs[i].clone()], opts);
+        c.status().is_ok_and(|s| s.role == "leader")
+    })
+}
+
+fn pause_ms(rng: &mut SmallRng, lo: u64, hi: u64) {
+    thread::sleep(Duration::from_millis(rng.gen_range(lo..hi)));
+}
+
+/// Injects one random fault, holds it, and repairs it. Returns its description.
+fn one_fault(cluster: &mut Cluster, net: &Net, rng: &mut SmallRng) -> String {
+    let n = cluster.addrs.len();
+    let mut nodes: Vec<usize> = (0..n).collect();
+    nodes.shuffle(rng);
+    let victim = match rng.gen_bool(0.6) {
+        true => find_leader(&cluster.addrs).unwrap_or(nodes[0]),
+        false => nodes[0],
+    };
+    let what = match rng.gen_range(0..6) {
+        0 => {
+            cluster.kill(victim);
+            pause_ms(rng, 300, 2000);
+            cluster.start_node(victim);
+            format!("kill -9 n{} and restart", victim + 1)
+        }
+        1 => {
+            cluster.signal(victim, "STOP");
+            pause_ms(rng, 300, 2500);
+            cluster.signal(victim, "CONT");
+            format!("SIGSTOP n{} then SIGCONT", victim + 1)
+        }
+        2 => {
+            let rest: Vec<usize> = (0..n).filter(|&j| j != victim).collect();
+            net.cut_between(&[victim], &rest);
+            pause_ms(rng, 500, 3000);
+            format!("isolate n{}", victim + 1)
+        }
+        3 => {
+            let (minority, majority) = nodes.split_at(n / 2);
+            net.cut_between(minority, majority);
+            pause_ms(rng, 500, 3000);
+            format!("split {minority:?} | {majority:?} (0-based)")
+        }
+        4 => {
+            // A bridge: two halves that only the bridge node connects.
+            let bridge = nodes[0];
+            let (a, b) = nodes[1..].split_at((n - 1) / 2);
+            net.cut_between(a, b);
+            pause_ms(rng, 500, 3000);
+            format!("bridge n{} between {a:?} and {b:?} (0-based)", bridge + 1)
+        }
+        _ => {
+            let to = nodes.iter().copied().find(|&j| j != victim).unwrap_or(0);
+            net.cut(victim, to);
+            pause_ms(rng, 500, 3000);
+            format!("cut link n{} -> n{}", victim + 1, to + 1)
+        }
+    };
+    net.heal_all();
+    what
+}
+
+/// Final reads after a full crash and restart, appended to the history.
+fn final_reads(cluster: &Cluster, rec: &Recorder) {
+    let opts = ClientOptions {
+        timeout: Duration::from_secs(5),
+        ..ClientOptions::default()
+    };
+    let mut client = Client::new(cluster.addrs.clone(), opts);
+    for k in 0..KEYS {
+        let key = format!("k{k}");
+        let call = rec.now();
+        let value = wait_for(Duration::from_secs(60), || client.get(&key, false).ok())
+            .unwrap_or_else(|| panic!("final read of {key} never succeeded"));
+        let ret = rec.now();
+        rec.push(Operation {
+            client: 999,
+            key,
+            call,
+            ret,
+            input: Input::Get,
+            output: Output::Value(value),
+        });
+    }
+}
+
+/// Per kind of operation: (ok, failed, unknown).
+fn counts(ops: &[Operation]) -> String {
+    let mut table: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
+    for op in ops {
+        let kind = match op.input {
+            Input::Put(_) => "put",
+            Input::Get => "get",
+            Input::Delete => "delete",
+            Input::Cas { .. } => "cas",
+        };
+        let slot = match op.output {
+            Output::Failed => 1,
+            Output::Unknown => 2,
+            _ => 0,
+        };
+        table.entry(kind).or_default()[slot] += 1;
+    }
+    let total = table.values().fold([0; 3], |acc, c| {
+        [acc[0] + c[0], acc[1] + c[1], acc[2] + c[2]]
+    });
+    let mut out = format!(
+        "ops: ok {} / failed {} / unknown {}",
+        total[0], total[1], total[2]
+    );
+    for (kind, c) in table {
+        out.push_str(&format!(" | {kind} {}/{}/{}", c[0], c[1], c[2]));
+    }
+    out
+}
+
+/// Starts `n` nodes that reach each other only through the proxies of a `Net`.
+fn proxied_cluster(n: usize) -> (Cluster, Net) {
+    let mut cluster = Cluster::new(n, &[]);
+    let net = Net::new(&cluster.addrs);
+    for i in 0..n {
+        let peers = net.peers_of(i, &cluster.addrs);
+        cluster.set_peers(i, peers);
+        cluster.start_node(i);
+    }
+    cluster.leader();
+    (cluster, net)
+}
+
+fn run(n: usize, clients: usize) {
+    let seed = seed();
+    let secs = nemesis_secs();
+    eprintln!("nemesis: {n} nodes, {clients} clients, {secs} s, RAFTKV_NEMESIS_SEED={seed}");
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let (mut cluster, net) = proxied_cluster(n);
+    let rec = Arc::new(Recorder {
+        start: Instant::now(),
+        ops: Mutex::new(Vec::new()),
+    });
+    let end = Instant::now() + Duration::from_secs(secs);
+    let workers: Vec<_> = (0..clients)
+        .map(|c| {
+            let mut addrs = cluster.addrs.clone();
+            addrs.rotate_left(c % n);
+            let rec = Arc::clone(&rec);
+            let client_seed = rng.gen();
+            thread::spawn(move || client_loop(c, addrs, end, &rec, client_seed))
+        })
+        .collect();
+    let mut faults = Vec::new();
+    while Instant::now() < end {
+        pause_ms(&mut rng, 200, 1000);
+        let at = rec.now() as f64 / 1e6;
+        let what = one_fault(&mut cluster, &net, &mut rng);
+        eprintln!("  {at:>7.3}s {what}");
+        faults.push(what);
+    }
+    for w in workers {
+        w.join().expect("client thread");
+    }
+    // Durability: heal everything, crash every node at once, restart.
+    net.heal_all();
+    for i in 0..n {
+        cluster.kill(i);
+    }
+    for i in 0..n {
+        cluster.start_node(i);
+    }
+    final_reads(&cluster, &rec);
+    let history = rec.ops.lock().expect("history lock").clone();
+    eprintln!(
+        "nemesis {n} nodes: {} faults; {}",
+        faults.len(),
+        counts(&history)
+    );
+    let checked = Instant::now();
+    if let Err(violation) = check(&history) {
+        panic!(
+            "history not linearizable (RAFTKV_NEMESIS_SEED={seed}):\n{violation}\n{}",
+            cluster.logs()
+        );
+    }
+    eprintln!("checked in {:?}", checked.elapsed());
+}
+
+#[test]
+fn three_nodes_stay_linearizable_and_durable_under_faults() {
+    run(3, 4);
+}
+
+#[test]
+fn five_nodes_stay_linearizable_and_durable_under_faults() {
+    run(5, 5);
+}
+
+/// Check-quorum, end to end: a leader cut off from both followers steps down by
+/// itself (it would otherwise stay leader forever), and its clients are told so
+/// instead of waiting; the majority elects another leader and keeps working.
+#[test]
+fn an_isolated_leader_steps_down_and_the_majority_goes_on() {
+    let (mut cluster, net) = proxied_cluster(3);
+    let old = cluster.leader();
+    let rest: Vec<usize> = (0..3).filter(|&i| i != old).collect();
+    net.cut_between(&[old], &rest);
+    let stepped_down = wait_for(Duration::from_secs(10), || {
+        let s = cluster.status(old)?;
+        (s.get("role").map(String::as_str) != Some("leader")).then_some(())
+    });
+    assert!(
+        stepped_down.is_some(),
+        "isolated leader n{} kept its role",
+        old + 1
+    );
+    let new = cluster.wait_leader(&rest, Duration::from_secs(10));
+    assert!(new.is_some(), "the majority elected no leader");
+    let put = cluster.client(&rest, &["--timeout", "5", "put", "after", "isolation"]);
+    assert_eq!(put.code, Some(0), "write through the majority: {put:?}");
+    let lonely = cluster.client(&[old], &["--timeout", "2", "get", "after"]);
+    assert_eq!(
+        lonely.code,
+        Some(3),
+        "the isolated node must not answer a read: {lonely:?}"
+    );
+}
