@@ -25,6 +25,8 @@ mod ops;
 mod params;
 #[path = "sim/run.rs"]
 mod run;
+#[path = "sim/snapshots.rs"]
+mod snapshots;
 #[path = "sim/step.rs"]
 mod step;
 #[path = "sim/storage.rs"]
@@ -636,4 +638,60 @@ fn linearizable_reads_under_partitioned_old_leader() {
             liveness_phase(c);
         },
     );
+}
+
+/// Snapshots (§7): a follower that was down while every other member compacted its
+/// log catches up through InstallSnapshot in small chunks, crashes in the middle of a
+/// second transfer and restarts cleanly, and a member restarted from its own snapshot
+/// rejoins with the snapshot as its log base.
+#[test]
+fn snapshot_catch_up_and_crash_mid_transfer() {
+    let mut opts = ClusterOptions::reliable(3);
+    opts.snapshot_per_mille = 1000; // compact whenever entries are applied
+    opts.snapshot_chunk_bytes = 64;
+    scenario("snapshot_catch_up_and_crash_mid_transfer", 61, opts, |c| {
+        let leader = c.expect_settled_leader(ELECTION_MS);
+        let lagging = if leader == 3 { 2 } else { 3 };
+        c.crash(lagging);
+        for _ in 0..20 {
+            c.one(2, ONE_MS);
+        }
+        let base = c.raft(leader).log_base().index;
+        assert!(base > 10, "the leader compacted only to {base}");
+        c.restart(lagging);
+        let caught_up =
+            |c: &Cluster| c.member(lagging).is_up() && c.raft(lagging).log_base().index >= base;
+        assert!(
+            c.run_until(5_000, caught_up),
+            "n{lagging} never installed a snapshot"
+        );
+        // Fall behind again, then crash while the next transfer is under way.
+        c.crash(lagging);
+        for _ in 0..20 {
+            c.one(2, ONE_MS);
+        }
+        c.restart(lagging);
+        let receiving = |c: &Cluster| c.raft(lagging).incoming_snapshot().is_some();
+        assert!(c.run_until(5_000, receiving), "no second transfer started");
+        c.crash(lagging);
+        c.restart(lagging);
+        assert_eq!(
+            c.raft(lagging).incoming_snapshot(),
+            None,
+            "a transfer survived a crash"
+        );
+        let new_base = c.raft(c.leader().unwrap_or(leader)).log_base().index;
+        let caught_up = |c: &Cluster| c.raft(lagging).log_base().index >= new_base;
+        assert!(
+            c.run_until(5_000, caught_up),
+            "n{lagging} never caught up again"
+        );
+        // Restart a member from its own snapshot: the base survives.
+        let own_base = c.raft(lagging).log_base().index;
+        c.crash(lagging);
+        c.restart(lagging);
+        assert_eq!(c.raft(lagging).log_base().index, own_base);
+        c.one(3, ONE_MS);
+        liveness_phase(c);
+    });
 }

@@ -76,6 +76,14 @@ pub struct NodeArgs {
     /// telling the client it is unavailable, in milliseconds.
     #[arg(long, default_value_t = 1000)]
     pub request_timeout_ms: u64,
+    /// Take a snapshot and compact the log once this many entries were applied since
+    /// the last snapshot.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_entries: u64,
+    /// Take a snapshot once this many bytes of commands were applied since the last
+    /// snapshot (whichever threshold is reached first).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub snapshot_bytes: u64,
 }
 
 /// Flags of `raftkv client`.

@@ -57,6 +57,8 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.election_timeout_max_ms = args.election_timeout_max_ms;
     config.heartbeat_interval_ms = args.heartbeat_ms;
     config.request_timeout_ms = args.request_timeout_ms;
+    config.snapshot_entries = args.snapshot_entries;
+    config.snapshot_bytes = args.snapshot_bytes;
     config.validate()?;
     Ok(config)
 }

@@ -31,6 +31,12 @@ pub struct NodeConfig {
     pub max_connections: usize,
     /// How much to log.
     pub log_level: Level,
+    /// Snapshot once this many entries were applied since the last snapshot.
+    pub snapshot_entries: u64,
+    /// Snapshot once this many command bytes were applied since the last snapshot.
+    pub snapshot_bytes: u64,
+    /// Most snapshot bytes in one InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl NodeConfig {
@@ -53,6 +59,9 @@ impl NodeConfig {
             request_timeout_ms: 1000,
             max_connections: 1024,
             log_level: Level::Info,
+            snapshot_entries: 10_000,
+            snapshot_bytes: 64 << 20,
+            snapshot_chunk_bytes: 1 << 20,
         }
     }
 
@@ -85,6 +94,17 @@ impl NodeConfig {
             return Err(format!(
                 "heartbeat interval {} ms must be above 0 and below the election timeout minimum {} ms",
                 self.heartbeat_interval_ms, self.election_timeout_min_ms
+            ));
+        }
+        if self.snapshot_entries == 0 || self.snapshot_bytes == 0 {
+            return Err("--snapshot-entries and --snapshot-bytes must be above 0".into());
+        }
+        if self.snapshot_chunk_bytes == 0
+            || self.snapshot_chunk_bytes as u64 > u64::from(crate::net::MAX_FRAME_BYTES) / 2
+        {
+            return Err(format!(
+                "snapshot chunk of {} bytes does not fit a frame",
+                self.snapshot_chunk_bytes
             ));
         }
         Ok(())

@@ -7,7 +7,8 @@
 //! output is left behind with nobody woken to handle it.
 
 use super::pending::PendingRequests;
-use crate::raft::{Index, NodeId, Raft, Role, Term};
+use crate::kv::KvStore;
+use crate::raft::{Index, LogPosition, NodeId, Raft, Role, Term};
 
 /// The state behind the Raft mutex.
 pub struct CoreState {
@@ -26,6 +27,25 @@ pub struct CoreState {
     /// The time (ms on the node clock) until which the election timer thread sleeps;
     /// dispatch wakes it when Raft needs a tick earlier.
     pub timer_sleep_until_ms: u64,
+    /// A snapshot the applier serialized, for the writer to save (applier → writer;
+    /// the writer is woken through `persist_wanted`).
+    pub snapshot_job: Option<SnapshotJob>,
+    /// True from when the applier hands a snapshot job over until the writer has
+    /// saved (or dropped) it, so at most one is in progress.
+    pub snapshot_in_progress: bool,
+    /// A state machine decoded from a snapshot received from the leader, to replace
+    /// the KV store (writer → applier; the applier is woken through `apply_wanted`).
+    pub kv_restore: Option<(Index, KvStore)>,
+}
+
+/// A snapshot of the state machine taken by the applier, waiting for the writer.
+pub struct SnapshotJob {
+    /// The last entry it covers.
+    pub last: LogPosition,
+    /// The encoded KV store (`KvStore::snapshot`).
+    pub data: Vec<u8>,
+    /// How long the applier took to encode it, for the log.
+    pub encode_ms: u128,
 }
 
 impl CoreState {
@@ -38,6 +58,9 @@ impl CoreState {
             pending: PendingRequests::default(),
             observed: (Role::Follower, 0, None),
             timer_sleep_until_ms: 0,
+            snapshot_job: None,
+            snapshot_in_progress: false,
+            kv_restore: None,
         }
     }
 

@@ -322,6 +322,7 @@ fn raft_config(config: &NodeConfig) -> raft::Config {
     rc.election_timeout_min_ms = config.election_timeout_min_ms;
     rc.election_timeout_max_ms = config.election_timeout_max_ms;
     rc.heartbeat_interval_ms = config.heartbeat_interval_ms;
+    rc.max_snapshot_chunk_bytes = config.snapshot_chunk_bytes;
     rc
 }
 

@@ -117,6 +117,16 @@ impl PendingRequests {
         self.decided.push(Decided::Write(pending.done, outcome));
     }
 
+    /// The state machine jumped to `index` by a snapshot from the leader: writes
+    /// waiting at or below it will never be answered by the applier, and whether they
+    /// were committed is unknown here.
+    pub fn supersede_writes(&mut self, index: Index) {
+        let later = self.writes.split_off(&(index + 1));
+        for (_, pending) in std::mem::replace(&mut self.writes, later) {
+            pending.done.complete(WriteOutcome::Displaced);
+        }
+    }
+
     /// Forgets a write whose waiter gave up, unless the index now belongs to another.
     pub fn forget_write(&mut self, position: LogPosition) {
         if self

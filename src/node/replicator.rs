@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use super::outbox::{Outbox, Take};
 use super::shared::Shared;
 use crate::net::{self, HelloFrom};
-use crate::raft::{Message, NodeId};
+use crate::raft::{LogPosition, Message, MessageBody, NodeId};
+use crate::storage::{self, SnapshotReader};
 
 /// Most messages written per wake-up before flushing.
 const MAX_MESSAGES_PER_FLUSH: usize = 256;
@@ -57,12 +58,17 @@ pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
         down_logged: false,
     };
     let idle_wait = Duration::from_millis(shared.config.heartbeat_interval_ms);
+    // The snapshot file of the transfer to this peer in progress, kept open.
+    let mut snapshot_reader: Option<SnapshotReader> = None;
     loop {
         let messages = match outbox.wait_take(idle_wait, MAX_MESSAGES_PER_FLUSH) {
             Take::Closed => return,
             Take::TimedOut => continue,
-            Take::Messages(m) => m,
+            Take::Messages(m) => fill_snapshot_chunks(shared, &mut snapshot_reader, m),
         };
+        if messages.is_empty() {
+            continue;
+        }
         if link.stream.is_none() && !connect(shared, &mut link) {
             outbox.clear();
             continue;
@@ -144,12 +150,77 @@ fn send(link: &mut Link, messages: &[Message]) -> Result<(), net::NetError> {
     Ok(())
 }
 
+/// Fills in the data of the InstallSnapshot chunks Raft asked for, from this node's
+/// snapshot file, read without any lock (the file is only ever replaced by a rename).
+/// `reader` keeps the file of the transfer in progress open, so the transfer can
+/// finish after a newer snapshot replaced it. A chunk that cannot be served is
+/// dropped; Raft retries, and after repeated timeouts starts over with its latest.
+fn fill_snapshot_chunks(
+    shared: &Shared,
+    reader: &mut Option<SnapshotReader>,
+    messages: Vec<Message>,
+) -> Vec<Message> {
+    let max = shared.config.snapshot_chunk_bytes;
+    let mut out = Vec::with_capacity(messages.len());
+    for mut message in messages {
+        if let MessageBody::InstallSnapshot {
+            last,
+            offset,
+            data,
+            done,
+            ..
+        } = &mut message.body
+        {
+            match read_chunk(shared, reader, *last, *offset, max) {
+                Ok(Some((bytes, end))) => {
+                    *data = bytes;
+                    *done = end;
+                    if end {
+                        // Let a replaced file's space go; a lost last chunk is
+                        // served again if the file is still this snapshot.
+                        *reader = None;
+                    }
+                }
+                Ok(None) => continue,
+                Err(err) => {
+                    shared
+                        .log
+                        .warn(format_args!("cannot read the snapshot to send: {err}"));
+                    *reader = None;
+                    continue;
+                }
+            }
+        }
+        out.push(message);
+    }
+    out
+}
+
+/// A chunk of the snapshot at `last`, from the open reader if it is that snapshot,
+/// else from a newly opened one.
+fn read_chunk(
+    shared: &Shared,
+    reader: &mut Option<SnapshotReader>,
+    last: LogPosition,
+    offset: u64,
+    max: usize,
+) -> Result<Option<(Vec<u8>, bool)>, storage::StorageError> {
+    if reader.as_ref().map(SnapshotReader::last) != Some(last) {
+        *reader = SnapshotReader::open(&shared.config.data_dir, last)?;
+    }
+    match reader.as_mut() {
+        Some(r) => r.read_chunk(offset, max),
+        None => Ok(None),
+    }
+}
+
 /// Approximate size of a message, to scale the write timeout.
 fn message_bytes(message: &Message) -> usize {
     match &message.body {
-        crate::raft::MessageBody::AppendEntries { entries, .. } => {
+        MessageBody::AppendEntries { entries, .. } => {
             64 + entries.iter().map(|e| e.size_bytes()).sum::<usize>()
         }
+        MessageBody::InstallSnapshot { data, .. } => 64 + data.len(),
         _ => 64,
     }
 }

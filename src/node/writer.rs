@@ -1,59 +1,206 @@
 //! The log writer thread: the only thread that writes to the data directory, so Raft's
-//! persist batches reach the disk strictly in the order they were taken.
+//! persist batches, snapshots and compactions reach the disk strictly in order.
 //!
 //! Waits on: `Shared::persist_wanted` (paired with the core lock) while Raft has nothing
-//! to persist. Woken by: `dispatch` after anything that appended entries, changed the
-//! term or vote, or queued a message that must wait for the disk; shutdown.
-//! Takes the core lock to take a batch and again to report it durable; never while
+//! to persist and no snapshot job is ready. Woken by: `dispatch` after anything that
+//! appended entries, changed the term or vote, queued a message that must wait for the
+//! disk, or accepted a snapshot chunk; the applier when it hands over a snapshot job;
+//! shutdown.
+//! Takes the core lock to take work and again to report it done; never while
 //! writing. A failed write or fsync is fatal: after a failed fsync the page cache's
 //! state is unknown, so the node must not go on as if the data were safe.
+//!
+//! Snapshots (§7):
+//! - Its own: the applier serializes the KV store and leaves a [`SnapshotJob`]; once
+//!   every entry it covers is durable in the WAL, the writer saves it (atomic file),
+//!   then tells Raft to compact its log, then deletes the WAL segments before it.
+//! - Received: chunks arrive in persist batches and go to `snapshot.recv`; after the
+//!   final one the writer checks the file, installs it, decodes the KV store and
+//!   hands it to the applier (`CoreState::kv_restore`).
 
+use super::core_state::SnapshotJob;
 use super::shared::Shared;
-use crate::raft::PersistBatch;
-use crate::storage::Storage;
+use crate::kv::KvStore;
+use crate::raft::{LogPosition, PersistBatch, SnapshotChunk};
+use crate::storage::{SnapshotFile, Storage, StorageError};
+use crate::sync::atomic::Ordering;
+
+/// What the writer does next.
+enum Work {
+    Batch(PersistBatch),
+    Snapshot(SnapshotJob),
+}
 
 /// Runs until shutdown or a disk failure.
 pub fn run(shared: &Shared, mut storage: Storage) {
-    loop {
-        let Some(batch) = next_batch(shared) else {
-            return;
+    while let Some(work) = next_work(shared) {
+        let result = match work {
+            Work::Batch(batch) => persist_batch(shared, &mut storage, batch),
+            Work::Snapshot(job) => save_snapshot(shared, &mut storage, job),
         };
-        if let Err(err) = persist(&mut storage, &batch) {
+        if let Err(err) = result {
             shared.fail(format!("persisting the raft log failed: {err}"));
             return;
         }
-        let mut core = shared.lock_core();
-        core.raft.on_persisted(batch.token, shared.now_ms());
-        shared.route(batch.messages);
-        shared.dispatch(&mut core);
     }
 }
 
-/// Waits for the next batch; `None` on shutdown.
-fn next_batch(shared: &Shared) -> Option<PersistBatch> {
+/// Waits for the next work; `None` on shutdown. A snapshot job goes first once
+/// everything it covers is durable (so storage keeps the log after it).
+fn next_work(shared: &Shared) -> Option<Work> {
     let mut core = shared.lock_core();
     loop {
         if core.shutdown {
             return None;
         }
+        let durable = core.raft.durable_index();
+        if core
+            .snapshot_job
+            .as_ref()
+            .is_some_and(|job| job.last.index <= durable)
+        {
+            return core.snapshot_job.take().map(Work::Snapshot);
+        }
         if let Some(batch) = core.raft.take_persist_batch() {
-            return Some(batch);
+            return Some(Work::Batch(batch));
         }
         core = shared.persist_wanted.wait(core);
     }
 }
 
-/// Makes one batch durable: the hard state first (so the disk never holds entries of a
-/// term newer than its stored term), then the entries with one fdatasync.
-fn persist(
+/// Makes one batch durable, reports it, sends its messages, and installs a snapshot
+/// whose final chunk it carried.
+fn persist_batch(
+    shared: &Shared,
     storage: &mut Storage,
-    batch: &PersistBatch,
-) -> Result<(), crate::storage::StorageError> {
+    batch: PersistBatch,
+) -> Result<(), StorageError> {
+    persist(storage, &batch)?;
+    {
+        let mut core = shared.lock_core();
+        core.raft.on_persisted(batch.token, shared.now_ms());
+        shared.route(batch.messages);
+        shared.dispatch(&mut core);
+    }
+    match batch.snapshot_chunks.iter().find(|c| c.done) {
+        Some(last_chunk) => install_received(shared, storage, last_chunk.last),
+        None => Ok(()),
+    }
+}
+
+/// Makes one batch durable: snapshot chunks (to `snapshot.recv`), the hard state (so
+/// the disk never holds entries of a term newer than its stored term), then the
+/// entries with one fdatasync.
+fn persist(storage: &mut Storage, batch: &PersistBatch) -> Result<(), StorageError> {
+    for SnapshotChunk { offset, data, .. } in &batch.snapshot_chunks {
+        storage.write_snapshot_chunk(*offset, data)?;
+    }
     if let Some(hard_state) = &batch.hard_state {
         storage.save_hard_state(hard_state)?;
     }
     if !batch.entries.is_empty() {
         storage.append(&batch.entries)?;
     }
+    Ok(())
+}
+
+/// Checks and installs the received snapshot at `last`, then resets Raft's log and
+/// hands the decoded state machine to the applier.
+fn install_received(
+    shared: &Shared,
+    storage: &mut Storage,
+    last: LogPosition,
+) -> Result<(), StorageError> {
+    if last.index <= storage.log_base().index {
+        // Our own snapshot got there first; the leader's retry will learn we have it.
+        reject(shared, last, "it is not newer than ours");
+        return Ok(());
+    }
+    let snapshot = match storage.install_received(last)? {
+        Ok(snapshot) => snapshot,
+        Err(why) => {
+            reject(shared, last, &why);
+            return Ok(());
+        }
+    };
+    let kv = match KvStore::restore(&snapshot.data) {
+        Ok(kv) => kv,
+        Err(err) => {
+            // The CRC matched, so the leader's own snapshot is bad: stop rather than
+            // run with a state machine that cannot be restored.
+            shared.fail(format!(
+                "installed snapshot at {last:?} cannot be decoded: {err}"
+            ));
+            return Ok(());
+        }
+    };
+    drop(snapshot);
+    shared
+        .snapshot_bytes
+        .store(storage.snapshot_bytes(), Ordering::Relaxed);
+    let mut core = shared.lock_core();
+    if core.raft.snapshot_installed(last, shared.now_ms()) {
+        core.kv_restore = Some((last.index, kv));
+        shared.apply_wanted.notify_one();
+    }
+    shared.dispatch(&mut core);
+    drop(core);
+    shared.log.info(format_args!(
+        "installed snapshot at index {} (term {}) from the leader, {} bytes",
+        last.index,
+        last.term,
+        storage.snapshot_bytes()
+    ));
+    Ok(())
+}
+
+/// Tells Raft a received snapshot was not installed.
+fn reject(shared: &Shared, last: LogPosition, why: &str) {
+    shared.log.warn(format_args!(
+        "received snapshot at index {} not installed: {why}",
+        last.index
+    ));
+    let mut core = shared.lock_core();
+    core.raft.snapshot_rejected(last);
+    shared.dispatch(&mut core);
+}
+
+/// Saves the applier's snapshot, compacts Raft's log, then deletes WAL segments
+/// wholly before it.
+fn save_snapshot(
+    shared: &Shared,
+    storage: &mut Storage,
+    job: SnapshotJob,
+) -> Result<(), StorageError> {
+    let (last, encode_ms) = (job.last, job.encode_ms);
+    if last.index <= storage.log_base().index {
+        shared.lock_core().snapshot_in_progress = false;
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
+    let snapshot = SnapshotFile {
+        last,
+        data: job.data,
+    };
+    storage.save_snapshot(&snapshot)?;
+    drop(snapshot);
+    shared
+        .snapshot_bytes
+        .store(storage.snapshot_bytes(), Ordering::Relaxed);
+    {
+        let mut core = shared.lock_core();
+        core.raft.compact(last);
+        core.snapshot_in_progress = false;
+        shared.dispatch(&mut core);
+    }
+    storage.compact(last.index)?;
+    shared.log.info(format_args!(
+        "snapshot at index {} saved ({} bytes, encoded in {} ms, written in {} ms); log compacted, {} wal segments left",
+        last.index,
+        storage.snapshot_bytes(),
+        encode_ms,
+        started.elapsed().as_millis(),
+        storage.wal_segment_count()
+    ));
     Ok(())
 }

@@ -11,6 +11,7 @@ use super::log::RaftLog;
 use super::persist::PersistQueue;
 use super::progress::Progress;
 use super::read_index::ReadIndexes;
+use super::snapshot::{Incoming, SnapshotChunk};
 use super::{
     Config, Entry, HardState, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term,
 };
@@ -58,6 +59,12 @@ pub struct PersistBatch {
     pub entries: Vec<Entry>,
     /// Messages that may be sent only once this batch is durable.
     pub messages: Vec<Message>,
+    /// Chunks of a snapshot being received, in order, to write to a temporary file
+    /// (not necessarily synced: the file only counts once the final chunk is written,
+    /// the file synced and checked, and installed). A chunk with `done` set ends the
+    /// transfer: after this batch the runtime checks and installs the file, then calls
+    /// [`Raft::snapshot_installed`] or [`Raft::snapshot_rejected`].
+    pub snapshot_chunks: Vec<SnapshotChunk>,
     /// Identifies the batch to [`Raft::on_persisted`].
     pub token: PersistToken,
 }
@@ -147,6 +154,9 @@ pub struct Raft {
     pub(super) messages: Vec<Message>,
     /// Batches for storage and the messages waiting for them.
     pub(super) persist: PersistQueue,
+    /// Follower: the snapshot transfer being received, if any (volatile: a restart
+    /// starts any transfer over).
+    pub(super) incoming: Option<Incoming>,
 }
 
 impl Raft {
@@ -190,6 +200,7 @@ impl Raft {
             reads: ReadIndexes::default(),
             messages: Vec::new(),
             persist: PersistQueue::new(initial.hard_state),
+            incoming: None,
             config,
         };
         raft.reset_election_deadline();
@@ -207,7 +218,7 @@ impl Raft {
 
     /// Moves the clock forward (never back: the caller's clock is monotonic, but two
     /// threads may report slightly out of order).
-    fn observe_time(&mut self, now_ms: u64) {
+    pub(super) fn observe_time(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
     }
 
@@ -270,7 +281,11 @@ impl Raft {
         if msg.term > self.current_term {
             // §5.1: a higher term makes us a follower of it. Only an AppendEntries
             // names the leader.
-            let leader = matches!(msg.body, MessageBody::AppendEntries { .. }).then_some(msg.from);
+            let leader = matches!(
+                msg.body,
+                MessageBody::AppendEntries { .. } | MessageBody::InstallSnapshot { .. }
+            )
+            .then_some(msg.from);
             self.become_follower(msg.term, leader);
         }
         if msg.term < self.current_term {
@@ -304,6 +319,12 @@ impl Raft {
                 conflict,
                 read_round,
             ),
+            MessageBody::InstallSnapshot { .. } => self.handle_install_snapshot(msg),
+            MessageBody::InstallSnapshotResponse {
+                last,
+                next_offset,
+                done,
+            } => self.handle_install_snapshot_response(msg.from, last, next_offset, done),
         }
     }
 
@@ -324,9 +345,14 @@ impl Raft {
                 conflict: None,
                 read_round,
             },
-            MessageBody::RequestVoteResponse { .. } | MessageBody::AppendEntriesResponse { .. } => {
-                return
-            }
+            MessageBody::InstallSnapshot { last, .. } => MessageBody::InstallSnapshotResponse {
+                last,
+                next_offset: 0,
+                done: false,
+            },
+            MessageBody::RequestVoteResponse { .. }
+            | MessageBody::AppendEntriesResponse { .. }
+            | MessageBody::InstallSnapshotResponse { .. } => return,
         };
         let reply = self.message_to(msg.from, body);
         self.send_durable(reply);

@@ -124,6 +124,37 @@ impl RaftLog {
         self.persist_from = self.persist_from.min(from);
     }
 
+    /// A snapshot now covers everything up to `through`, which the log holds: drop
+    /// the entries up to it and make it the base, keeping the entries after it (§7).
+    /// Entries up to the base never go to storage again, so the persist boundary
+    /// moves past it.
+    pub(super) fn compact_to(&mut self, through: LogPosition) {
+        assert_eq!(
+            self.term_at(through.index),
+            Some(through.term),
+            "compact to {through:?}, which the log does not hold"
+        );
+        let drop = (through.index - self.base.index) as usize;
+        self.entries.drain(..drop);
+        self.base = through;
+        self.durable_index = self.durable_index.max(through.index);
+        self.persist_from = self.persist_from.max(through.index + 1);
+    }
+
+    /// A snapshot at `base` supersedes the whole log (it does not hold `base`): the
+    /// log becomes empty after it (§7, "discard the entire log").
+    pub(super) fn reset_to(&mut self, base: LogPosition) {
+        assert!(
+            base.index >= self.base.index,
+            "reset to {base:?} behind the base {:?}",
+            self.base
+        );
+        self.entries.clear();
+        self.base = base;
+        self.durable_index = base.index;
+        self.persist_from = base.index + 1;
+    }
+
     /// True if some entries have not been handed to storage yet.
     pub(super) fn has_unpersisted(&self) -> bool {
         self.persist_from <= self.last_index()

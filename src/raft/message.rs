@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{Entry, Index, NodeId, Term};
+use super::types::{Entry, Index, LogPosition, NodeId, Term};
 
 /// One message between two members.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +58,38 @@ pub enum MessageBody {
         conflict: Option<ConflictHint>,
         /// The `read_round` of the request this answers.
         read_round: u64,
+    },
+    /// One chunk of the leader's snapshot, for a follower that needs entries the
+    /// leader has compacted away (§7, thesis §5.3). Chunks of one snapshot are sent one
+    /// at a time, in order; the bytes are the snapshot file exactly as the leader
+    /// stores it, so the follower can check its CRC before installing it.
+    ///
+    /// As the core emits it, `data` is empty and `done` false: the core holds no
+    /// snapshot bytes. The runtime (or simulator) fills in up to
+    /// `Config::max_snapshot_chunk_bytes` bytes of its snapshot at `last` from
+    /// `offset`, sets `done` if they reach the end, and drops the message if its
+    /// snapshot is no longer at `last` (the leader starts over on its next retry).
+    InstallSnapshot {
+        /// The last entry the snapshot covers.
+        last: LogPosition,
+        /// The voters as of `last` (membership is fixed today; carried for later).
+        voters: Vec<NodeId>,
+        /// Byte offset of `data` in the snapshot.
+        offset: u64,
+        /// The chunk.
+        data: Vec<u8>,
+        /// True if this chunk ends the snapshot.
+        done: bool,
+    },
+    /// The answer to `InstallSnapshot`.
+    InstallSnapshotResponse {
+        /// The snapshot being transferred.
+        last: LogPosition,
+        /// The next byte offset the follower expects (0: start over).
+        next_offset: u64,
+        /// True once the follower has installed the snapshot (or already had its
+        /// entries committed): it holds everything up to `last.index`.
+        done: bool,
     },
 }
 

@@ -14,7 +14,8 @@
 //!
 //! Files, one concern each: `core.rs` (the struct, inputs and outputs, dispatch),
 //! `election.rs` (§5.2, role changes), `replication.rs` (§5.3, §5.4.2, flow control),
-//! `read_index.rs` (thesis §6.4), `persist.rs` (batches and which messages wait for
+//! `read_index.rs` (thesis §6.4), `snapshot.rs` (§7: compaction and
+//! InstallSnapshot), `persist.rs` (batches and which messages wait for
 //! them), `log.rs` (entries after a base; durable and handed-out boundaries),
 //! `progress.rs` (per-follower probe/replicate and in-flight window),
 //! `check_quorum.rs` (a leader cut off from a majority steps down),
@@ -29,9 +30,11 @@ mod persist;
 mod progress;
 mod read_index;
 mod replication;
+mod snapshot;
 mod types;
 
 pub use message::{ConflictHint, Message, MessageBody};
+pub use snapshot::SnapshotChunk;
 pub use types::{Entry, HardState, Index, LogPosition, NodeId, Payload, Term};
 
 /// Tuning of one member. Times are in milliseconds of the caller's clock.
@@ -53,6 +56,8 @@ pub struct Config {
     pub max_bytes_per_append: usize,
     /// Most `AppendEntries` carrying entries in flight to one follower (pipelining).
     pub max_inflight_appends: usize,
+    /// Most snapshot bytes in one `InstallSnapshot` chunk (filled in by the runtime).
+    pub max_snapshot_chunk_bytes: usize,
     /// Check-quorum (thesis §6.2): a leader that has heard from no majority (itself
     /// included) for `election_timeout_max_ms` steps down, so an isolated old leader
     /// stops taking writes and reads and its clients look elsewhere. Default true.
@@ -71,6 +76,7 @@ impl Config {
             max_entries_per_append: 512,
             max_bytes_per_append: 1 << 20,
             max_inflight_appends: 8,
+            max_snapshot_chunk_bytes: 1 << 20,
             check_quorum: true,
         }
     }

@@ -8,7 +8,7 @@
 //! runtime's single writer persists after every earlier one.
 
 use super::core::Raft;
-use super::{HardState, LogPosition, Message, PersistBatch, PersistToken};
+use super::{HardState, LogPosition, Message, PersistBatch, PersistToken, SnapshotChunk};
 
 /// Bookkeeping of batches handed to storage.
 #[derive(Debug)]
@@ -22,6 +22,8 @@ pub(super) struct PersistQueue {
     pub(super) confirmed_seq: u64,
     /// Messages that leave with the next batch.
     pub(super) messages: Vec<Message>,
+    /// Snapshot chunks received, to write with the next batch.
+    pub(super) chunks: Vec<SnapshotChunk>,
 }
 
 impl PersistQueue {
@@ -32,6 +34,7 @@ impl PersistQueue {
             taken_seq: 0,
             confirmed_seq: 0,
             messages: Vec::new(),
+            chunks: Vec::new(),
         }
     }
 }
@@ -54,6 +57,7 @@ impl Raft {
     fn durability_pending(&self) -> bool {
         self.hard_state_dirty()
             || self.log.has_unpersisted()
+            || !self.persist.chunks.is_empty()
             || self.persist.taken_seq != self.persist.confirmed_seq
     }
 
@@ -69,7 +73,10 @@ impl Raft {
 
     /// True if `take_persist_batch` would return a batch.
     pub(super) fn persist_work(&self) -> bool {
-        self.hard_state_dirty() || self.log.has_unpersisted() || !self.persist.messages.is_empty()
+        self.hard_state_dirty()
+            || self.log.has_unpersisted()
+            || !self.persist.messages.is_empty()
+            || !self.persist.chunks.is_empty()
     }
 
     /// Cuts the next batch: the unpersisted entries, the hard state if it changed, and
@@ -94,10 +101,12 @@ impl Raft {
             last,
         };
         let messages = std::mem::take(&mut self.persist.messages);
+        let snapshot_chunks = std::mem::take(&mut self.persist.chunks);
         Some(PersistBatch {
             hard_state,
             entries,
             messages,
+            snapshot_chunks,
             token,
         })
     }

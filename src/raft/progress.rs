@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 
-use super::Index;
+use super::{Index, LogPosition};
 
 /// How the leader is talking to a follower.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +17,9 @@ pub(super) enum ProgressState {
     Probe,
     /// The logs agree up to `match_index`; entries stream in a bounded pipeline.
     Replicate,
+    /// The follower needs entries below the leader's log base: the leader streams it
+    /// the snapshot at `snapshot_last`, one chunk in flight at a time.
+    Snapshot,
 }
 
 /// The leader's view of one follower.
@@ -42,10 +45,20 @@ pub(super) struct Progress {
     pub(super) last_progress_ms: u64,
     /// Highest ReadIndex round the follower acknowledged in this term (thesis §6.4).
     pub(super) acked_read_round: u64,
+    /// In `Snapshot`: the snapshot being sent.
+    pub(super) snapshot_last: LogPosition,
+    /// In `Snapshot`: the byte offset of the next chunk to send.
+    pub(super) snapshot_offset: u64,
+    /// In `Snapshot`: retransmission timeouts since the last answer.
+    pub(super) snapshot_stalls: u32,
     /// When the follower last answered an AppendEntries of this term (check-quorum).
     /// Starts at the leader's election, which grants every follower a full timeout.
     pub(super) last_heard_ms: u64,
 }
+
+/// Retransmission timeouts without an answer after which a snapshot transfer starts
+/// over from the first byte.
+const MAX_SNAPSHOT_STALLS: u32 = 3;
 
 impl Progress {
     /// A fresh follower record for a new leader whose log ends at `last_index` (§5.3:
@@ -60,6 +73,9 @@ impl Progress {
             last_append_ms: now_ms,
             last_progress_ms: now_ms,
             acked_read_round: 0,
+            snapshot_last: LogPosition::default(),
+            snapshot_offset: 0,
+            snapshot_stalls: 0,
             last_heard_ms: now_ms,
         }
     }
@@ -67,7 +83,7 @@ impl Progress {
     /// True if no more entry-carrying AppendEntries may be sent now.
     pub(super) fn is_paused(&self, max_inflight: usize) -> bool {
         match self.state {
-            ProgressState::Probe => !self.inflight.is_empty(),
+            ProgressState::Probe | ProgressState::Snapshot => !self.inflight.is_empty(),
             ProgressState::Replicate => self.inflight.len() >= max_inflight,
         }
     }
@@ -113,7 +129,7 @@ impl Progress {
         }
         Some(match self.state {
             ProgressState::Probe => self.last_append_ms + interval_ms,
-            ProgressState::Replicate => {
+            ProgressState::Replicate | ProgressState::Snapshot => {
                 self.last_progress_ms.max(self.last_append_ms) + 2 * interval_ms
             }
         })
@@ -124,8 +140,47 @@ impl Progress {
         let next = match self.state {
             ProgressState::Probe => self.next_index,
             ProgressState::Replicate => self.match_index + 1,
+            ProgressState::Snapshot => {
+                // Resend the chunk presumed lost. After several timeouts in a row the
+                // runtime may no longer have this snapshot: start over (the leader then
+                // sends its latest).
+                self.inflight.clear();
+                self.snapshot_stalls += 1;
+                if self.snapshot_stalls >= MAX_SNAPSHOT_STALLS {
+                    self.snapshot_offset = 0;
+                    self.snapshot_stalls = 0;
+                }
+                self.last_progress_ms = now_ms;
+                return;
+            }
         };
         self.become_probe(next, now_ms);
+    }
+
+    /// Starts streaming the snapshot at `last` from its first byte.
+    pub(super) fn become_snapshot(&mut self, last: LogPosition, now_ms: u64) {
+        assert!(
+            last.index >= self.match_index,
+            "snapshot at {} behind match {}",
+            last.index,
+            self.match_index
+        );
+        self.state = ProgressState::Snapshot;
+        self.snapshot_last = last;
+        self.snapshot_offset = 0;
+        self.snapshot_stalls = 0;
+        self.inflight.clear();
+        self.last_progress_ms = now_ms;
+    }
+
+    /// The follower installed the snapshot at `last` (or already held its entries):
+    /// it matches up to there; probe from just after it.
+    pub(super) fn snapshot_done(&mut self, last: Index, now_ms: u64) {
+        self.match_index = self.match_index.max(last);
+        self.state = ProgressState::Probe;
+        self.next_index = self.match_index + 1;
+        self.inflight.clear();
+        self.last_progress_ms = now_ms;
     }
 
     /// Falls back to probing from `next_index` (after a rejection or a suspected loss).
@@ -154,7 +209,7 @@ impl Progress {
             "next {} past leader's last index {last_index} + 1",
             self.next_index
         );
-        let cap = if self.state == ProgressState::Probe {
+        let cap = if self.state != ProgressState::Replicate {
             1
         } else {
             max_inflight

@@ -34,18 +34,27 @@ impl Raft {
     pub(super) fn send_append(&mut self, peer: NodeId) -> bool {
         let max_inflight = self.config.max_inflight_appends;
         let last_index = self.log.last_index();
-        let Some(pr) = self.progress.get(&peer) else {
+        let now_ms = self.now_ms;
+        let needs_snapshot = match self.progress.get(&peer) {
+            Some(pr) => self.needs_snapshot(pr.next_index),
+            None => return false,
+        };
+        let Some(pr) = self.progress.get_mut(&peer) else {
             return false;
         };
+        if pr.state == ProgressState::Snapshot && !needs_snapshot {
+            // An acknowledgement showed the follower past the base after all.
+            let matched = pr.match_index;
+            pr.snapshot_done(matched, now_ms);
+        }
+        if needs_snapshot {
+            // §7: the entries it needs are compacted away; send the snapshot.
+            return self.send_snapshot(peer);
+        }
         if pr.is_paused(max_inflight) || pr.next_index > last_index {
             return false;
         }
         let next = pr.next_index;
-        if next <= self.log.base().index {
-            // TODO(snapshots): the follower needs entries below the base; send an
-            // InstallSnapshot instead. Unreachable while the base is 0.
-            return false;
-        }
         let prev_log_index = next - 1;
         let prev_log_term = self.log.term_at(prev_log_index);
         assert!(
@@ -99,9 +108,12 @@ impl Raft {
         let Some(pr) = self.progress.get(&peer) else {
             return;
         };
-        let prev_log_index = pr.match_index;
-        let Some(prev_log_term) = self.log.term_at(prev_log_index) else {
-            return; // TODO(snapshots): match below the base; the follower needs a snapshot.
+        // A match below the base (the follower is being sent the snapshot): beat at
+        // the base instead. The follower may reject it, which the leader ignores while
+        // the transfer runs; it still keeps the follower from starting an election.
+        let (prev_log_index, prev_log_term) = match self.log.term_at(pr.match_index) {
+            Some(term) => (pr.match_index, term),
+            None => (self.log.base().index, self.log.base().term),
         };
         let body = MessageBody::AppendEntries {
             prev_log_index,
@@ -208,6 +220,20 @@ impl Raft {
         }
         self.leader = Some(msg.from);
         self.reset_election_deadline();
+        let covered = prev_log_index + entries.len() as Index;
+        let Some((prev_log_index, prev_log_term, entries)) =
+            self.skip_compacted(prev_log_index, prev_log_term, entries)
+        else {
+            let body = MessageBody::AppendEntriesResponse {
+                success: true,
+                match_index: covered.min(self.log.base().index),
+                conflict: None,
+                read_round,
+            };
+            let reply = self.message_to(msg.from, body);
+            self.send_durable(reply);
+            return;
+        };
         let prev = LogPosition {
             term: prev_log_term,
             index: prev_log_index,
@@ -231,6 +257,27 @@ impl Raft {
         };
         let reply = self.message_to(msg.from, body);
         self.send_durable(reply);
+    }
+
+    /// An AppendEntries whose `prev` is below our snapshot base: the entries up to the
+    /// base are committed here, and committed prefixes agree (§5.4), so they match.
+    /// Returns the message re-based on our base, or `None` if it ends at or before it
+    /// (or, malformed, disagrees with the base).
+    fn skip_compacted(
+        &self,
+        prev_log_index: Index,
+        prev_log_term: Term,
+        mut entries: Vec<Entry>,
+    ) -> Option<(Index, Term, Vec<Entry>)> {
+        let base = self.log.base();
+        if prev_log_index >= base.index {
+            return Some((prev_log_index, prev_log_term, entries));
+        }
+        let k = entries.iter().position(|e| e.index == base.index)?;
+        if entries[k].term != base.term {
+            return None;
+        }
+        Some((base.index, base.term, entries.split_off(k + 1)))
     }
 
     /// The log matches at `prev`: store `entries`, replacing a suffix only from the
@@ -270,7 +317,8 @@ impl Raft {
 
     /// Where the leader should retry after a mismatch at `prev_log_index` (§5.3).
     fn conflict_hint(&self, prev_log_index: Index) -> ConflictHint {
-        // TODO(snapshots): a prev below the base needs a snapshot-aware hint.
+        // A prev below our base cannot mismatch (the base is committed, and committed
+        // prefixes agree), so term_at is None here only past the end of the log.
         match self.log.term_at(prev_log_index) {
             Some(term) if prev_log_index > self.log.base().index => ConflictHint {
                 term: Some(term),
@@ -322,7 +370,9 @@ impl Raft {
         let Some(pr) = self.progress.get(&peer) else {
             return;
         };
+        // A rejection during a snapshot transfer answers an AppendEntries sent before it.
         let stale = rejected <= pr.match_index
+            || pr.state == ProgressState::Snapshot
             || (pr.state == ProgressState::Probe && rejected + 1 != pr.next_index);
         if stale {
             return;

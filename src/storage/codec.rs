@@ -21,7 +21,7 @@ use super::error::StorageError;
 /// Version of every storage format in this file; bump when an encoding changes.
 pub const FORMAT_VERSION: u32 = 1;
 /// Bytes before the body.
-const HEADER_BYTES: usize = 4 + 4 + 8 + 4;
+pub const HEADER_BYTES: usize = 4 + 4 + 8 + 4;
 
 /// The bincode configuration of all storage files: varint integers, trailing bytes
 /// rejected, at most `limit` bytes read or written.
@@ -48,12 +48,38 @@ pub fn encode_file<T: Serialize>(
     Ok(out)
 }
 
+/// The envelope header of a body of `body_len` bytes with CRC `body_crc`, for a
+/// caller that writes the body in parts (the snapshot, too large to copy).
+pub fn encode_header(magic: &[u8; 4], body_len: u64, body_crc: u32) -> [u8; HEADER_BYTES] {
+    let mut out = [0u8; HEADER_BYTES];
+    out[0..4].copy_from_slice(magic);
+    out[4..8].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out[8..16].copy_from_slice(&body_len.to_le_bytes());
+    out[16..20].copy_from_slice(&body_crc.to_le_bytes());
+    out
+}
+
 /// Decodes a whole file of kind `magic` read from `path`.
 pub fn decode_file<T: DeserializeOwned>(
     magic: &[u8; 4],
     bytes: &[u8],
     path: &Path,
 ) -> Result<T, StorageError> {
+    let body = check_envelope(magic, bytes, path)?;
+    bincode_options(body.len() as u64)
+        .deserialize(body)
+        .map_err(|e| {
+            StorageError::corrupt(path, HEADER_BYTES as u64, format!("cannot decode: {e}"))
+        })
+}
+
+/// Checks the envelope of a whole file of kind `magic` (magic, version, length, CRC)
+/// and returns its body.
+pub fn check_envelope<'a>(
+    magic: &[u8; 4],
+    bytes: &'a [u8],
+    path: &Path,
+) -> Result<&'a [u8], StorageError> {
     let corrupt = |offset: u64, detail: String| StorageError::corrupt(path, offset, detail);
     if bytes.len() < HEADER_BYTES {
         return Err(corrupt(
@@ -84,9 +110,7 @@ pub fn decode_file<T: DeserializeOwned>(
             format!("crc mismatch: stored {expected_crc:#010x}, computed {actual_crc:#010x}");
         return Err(corrupt(HEADER_BYTES as u64, detail));
     }
-    bincode_options(body_len)
-        .deserialize(body)
-        .map_err(|e| corrupt(HEADER_BYTES as u64, format!("cannot decode: {e}")))
+    Ok(body)
 }
 
 /// The first four bytes of `b` as an array (`b` is at least that long).

@@ -16,6 +16,11 @@ pub const TMP_SUFFIX: &str = ".tmp";
 /// or the new file under `name` (and perhaps a stale `name.tmp`, ignored and removed at
 /// the next open).
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    write_atomic_parts(dir, name, &[bytes])
+}
+
+/// [`write_atomic`] of the concatenation of `parts`, without building it in memory.
+pub fn write_atomic_parts(dir: &Path, name: &str, parts: &[&[u8]]) -> Result<(), StorageError> {
     crate::sync::assert_no_io_free_lock("writing an atomic file");
     let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
     let target = dir.join(name);
@@ -25,8 +30,10 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageE
         .truncate(true)
         .open(&tmp)
         .map_err(|e| StorageError::io("create", &tmp, e))?;
-    file.write_all(bytes)
-        .map_err(|e| StorageError::io("write", &tmp, e))?;
+    for part in parts {
+        file.write_all(part)
+            .map_err(|e| StorageError::io("write", &tmp, e))?;
+    }
     file.sync_all().map_err(|e| StorageError::sync(&tmp, e))?;
     drop(file);
     fs::rename(&tmp, &target).map_err(|e| StorageError::io("rename", &tmp, e))?;

@@ -32,6 +32,7 @@ mod error;
 mod files;
 mod lock;
 mod meta;
+mod snapshot_transfer;
 mod state_files;
 mod wal;
 
@@ -46,6 +47,7 @@ pub use crc32::{crc32, Crc32};
 pub use error::{StorageError, StorageErrorKind};
 pub use files::write_atomic;
 pub use meta::Meta;
+pub use snapshot_transfer::SnapshotReader;
 pub use state_files::SnapshotFile;
 pub use wal::MAX_RECORD_BYTES;
 
@@ -122,6 +124,9 @@ impl Storage {
         let lock = DirLock::acquire(dir)?;
         meta::check_or_create(dir, meta)?;
         let mut warnings = Vec::new();
+        if snapshot_transfer::remove_stale_recv(dir)? {
+            warnings.push("removed snapshot.recv left by an interrupted snapshot transfer".into());
+        }
         let hard_state = state_files::load_hard_state(dir, &mut warnings)?;
         let loaded = state_files::load_snapshot(dir, &mut warnings)?;
         let base = loaded
@@ -231,6 +236,56 @@ impl Storage {
         self.note_result(&result);
         self.check_invariants();
         result
+    }
+
+    /// Writes a chunk of a snapshot being received to `snapshot.recv` at `offset`
+    /// (offset 0 starts the file over). Not synced until [`Storage::install_received`].
+    pub fn write_snapshot_chunk(&mut self, offset: u64, data: &[u8]) -> Result<(), StorageError> {
+        self.check_writable("write")?;
+        let result = snapshot_transfer::write_chunk(&self.dir, offset, data);
+        self.note_result(&result);
+        result
+    }
+
+    /// Checks the fully received `snapshot.recv` (CRC, decoding, that it is at `last`)
+    /// and installs it atomically as the snapshot (rename, directory fsync), with the
+    /// same log rule as [`Storage::save_snapshot`]. `Ok(Err(why))`: the file was bad
+    /// and is discarded, nothing changed; `Ok(Ok(snapshot))`: installed. The caller
+    /// must not install a snapshot at or behind the current base.
+    pub fn install_received(
+        &mut self,
+        last: LogPosition,
+    ) -> Result<Result<SnapshotFile, String>, StorageError> {
+        self.check_writable("install")?;
+        assert!(
+            last.index > self.base.index,
+            "installing snapshot {last:?} at or behind the base {:?}",
+            self.base
+        );
+        let result = self.install_received_unchecked(last);
+        self.note_result(&result);
+        self.check_invariants();
+        result
+    }
+
+    fn install_received_unchecked(
+        &mut self,
+        last: LogPosition,
+    ) -> Result<Result<SnapshotFile, String>, StorageError> {
+        let (snap, bytes, path) = match snapshot_transfer::check_received(&self.dir, last)? {
+            Ok(ok) => ok,
+            Err(why) => return Ok(Err(why)),
+        };
+        let keeps_log = self.term_of(last.index) == Some(last.term);
+        let target = self.dir.join(state_files::SNAPSHOT_FILE);
+        fs::rename(&path, &target).map_err(|e| StorageError::io("rename", &path, e))?;
+        files::sync_dir(&self.dir)?;
+        self.snapshot_bytes = bytes;
+        self.base = last;
+        if !keeps_log {
+            self.wal.reset(last.index + 1)?;
+        }
+        Ok(Ok(snap))
     }
 
     /// Deletes WAL segments whose entries are all at or before `through`, which the

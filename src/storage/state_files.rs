@@ -6,9 +6,14 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::codec::{decode_file, encode_file};
+use bincode::Options;
+
+use super::codec::{
+    bincode_options, check_envelope, decode_file, encode_file, encode_header, HEADER_BYTES,
+};
+use super::crc32::Crc32;
 use super::error::StorageError;
-use super::files::{read_optional, remove_stale_tmp, write_atomic};
+use super::files::{read_optional, remove_stale_tmp, write_atomic, write_atomic_parts};
 use crate::raft::{HardState, LogPosition};
 
 /// Name of the hard state file inside the data directory.
@@ -16,7 +21,8 @@ pub const HARD_STATE_FILE: &str = "hard_state";
 /// Name of the snapshot file inside the data directory.
 pub const SNAPSHOT_FILE: &str = "snapshot";
 const HARD_STATE_MAGIC: &[u8; 4] = b"RKVH";
-const SNAPSHOT_MAGIC: &[u8; 4] = b"RKVS";
+/// Magic of the snapshot file.
+pub const SNAPSHOT_MAGIC: &[u8; 4] = b"RKVS";
 
 /// A snapshot as stored: the last log position it covers and the state machine's
 /// bytes, which storage does not interpret.
@@ -54,15 +60,46 @@ pub fn load_snapshot(
     let Some(bytes) = read_optional(&path)? else {
         return Ok(None);
     };
-    let snap: SnapshotFile = decode_file(SNAPSHOT_MAGIC, &bytes, &path)?;
-    Ok(Some((snap, bytes.len() as u64)))
+    let len = bytes.len() as u64;
+    Ok(Some((decode_snapshot(bytes, &path)?, len)))
 }
 
-/// Replaces the snapshot file; returns its size in bytes.
+/// Decodes a whole snapshot file, reusing its buffer for the data: a snapshot is as
+/// large as the state machine, so it is never copied (same layout as
+/// `decode_file::<SnapshotFile>`).
+pub fn decode_snapshot(mut bytes: Vec<u8>, path: &Path) -> Result<SnapshotFile, StorageError> {
+    let body = check_envelope(SNAPSHOT_MAGIC, &bytes, path)?;
+    let at = HEADER_BYTES as u64;
+    let (last, len): (LogPosition, u64) = bincode_options(body.len() as u64)
+        .allow_trailing_bytes()
+        .deserialize(body)
+        .map_err(|e| StorageError::corrupt(path, at, format!("cannot decode: {e}")))?;
+    let prefix = bincode_options(u64::MAX)
+        .serialized_size(&(last, len))
+        .map_err(|e| StorageError::corrupt(path, at, format!("cannot decode: {e}")))?;
+    if prefix + len != body.len() as u64 {
+        let detail = format!("snapshot data of {len} bytes in a body of {}", body.len());
+        return Err(StorageError::corrupt(path, at, detail));
+    }
+    bytes.drain(..HEADER_BYTES + prefix as usize);
+    Ok(SnapshotFile { last, data: bytes })
+}
+
+/// Replaces the snapshot file; returns its size in bytes. Written in parts (header,
+/// position, data) so the data is never copied.
 pub fn save_snapshot(dir: &Path, snap: &SnapshotFile) -> Result<u64, StorageError> {
-    let bytes = encode_file(SNAPSHOT_MAGIC, snap, &dir.join(SNAPSHOT_FILE))?;
-    write_atomic(dir, SNAPSHOT_FILE, &bytes)?;
-    Ok(bytes.len() as u64)
+    let path = dir.join(SNAPSHOT_FILE);
+    let prefix = bincode_options(u64::MAX)
+        .serialize(&(snap.last, snap.data.len() as u64))
+        .map_err(|e| {
+            let detail = format!("cannot encode: {e}");
+            StorageError::other(super::StorageErrorKind::Io, "encode", &path, detail)
+        })?;
+    let crc = Crc32::new().update(&prefix).update(&snap.data).finish();
+    let body_len = (prefix.len() + snap.data.len()) as u64;
+    let header = encode_header(SNAPSHOT_MAGIC, body_len, crc);
+    write_atomic_parts(dir, SNAPSHOT_FILE, &[&header, &prefix, &snap.data])?;
+    Ok(HEADER_BYTES as u64 + body_len)
 }
 
 /// Removes a `NAME.tmp` left by a crash before its rename, with a warning.

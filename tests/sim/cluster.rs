@@ -15,7 +15,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::history::History;
-use super::invariants::{check_send, Checker};
+use super::invariants::{check_send, Checker, Slot};
 use super::member::Member;
 use super::network::{Brief, NetFaults, Network};
 use super::storage::DurableStore;
@@ -45,6 +45,11 @@ pub struct ClusterOptions {
     pub max_inflight_appends: usize,
     /// `Config::max_bytes_per_append` of every member.
     pub max_bytes_per_append: usize,
+    /// Chance (per mille), each time a member applies entries, that it takes a
+    /// snapshot and compacts its log (0: never).
+    pub snapshot_per_mille: u32,
+    /// `Config::max_snapshot_chunk_bytes` of every member.
+    pub snapshot_chunk_bytes: usize,
 }
 
 impl ClusterOptions {
@@ -61,6 +66,8 @@ impl ClusterOptions {
             max_entries_per_append: defaults.max_entries_per_append,
             max_inflight_appends: defaults.max_inflight_appends,
             max_bytes_per_append: defaults.max_bytes_per_append,
+            snapshot_per_mille: 0,
+            snapshot_chunk_bytes: defaults.max_snapshot_chunk_bytes,
         }
     }
 
@@ -69,6 +76,7 @@ impl ClusterOptions {
         config.max_entries_per_append = self.max_entries_per_append;
         config.max_inflight_appends = self.max_inflight_appends;
         config.max_bytes_per_append = self.max_bytes_per_append;
+        config.max_snapshot_chunk_bytes = self.snapshot_chunk_bytes;
         config
     }
 }
@@ -285,7 +293,87 @@ impl Cluster {
             check_send(m.id, &m.store, vouched.get(k).copied().flatten(), &msg);
             self.net.send(msg, now, &mut self.rng);
         }
+        for chunk in &batch.snapshot_chunks {
+            self.members[i].receive_chunk(chunk);
+        }
+        // Like the runtime's single writer, install once no batch is in flight; no
+        // new batch is taken until then (see `drain`).
+        if self.members[i].writer.pending() == 0 {
+            if let Some((last, bytes)) = self.members[i].pending_install.take() {
+                self.install_snapshot(i, last, &bytes);
+            }
+        }
         self.drain(i);
+    }
+
+    /// Member `i` wrote the final chunk of the snapshot at `last`: check it against the
+    /// committed log (a snapshot holds only committed entries), install it in the
+    /// durable store and tell Raft, as the runtime's writer does.
+    fn install_snapshot(&mut self, i: usize, last: LogPosition, bytes: &[u8]) {
+        let now = self.now_ms;
+        let m = &mut self.members[i];
+        let id = m.id;
+        let Some(raft) = m.raft.as_mut() else {
+            return;
+        };
+        if last.index <= m.store.base.index {
+            raft.snapshot_rejected(last);
+            return;
+        }
+        let Some(entries) = super::snapshots::decode(bytes, last) else {
+            panic!("n{id}: the snapshot at {last:?} arrived damaged");
+        };
+        for entry in &entries {
+            self.checker.check_applied(id, entry);
+        }
+        let holds = m.shadow.get(last.index as usize - 1).map(|s| s.term) == Some(last.term);
+        if !holds {
+            m.shadow = entries.iter().map(Slot::of).collect();
+        }
+        m.store.install(last, entries);
+        let restore = raft.snapshot_installed(last, now);
+        if restore {
+            m.applied = last.index;
+        }
+        m.checked_commit = m.checked_commit.max(last.index);
+        self.trace.record(
+            now,
+            format_args!(
+                "n{id} installed snapshot ({},{}) restore={restore}",
+                last.term, last.index
+            ),
+        );
+    }
+
+    /// Member `i` may take a snapshot at its applied index and compact, once every
+    /// entry up to it is durable (as the runtime's writer waits for).
+    pub(super) fn maybe_compact(&mut self, i: usize) {
+        let chance = self.opts.snapshot_per_mille;
+        if chance == 0 || !self.rng.gen_ratio(chance, 1000) {
+            return;
+        }
+        let now = self.now_ms;
+        let m = &mut self.members[i];
+        let Some(raft) = m.raft.as_mut() else {
+            return;
+        };
+        let through = m.applied;
+        if through <= raft.log_base().index || raft.durable_index() < through {
+            return;
+        }
+        let Some(term) = m.store.entry(through).map(|e| e.term) else {
+            return;
+        };
+        let pos = LogPosition {
+            term,
+            index: through,
+        };
+        m.store.compact(pos);
+        raft.compact(pos);
+        self.trace.record(
+            now,
+            format_args!("n{} snapshot+compact ({},{})", m.id, term, through),
+        );
     }
 
     /// Crashes `id`: its Raft value, unfinished writes and waiting clients are gone.

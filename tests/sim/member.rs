@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use raftkv::raft::{Config, HardState, Index, NodeId, Raft, Term};
+use raftkv::raft::{Config, HardState, Index, LogPosition, NodeId, Raft, SnapshotChunk, Term};
 
 use super::invariants::Slot;
 use super::storage::{DurableStore, Writer};
@@ -40,6 +40,12 @@ pub struct Member {
     pub applied: Index,
     /// The highest term in which this incarnation was seen leading (0: never).
     pub led_term: Term,
+    /// The snapshot being received (volatile, like the runtime's `snapshot.recv`,
+    /// which a restart deletes).
+    pub recv: Vec<u8>,
+    /// A snapshot whose final chunk is written, and its bytes; it is installed once
+    /// the writer has no batch in flight.
+    pub pending_install: Option<(LogPosition, Vec<u8>)>,
 }
 
 impl Member {
@@ -60,6 +66,27 @@ impl Member {
             checked_commit: 0,
             applied: 0,
             led_term: 0,
+            recv: Vec::new(),
+            pending_install: None,
+        }
+    }
+
+    /// Writes a received chunk where it goes (offset 0 starts over).
+    pub fn receive_chunk(&mut self, chunk: &SnapshotChunk) {
+        if chunk.offset == 0 {
+            self.recv.clear();
+        }
+        assert_eq!(
+            chunk.offset,
+            self.recv.len() as u64,
+            "n{}: chunk at {} but {} bytes received",
+            self.id,
+            chunk.offset,
+            self.recv.len()
+        );
+        self.recv.extend_from_slice(&chunk.data);
+        if chunk.done {
+            self.pending_install = Some((chunk.last, std::mem::take(&mut self.recv)));
         }
     }
 
@@ -78,10 +105,13 @@ impl Member {
         self.shadow = self.store.entries.iter().map(Slot::of).collect();
         self.vouched.clear();
         self.last_hard_state = self.store.hard_state;
-        self.commit_index = 0;
-        self.checked_commit = 0;
-        self.applied = 0;
+        // Restart loads the snapshot: the state machine starts at its index.
+        self.commit_index = self.store.base.index;
+        self.checked_commit = self.store.base.index;
+        self.applied = self.store.base.index;
         self.led_term = 0;
+        self.recv.clear();
+        self.pending_install = None;
     }
 
     /// Stops the member: its Raft value and unfinished writes are gone. With `torn`,

@@ -256,6 +256,28 @@ impl fmt::Display for Brief<'_> {
                 f,
                 "AppendResponse ok={success} match={match_index} conflict={conflict:?} round={read_round}"
             ),
+            MessageBody::InstallSnapshot {
+                last,
+                offset,
+                data,
+                done,
+                ..
+            } => write!(
+                f,
+                "Snapshot last=({},{}) offset={offset} n={} done={done}",
+                last.term,
+                last.index,
+                data.len()
+            ),
+            MessageBody::InstallSnapshotResponse {
+                last,
+                next_offset,
+                done,
+            } => write!(
+                f,
+                "SnapshotResponse last=({},{}) next={next_offset} done={done}",
+                last.term, last.index
+            ),
         }
     }
 }

@@ -67,7 +67,21 @@ impl SimParams {
             max_entries_per_append: *[1, 3, 64, 512].choose(&mut rng).unwrap_or(&64),
             max_inflight_appends: rng.gen_range(1..=8),
             max_bytes_per_append: *[64, 1024, 1 << 20].choose(&mut rng).unwrap_or(&1024),
+            snapshot_per_mille: 0,
+            snapshot_chunk_bytes: 1 << 20,
         };
+        // Snapshot parameters come from their own stream, so every seed keeps the
+        // parameters it had before snapshots were modelled.
+        let mut snap_rng = rand::rngs::SmallRng::seed_from_u64(seed ^ 0x5a9_5407);
+        let mut cluster = cluster;
+        // RAFTKV_SIM_SNAPSHOTS=0 turns them off (to tell a snapshot bug from another).
+        let allowed = std::env::var("RAFTKV_SIM_SNAPSHOTS").map_or(true, |v| v != "0");
+        if snap_rng.gen_bool(0.75) && allowed {
+            cluster.snapshot_per_mille = snap_rng.gen_range(1..=100);
+            cluster.snapshot_chunk_bytes = *[64, 512, 4096, 1 << 20]
+                .choose(&mut snap_rng)
+                .unwrap_or(&64);
+        }
         let client_gap_min_ms = rng.gen_range(1..=20);
         let fault_gap_min_ms = rng.gen_range(50..=500);
         SimParams {
@@ -92,7 +106,7 @@ impl fmt::Display for SimParams {
             f,
             "seed={} members={} safety={}ms net(drop={}‰ dup={}‰ delay={}..={}ms) write={}..={}ms torn={} group_commit={} \
              append(max_entries={} max_bytes={} inflight={}) clients(gap={}..={}ms reads={}‰ pad<={}B) \
-             faults(gap={}..={}ms max_down={})",
+             faults(gap={}..={}ms max_down={}) snapshots(chance={}‰ chunk={}B)",
             self.seed,
             c.members,
             self.safety_ms,
@@ -113,7 +127,9 @@ impl fmt::Display for SimParams {
             self.max_pad_bytes,
             self.fault_gap_min_ms,
             self.fault_gap_max_ms,
-            self.max_down
+            self.max_down,
+            c.snapshot_per_mille,
+            c.snapshot_chunk_bytes
         )
     }
 }

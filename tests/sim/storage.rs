@@ -12,15 +12,19 @@
 
 use std::collections::VecDeque;
 
-use raftkv::raft::{Entry, HardState, Index, InitialState, PersistBatch};
+use raftkv::raft::{Entry, HardState, Index, InitialState, LogPosition, PersistBatch};
 
 /// What survives a crash.
 #[derive(Clone, Debug, Default)]
 pub struct DurableStore {
     /// Term and vote.
     pub hard_state: HardState,
-    /// The log. Invariant: `entries[i].index == i + 1`.
+    /// The log. Invariant: `entries[i].index == i + 1`. Entries up to `base` stand
+    /// for the snapshot's contents (the snapshot of a member is the committed log up
+    /// to its base); Raft gets only those after it.
     pub entries: Vec<Entry>,
+    /// The snapshot's last position ((0, 0) without one).
+    pub base: LogPosition,
 }
 
 impl DurableStore {
@@ -54,9 +58,33 @@ impl DurableStore {
     pub fn initial_state(&self) -> InitialState {
         InitialState {
             hard_state: self.hard_state,
-            log_base: Default::default(),
-            entries: self.entries.clone(),
+            log_base: self.base,
+            entries: self.entries[self.base.index as usize..].to_vec(),
         }
+    }
+
+    /// A snapshot at `through` (stored) becomes the base.
+    pub fn compact(&mut self, through: LogPosition) {
+        assert_eq!(
+            self.entry(through.index).map(|e| e.term),
+            Some(through.term),
+            "compaction through {through:?}, which the store does not hold"
+        );
+        self.base = self.base.max(through);
+    }
+
+    /// Installs a received snapshot whose contents are `entries` (1..=last): the
+    /// stored entries after it stay only if the store holds `last` itself (§7).
+    pub fn install(&mut self, last: LogPosition, entries: Vec<Entry>) {
+        let holds = self.entry(last.index).map(|e| e.term) == Some(last.term);
+        let suffix = if holds {
+            self.entries.split_off(last.index as usize)
+        } else {
+            Vec::new()
+        };
+        self.entries = entries;
+        self.entries.extend(suffix);
+        self.base = last;
     }
 
     /// The stored entry at `index`, if any.

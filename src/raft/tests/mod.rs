@@ -7,6 +7,7 @@ mod election;
 mod persistence;
 mod read_index;
 mod replication;
+mod snapshot;
 
 use super::*;
 

@@ -197,7 +197,15 @@ impl Wal {
             .take_while(|w| w[1].first_index <= through + 1)
             .count();
         let removed: Vec<Segment> = self.segments.drain(..n).collect();
-        remove_segments(&self.dir, removed.iter().map(|s| &s.path))
+        remove_segments(&self.dir, removed.iter().map(|s| &s.path))?;
+        // The snapshot reaches into the active segment: start a fresh one, so the next
+        // compaction can delete everything written so far (the WAL then stays within
+        // about two snapshot intervals however large a segment may grow).
+        let active = self.active_segment();
+        if active.first_index <= through && !active.locs.is_empty() {
+            self.roll()?;
+        }
+        Ok(())
     }
 
     fn active_segment(&self) -> &Segment {

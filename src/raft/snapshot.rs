@@ -1,0 +1,265 @@
+//! Snapshots (§7, thesis §5): compaction of the log under a snapshot the state machine
+//! took, and InstallSnapshot for a follower that needs entries the leader no longer
+//! has.
+//!
+//! The core holds no snapshot bytes. It decides *what* to send and *whether* to accept;
+//! the runtime moves the bytes:
+//! - Leader: an outgoing `InstallSnapshot` asks for the chunk at `offset` of the
+//!   snapshot at `last` with empty `data`; the runtime fills it from its snapshot file
+//!   (see [`MessageBody::InstallSnapshot`]). One chunk is in flight per follower; the
+//!   follower's answer names the next offset it wants.
+//! - Follower: accepted chunks leave in [`PersistBatch::snapshot_chunks`]
+//!   (crate::raft::PersistBatch) for the runtime to write to a temporary file; their
+//!   acknowledgements ride the same batch. After the final chunk the runtime checks
+//!   the file, installs it atomically as its snapshot and reports
+//!   [`Raft::snapshot_installed`] (or [`Raft::snapshot_rejected`]).
+
+use serde::{Deserialize, Serialize};
+
+use super::core::{Raft, Role};
+use super::progress::ProgressState;
+use super::{Index, LogPosition, Message, MessageBody, NodeId};
+
+/// A chunk of a snapshot this follower accepted, for the runtime to write at `offset`
+/// of the file it assembles (offset 0 starts a new file).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotChunk {
+    /// The snapshot the chunk belongs to.
+    pub last: LogPosition,
+    /// Where the chunk goes in the file.
+    pub offset: u64,
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// True for the final chunk: once it is written, check and install the file.
+    pub done: bool,
+}
+
+/// A transfer this follower is receiving.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Incoming {
+    /// The leader sending it.
+    pub(super) from: NodeId,
+    /// The snapshot.
+    pub(super) last: LogPosition,
+    /// The next byte expected.
+    pub(super) next_offset: u64,
+    /// The final chunk was accepted; waiting for the runtime to install it.
+    pub(super) complete: bool,
+}
+
+impl Raft {
+    /// The state machine holds a snapshot covering everything up to `through`, and
+    /// storage has made it durable as its snapshot: drop the log up to there and make
+    /// it the base (§7). No-op if the base is already there or later.
+    ///
+    /// Precondition: `through.index <= ` the last index handed out by
+    /// [`Raft::take_committed`], and the log holds `through`. The caller must have
+    /// persisted every entry up to `through` before saving the snapshot (so storage
+    /// keeps the entries after it, as this log does).
+    pub fn compact(&mut self, through: LogPosition) {
+        if through.index <= self.log.base().index {
+            return;
+        }
+        assert!(
+            through.index <= self.last_applied,
+            "compact through {} beyond the applied index {}",
+            through.index,
+            self.last_applied
+        );
+        self.log.compact_to(through);
+    }
+
+    /// Leader: sends `peer` the next chunk of the latest snapshot, starting over if
+    /// the snapshot changed. Returns true if a chunk was sent.
+    pub(super) fn send_snapshot(&mut self, peer: NodeId) -> bool {
+        let base = self.log.base();
+        let now_ms = self.now_ms;
+        let Some(pr) = self.progress.get_mut(&peer) else {
+            return false;
+        };
+        // A transfer in progress goes on even if a newer snapshot replaced it: the
+        // runtime keeps the file it started sending open. Back at offset 0 (a new
+        // transfer, or repeated timeouts) it starts with the latest.
+        if pr.state != ProgressState::Snapshot
+            || (pr.snapshot_last != base && pr.snapshot_offset == 0)
+        {
+            pr.become_snapshot(base, now_ms);
+        }
+        if pr.is_paused(1) {
+            return false;
+        }
+        let (last, offset) = (pr.snapshot_last, pr.snapshot_offset);
+        pr.sent_entries(last.index, now_ms);
+        let body = MessageBody::InstallSnapshot {
+            last,
+            voters: self.config.voters.clone(),
+            offset,
+            data: Vec::new(),
+            done: false,
+        };
+        let msg = self.message_to(peer, body);
+        self.messages.push(msg);
+        true
+    }
+
+    /// Leader: a follower's answer to a chunk.
+    pub(super) fn handle_install_snapshot_response(
+        &mut self,
+        peer: NodeId,
+        last: LogPosition,
+        next_offset: u64,
+        done: bool,
+    ) {
+        if self.role != Role::Leader || last.index > self.log.last_index() {
+            return; // stale, or claims entries this leader never had: malformed
+        }
+        let now_ms = self.now_ms;
+        let Some(pr) = self.progress.get_mut(&peer) else {
+            return;
+        };
+        // Any answer in this term shows the follower still follows (check-quorum).
+        pr.last_heard_ms = pr.last_heard_ms.max(now_ms);
+        if done {
+            if pr.state == ProgressState::Snapshot || last.index > pr.match_index {
+                pr.snapshot_done(last.index, now_ms);
+                self.maybe_commit();
+            }
+        } else if pr.state == ProgressState::Snapshot && pr.snapshot_last == last {
+            pr.snapshot_offset = next_offset;
+            pr.snapshot_stalls = 0;
+            pr.inflight.clear();
+            pr.last_progress_ms = now_ms;
+        } else {
+            return; // an answer about a transfer the leader has given up
+        }
+        while self.send_append(peer) {}
+    }
+
+    /// Follower side of InstallSnapshot of the current term.
+    pub(super) fn handle_install_snapshot(&mut self, msg: Message) {
+        let MessageBody::InstallSnapshot {
+            last,
+            offset,
+            data,
+            done,
+            ..
+        } = msg.body
+        else {
+            return;
+        };
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "two leaders in term {}: {} and {}",
+            self.current_term,
+            self.config.id,
+            msg.from
+        );
+        if last.term > msg.term || last.index == 0 {
+            return; // malformed: dropped like a lost message
+        }
+        if self.role == Role::Candidate {
+            self.become_follower(self.current_term, Some(msg.from));
+        }
+        self.leader = Some(msg.from);
+        self.reset_election_deadline();
+        if last.index <= self.commit_index {
+            // Our committed prefix already covers it, and committed prefixes agree
+            // (§5.4 Log Matching): nothing to install.
+            self.reply_snapshot(msg.from, last, 0, true);
+            return;
+        }
+        let expected = match self.incoming {
+            Some(inc) if inc.last == last && !inc.complete => inc.next_offset,
+            Some(inc) if inc.last == last => return, // installing it already
+            _ => 0,
+        };
+        if offset != expected {
+            // Even this answer carries our term, which must be durable first.
+            self.reply_snapshot(msg.from, last, expected, false);
+            return;
+        }
+        let next_offset = offset + data.len() as u64;
+        self.incoming = Some(Incoming {
+            from: msg.from,
+            last,
+            next_offset,
+            complete: done,
+        });
+        self.persist.chunks.push(SnapshotChunk {
+            last,
+            offset,
+            data,
+            done,
+        });
+        if !done {
+            // Rides the batch that writes the chunk.
+            self.reply_snapshot(msg.from, last, next_offset, false);
+        }
+    }
+
+    /// Queues an answer to a chunk; it leaves once everything before it is durable.
+    fn reply_snapshot(&mut self, to: NodeId, last: LogPosition, next_offset: u64, done: bool) {
+        let body = MessageBody::InstallSnapshotResponse {
+            last,
+            next_offset,
+            done,
+        };
+        let reply = self.message_to(to, body);
+        self.send_durable(reply);
+    }
+
+    /// The runtime wrote the final chunk of the snapshot at `last`, checked it and
+    /// installed it durably as its snapshot (storage kept its log after `last` only if
+    /// it held `last` itself). The log follows: it keeps the entries after `last` if it
+    /// holds `last`, else it is emptied (§7). Returns true if the state machine must
+    /// be replaced by the snapshot (it had not reached `last`).
+    ///
+    /// Precondition: `last.index` is above the log base (storage's base equals this
+    /// log's base whenever the runtime's single writer is between operations).
+    pub fn snapshot_installed(&mut self, last: LogPosition, now_ms: u64) -> bool {
+        self.observe_time(now_ms);
+        assert!(
+            last.index > self.log.base().index,
+            "installed snapshot {last:?} not after the base {:?}",
+            self.log.base()
+        );
+        if self.log.term_at(last.index) == Some(last.term) {
+            self.log.compact_to(last);
+        } else {
+            assert!(
+                last.index > self.commit_index,
+                "snapshot {last:?} conflicts with committed entry {}",
+                self.commit_index
+            );
+            self.log.reset_to(last);
+        }
+        self.commit_index = self.commit_index.max(last.index);
+        let restore = self.last_applied < last.index;
+        self.last_applied = self.last_applied.max(last.index);
+        if let Some(inc) = self.incoming.take() {
+            if inc.last == last {
+                self.reply_snapshot(inc.from, last, 0, true);
+            }
+        }
+        restore
+    }
+
+    /// The runtime could not check or install the snapshot at `last`: forget the
+    /// transfer; the leader's next retry starts it over.
+    pub fn snapshot_rejected(&mut self, last: LogPosition) {
+        if self.incoming.is_some_and(|inc| inc.last == last) {
+            self.incoming = None;
+        }
+    }
+
+    /// The snapshot transfer being received, if any: its position and next offset.
+    pub fn incoming_snapshot(&self) -> Option<(LogPosition, u64)> {
+        self.incoming.map(|inc| (inc.last, inc.next_offset))
+    }
+
+    /// Index below which this leader would have to send `peer` a snapshot.
+    pub(super) fn needs_snapshot(&self, next_index: Index) -> bool {
+        next_index <= self.log.base().index
+    }
+}
