@@ -5,7 +5,7 @@
 # on a fresh cluster each (+WARM s of 64-client put warm-up, like the etcd script), then
 # linearizable and --stale gets at READC clients over 1000 preloaded keys.
 #
-#   bash bench/raftkv-bench.sh            # from the project root; builds first
+#   bash examples/bench-vs-etcd.sh            # from the project root; builds first
 #
 # Knobs (env): DUR=5 (s per run)  REPS=1  WARM=3 (s)  CONCS="1 16 64 256"  READC=64
 #              BASE=/tmp/raftkv-bench  PORT_BASE=24000 (node i listens on PORT_BASE+i)
