@@ -139,7 +139,9 @@ fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
     }
 }
 
-/// This node's view of the cluster, for `raftkv client status`.
+/// This node's view of the cluster, for `raftkv client status`. A pre-candidate
+/// (thesis §9.6) reports "follower": it has started no election, its term and vote
+/// are a follower's, and `role` stays leader|follower|candidate (DESIGN.md §4).
 pub fn status_report(shared: &Shared) -> StatusReport {
     let (status, applied_index) = {
         let core = shared.lock_core();
@@ -147,7 +149,7 @@ pub fn status_report(shared: &Shared) -> StatusReport {
     };
     let role = match status.role {
         Role::Leader => "leader",
-        Role::Follower => "follower",
+        Role::Follower | Role::PreCandidate => "follower",
         Role::Candidate => "candidate",
     };
     StatusReport {

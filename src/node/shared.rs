@@ -160,6 +160,10 @@ impl Shared {
         let (role, term, leader) = now;
         match role {
             Role::Leader => self.log.info(format_args!("became leader in term {term}")),
+            Role::PreCandidate => self.log.info(format_args!(
+                "election timeout: asking for pre-votes for term {}",
+                term + 1
+            )),
             Role::Candidate => self
                 .log
                 .info(format_args!("election started: candidate in term {term}")),

@@ -27,7 +27,7 @@ pub struct InitialState {
     pub entries: Vec<Entry>,
 }
 
-/// The three roles of §5.1.
+/// The three roles of §5.1, and the pre-candidate of thesis §9.6.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
     /// Answers leaders and candidates.
@@ -36,6 +36,9 @@ pub enum Role {
     Candidate,
     /// Takes proposals and replicates them.
     Leader,
+    /// Its election timer fired and it asks for pre-votes (thesis §9.6) before
+    /// campaigning; its term and vote are still those it had as a follower.
+    PreCandidate,
 }
 
 /// A proposal or read was refused because this member is not the leader.
@@ -142,9 +145,13 @@ pub struct Raft {
     pub(super) commit_index: Index,
     /// Highest index handed out by `take_committed`.
     pub(super) last_applied: Index,
-    /// A follower or candidate campaigns when `now_ms` reaches this.
+    /// A follower or (pre-)candidate campaigns when `now_ms` reaches this.
     pub(super) election_deadline_ms: u64,
-    /// Candidate: the answers received in this election (granted or not), self included.
+    /// When `leader` was last heard from (a valid AppendEntries or InstallSnapshot);
+    /// meaningful only while `leader` is set. Drives the pre-vote leader lease.
+    pub(super) leader_heard_ms: u64,
+    /// Candidate or pre-candidate: the answers received in this round (granted or
+    /// not), self included.
     pub(super) votes: BTreeMap<NodeId, bool>,
     /// Leader: one record per other voter. Empty otherwise.
     pub(super) progress: BTreeMap<NodeId, Progress>,
@@ -195,6 +202,7 @@ impl Raft {
             commit_index: base.index,
             last_applied: base.index,
             election_deadline_ms: now_ms,
+            leader_heard_ms: now_ms,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             reads: ReadIndexes::default(),
@@ -250,9 +258,9 @@ impl Raft {
                 }
                 self.tick_heartbeats()
             }
-            Role::Follower | Role::Candidate => {
+            Role::Follower | Role::Candidate | Role::PreCandidate => {
                 if self.now_ms >= self.election_deadline_ms {
-                    self.campaign();
+                    self.election_timeout();
                 }
             }
         }
@@ -264,7 +272,7 @@ impl Raft {
             Role::Leader => self
                 .next_leader_tick_ms()
                 .min(self.check_quorum_deadline_ms()),
-            Role::Follower | Role::Candidate => self.election_deadline_ms,
+            Role::Follower | Role::Candidate | Role::PreCandidate => self.election_deadline_ms,
         }
     }
 
@@ -276,6 +284,9 @@ impl Raft {
             || msg.from == self.config.id
             || !self.config.voters.contains(&msg.from)
         {
+            return;
+        }
+        if self.step_pre_vote(&msg) {
             return;
         }
         if msg.term > self.current_term {
@@ -325,6 +336,10 @@ impl Raft {
                 next_offset,
                 done,
             } => self.handle_install_snapshot_response(msg.from, last, next_offset, done),
+            MessageBody::PreVote { .. } => {} // answered by `step_pre_vote`
+            MessageBody::PreVoteResponse { vote_granted } => {
+                self.handle_pre_vote_response(msg.from, vote_granted)
+            }
         }
     }
 
@@ -352,7 +367,9 @@ impl Raft {
             },
             MessageBody::RequestVoteResponse { .. }
             | MessageBody::AppendEntriesResponse { .. }
-            | MessageBody::InstallSnapshotResponse { .. } => return,
+            | MessageBody::InstallSnapshotResponse { .. }
+            | MessageBody::PreVote { .. }
+            | MessageBody::PreVoteResponse { .. } => return,
         };
         let reply = self.message_to(msg.from, body);
         self.send_durable(reply);

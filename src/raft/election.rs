@@ -5,7 +5,8 @@ use super::progress::Progress;
 use super::{LogPosition, MessageBody, NodeId, Payload, Term};
 
 impl Raft {
-    /// The election deadline passed: start an election in a new term (§5.2).
+    /// Start an election in a new term (§5.2): the election deadline passed, or (with
+    /// pre-vote) a majority said it would vote for us.
     pub(super) fn campaign(&mut self) {
         self.become_candidate();
         if self.granted_votes() >= self.quorum() {
@@ -25,7 +26,7 @@ impl Raft {
         }
     }
 
-    /// Follower or candidate -> candidate of the next term, voting for itself.
+    /// Follower or (pre-)candidate -> candidate of the next term, voting for itself.
     fn become_candidate(&mut self) {
         assert_ne!(
             self.role,
@@ -99,6 +100,10 @@ impl Raft {
         let no_other_leader = self.leader.is_none_or(|l| l == candidate);
         let grant = free && no_other_leader && self.is_up_to_date(candidate_last);
         if grant {
+            if self.role == Role::PreCandidate {
+                // Our vote in this term is given: stop asking for the next one.
+                self.become_follower(self.current_term, None);
+            }
             self.voted_for = Some(candidate);
             self.reset_election_deadline();
         }
@@ -114,7 +119,7 @@ impl Raft {
 
     /// §5.4.1: the candidate's log is at least as up-to-date as ours: a later last
     /// term, or the same last term and at least as long.
-    fn is_up_to_date(&self, candidate_last: LogPosition) -> bool {
+    pub(super) fn is_up_to_date(&self, candidate_last: LogPosition) -> bool {
         let ours = self.log.last_position();
         candidate_last.term > ours.term
             || (candidate_last.term == ours.term && candidate_last.index >= ours.index)
@@ -135,7 +140,7 @@ impl Raft {
     }
 
     /// Votes granted to us in this election, our own included.
-    fn granted_votes(&self) -> usize {
+    pub(super) fn granted_votes(&self) -> usize {
         self.votes.values().filter(|&&g| g).count()
     }
 }

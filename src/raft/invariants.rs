@@ -12,6 +12,7 @@ impl Raft {
             Role::Leader => self.check_leader(),
             Role::Candidate => self.check_candidate(),
             Role::Follower => self.check_follower(),
+            Role::PreCandidate => self.check_pre_candidate(),
         }
         self.reads.check_invariants();
         assert!(
@@ -92,6 +93,20 @@ impl Raft {
         assert_eq!(self.leader, None, "candidate {id} knows a leader");
         assert!(self.progress.is_empty(), "candidate {id} has progress");
         assert!(self.reads.is_idle(), "candidate {id} has reads");
+    }
+
+    /// A pre-candidate counts itself and knows no leader; its term and vote are a
+    /// follower's.
+    fn check_pre_candidate(&self) {
+        let id = self.config.id;
+        assert_eq!(self.leader, None, "pre-candidate {id} knows a leader");
+        assert!(self.progress.is_empty(), "pre-candidate {id} has progress");
+        assert!(self.reads.is_idle(), "pre-candidate {id} has reads");
+        assert_eq!(
+            self.votes.get(&id),
+            Some(&true),
+            "pre-candidate {id} does not count itself"
+        );
     }
 
     /// A follower tracks nobody and serves no reads.

@@ -91,6 +91,22 @@ pub enum MessageBody {
         /// entries committed): it holds everything up to `last.index`.
         done: bool,
     },
+    /// A pre-candidate asks whether it could win an election (Ongaro thesis §9.6),
+    /// before disturbing anyone's term. Sent with `term` = the sender's current term
+    /// + 1, the term it would campaign in; the sender's own term and vote stay as they
+    /// are, and so do the receiver's.
+    PreVote {
+        /// Index of the pre-candidate's last log entry (§5.4.1 up-to-date check).
+        last_log_index: Index,
+        /// Term of the pre-candidate's last log entry.
+        last_log_term: Term,
+    },
+    /// The answer to `PreVote`: carries the request's term when granted, the
+    /// responder's own term when rejected (so a pre-candidate behind learns the term).
+    PreVoteResponse {
+        /// True if the responder would vote for the pre-candidate now.
+        vote_granted: bool,
+    },
 }
 
 /// Why an `AppendEntries` was rejected and where the leader should retry (§5.3, the

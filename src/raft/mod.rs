@@ -19,6 +19,7 @@
 //! them), `log.rs` (entries after a base; durable and handed-out boundaries),
 //! `progress.rs` (per-follower probe/replicate and in-flight window),
 //! `check_quorum.rs` (a leader cut off from a majority steps down),
+//! `pre_vote.rs` (thesis §9.6: ask before bumping the term),
 //! `invariants.rs` (`check_invariants`).
 
 mod check_quorum;
@@ -27,6 +28,7 @@ mod invariants;
 mod log;
 mod message;
 mod persist;
+mod pre_vote;
 mod progress;
 mod read_index;
 mod replication;
@@ -62,6 +64,11 @@ pub struct Config {
     /// included) for `election_timeout_max_ms` steps down, so an isolated old leader
     /// stops taking writes and reads and its clients look elsewhere. Default true.
     pub check_quorum: bool,
+    /// Pre-vote (thesis §9.6): a member whose election timer fires first asks the
+    /// others whether it could win, and bumps its term only on a majority of yeses, so
+    /// a member that was cut off cannot depose a healthy leader with its inflated term
+    /// when it rejoins. Default true.
+    pub pre_vote: bool,
 }
 
 impl Config {
@@ -78,6 +85,7 @@ impl Config {
             max_inflight_appends: 8,
             max_snapshot_chunk_bytes: 1 << 20,
             check_quorum: true,
+            pre_vote: true,
         }
     }
 }

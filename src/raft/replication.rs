@@ -193,8 +193,8 @@ impl Raft {
     }
 
     /// A valid AppendEntries or InstallSnapshot of the current term came from `leader`:
-    /// follow it (a candidate of this term steps down, §5.2) and push the election
-    /// deadline back.
+    /// follow it (a (pre-)candidate of this term steps down, §5.2), note when it was
+    /// heard (the pre-vote lease) and push the election deadline back.
     pub(super) fn follow_leader_of_current_term(&mut self, leader: NodeId) {
         assert_ne!(
             self.role,
@@ -203,10 +203,11 @@ impl Raft {
             self.current_term,
             self.config.id,
         );
-        if self.role == Role::Candidate {
+        if matches!(self.role, Role::Candidate | Role::PreCandidate) {
             self.become_follower(self.current_term, Some(leader));
         }
         self.leader = Some(leader);
+        self.leader_heard_ms = self.now_ms;
         self.reset_election_deadline();
     }
 

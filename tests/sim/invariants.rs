@@ -285,6 +285,14 @@ impl Checker {
 /// held at the acknowledged index when the message was created (see [`vouched_term`]).
 pub fn check_send(id: NodeId, store: &DurableStore, vouched: Option<Term>, msg: &Message) {
     let hs = store.hard_state;
+    if matches!(
+        msg.body,
+        MessageBody::PreVote { .. } | MessageBody::PreVoteResponse { .. }
+    ) {
+        // Pre-votes promise nothing (thesis §9.6): a PreVote and a grant carry the
+        // next term, which nobody has entered, and a refusal only informs.
+        return;
+    }
     assert!(
         msg.term <= hs.current_term,
         "durability: n{id} sends a message of term {} while its durable term is {}",

@@ -278,6 +278,12 @@ impl fmt::Display for Brief<'_> {
                 "SnapshotResponse last=({},{}) next={next_offset} done={done}",
                 last.term, last.index
             ),
+            MessageBody::PreVote { last_log_index, last_log_term } => {
+                write!(f, "PreVote last=({last_log_term},{last_log_index})")
+            }
+            MessageBody::PreVoteResponse { vote_granted } => {
+                write!(f, "PreVoteResponse granted={vote_granted}")
+            }
         }
     }
 }

@@ -5,6 +5,7 @@ mod check_quorum;
 mod cluster;
 mod election;
 mod persistence;
+mod pre_vote;
 mod read_index;
 mod replication;
 mod snapshot;
@@ -12,7 +13,8 @@ mod snapshot;
 use super::*;
 
 /// Voters `1..=n`; small timeouts, 3 entries per append and 2 in flight, so tests
-/// can reach the limits.
+/// can reach the limits. Pre-vote is off, so a timeout campaigns at once (§5.2) as
+/// these tests expect; `pre_vote.rs` turns it on.
 pub(super) fn config(id: NodeId, n: u64) -> Config {
     Config {
         election_timeout_min_ms: 100,
@@ -21,6 +23,7 @@ pub(super) fn config(id: NodeId, n: u64) -> Config {
         max_entries_per_append: 3,
         max_bytes_per_append: 1 << 20,
         max_inflight_appends: 2,
+        pre_vote: false,
         ..Config::new(id, (1..=n).collect())
     }
 }
