@@ -92,9 +92,9 @@ pub enum MessageBody {
         done: bool,
     },
     /// A pre-candidate asks whether it could win an election (Ongaro thesis §9.6),
-    /// before disturbing anyone's term. Sent with `term` = the sender's current term
-    /// + 1, the term it would campaign in; the sender's own term and vote stay as they
-    /// are, and so do the receiver's.
+    /// before disturbing anyone's term. Sent with `term` one above the sender's
+    /// current term, the term it would campaign in; the sender's own term and vote
+    /// stay as they are, and so do the receiver's.
     PreVote {
         /// Index of the pre-candidate's last log entry (§5.4.1 up-to-date check).
         last_log_index: Index,
