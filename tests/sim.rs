@@ -164,6 +164,75 @@ fn reelection_after_leader_loss() {
     );
 }
 
+/// What [`cut_off_and_rejoin`] saw: the leader's term before and after, and the
+/// cut-off member's term before and after.
+#[derive(Debug)]
+struct Rejoin {
+    leader_terms: (u64, u64),
+    cut_terms: (u64, u64),
+    still_leader: bool,
+}
+
+/// Cuts one follower off for twenty election timeouts (a write commits meanwhile),
+/// heals, lets the cluster settle and has the member catch up.
+fn cut_off_and_rejoin(c: &mut Cluster, members: usize) -> Rejoin {
+    let leader = c.expect_settled_leader(ELECTION_MS);
+    c.one(members, ONE_MS);
+    let cut = leader % members as NodeId + 1;
+    let rest: Vec<NodeId> = (1..=members as NodeId).filter(|&id| id != cut).collect();
+    let before = (c.raft(leader).term(), c.raft(cut).term());
+    c.partition(&[vec![cut], rest]);
+    c.run_for(20 * 550);
+    c.one(members - 1, ONE_MS);
+    let cut_term = c.raft(cut).term();
+    c.heal();
+    c.run_for(2 * 550);
+    c.one(members, ONE_MS);
+    Rejoin {
+        leader_terms: (before.0, c.raft(leader).term()),
+        cut_terms: (before.1, cut_term),
+        still_leader: c.leader() == Some(leader),
+    }
+}
+
+/// Pre-vote (thesis §9.6): a follower cut off for many election timeouts asks for
+/// pre-votes it never gets, so its term does not grow; healed, it does not depose
+/// the healthy leader (without pre-vote its higher term would, §5.1).
+#[test]
+fn rejoining_member_does_not_depose_the_leader() {
+    for (members, seed) in [(3, 53), (5, 59)] {
+        let name = "rejoining_member_does_not_depose_the_leader";
+        scenario(name, seed, ClusterOptions::reliable(members), |c| {
+            let seen = cut_off_and_rejoin(c, members);
+            let (before, after) = seen.cut_terms;
+            assert_eq!(before, after, "the cut-off member's term grew: {seen:?}");
+            let (before, after) = seen.leader_terms;
+            assert_eq!(before, after, "the leader's term changed: {seen:?}");
+            assert!(seen.still_leader, "the leader was deposed: {seen:?}");
+            liveness_phase(c);
+        });
+    }
+}
+
+/// The control for the scenario above: with pre-vote off, the same run does grow the
+/// cut-off member's term and depose the leader, so the assertions there can fail.
+#[test]
+fn without_pre_vote_a_rejoining_member_deposes_the_leader() {
+    let mut opts = ClusterOptions::reliable(3);
+    opts.pre_vote = false;
+    scenario(
+        "without_pre_vote_a_rejoining_member_deposes_the_leader",
+        53,
+        opts,
+        |c| {
+            let seen = cut_off_and_rejoin(c, 3);
+            assert!(seen.cut_terms.1 > seen.cut_terms.0, "{seen:?}");
+            assert!(seen.leader_terms.1 > seen.leader_terms.0, "{seen:?}");
+            liveness_phase(c);
+        },
+    );
+}
+
 /// TestFailNoAgree: with 3 of 5 followers cut off nothing commits; after healing it does.
 #[test]
 fn no_agreement_without_quorum() {
@@ -488,7 +557,7 @@ fn unreliable_churn() {
     };
     opts.torn_writes = true;
     opts.write_max_ms = 20;
-    scenario("unreliable_churn", 29, opts, |c| {
+    scenario("unreliable_churn", 31, opts, |c| {
         for step in 0..1_000 {
             for id in c.up() {
                 if c.rng.gen_bool(0.3) {

@@ -50,6 +50,8 @@ pub struct ClusterOptions {
     pub snapshot_per_mille: u32,
     /// `Config::max_snapshot_chunk_bytes` of every member.
     pub snapshot_chunk_bytes: usize,
+    /// `Config::pre_vote` of every member.
+    pub pre_vote: bool,
 }
 
 impl ClusterOptions {
@@ -68,6 +70,7 @@ impl ClusterOptions {
             max_bytes_per_append: defaults.max_bytes_per_append,
             snapshot_per_mille: 0,
             snapshot_chunk_bytes: defaults.max_snapshot_chunk_bytes,
+            pre_vote: defaults.pre_vote,
         }
     }
 
@@ -77,6 +80,7 @@ impl ClusterOptions {
         config.max_inflight_appends = self.max_inflight_appends;
         config.max_bytes_per_append = self.max_bytes_per_append;
         config.max_snapshot_chunk_bytes = self.snapshot_chunk_bytes;
+        config.pre_vote = self.pre_vote;
         config
     }
 }

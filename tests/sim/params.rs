@@ -69,6 +69,9 @@ impl SimParams {
             max_bytes_per_append: *[64, 1024, 1 << 20].choose(&mut rng).unwrap_or(&1024),
             snapshot_per_mille: 0,
             snapshot_chunk_bytes: 1 << 20,
+            // Pre-vote on in three seeds of four, from its own stream so every seed
+            // keeps the other parameters it had before pre-vote existed.
+            pre_vote: SmallRng::seed_from_u64(seed ^ 0x9e_7073).gen_bool(0.75),
         };
         // Snapshot parameters come from their own stream, so every seed keeps the
         // parameters it had before snapshots were modelled.
@@ -106,7 +109,7 @@ impl fmt::Display for SimParams {
             f,
             "seed={} members={} safety={}ms net(drop={}‰ dup={}‰ delay={}..={}ms) write={}..={}ms torn={} group_commit={} \
              append(max_entries={} max_bytes={} inflight={}) clients(gap={}..={}ms reads={}‰ pad<={}B) \
-             faults(gap={}..={}ms max_down={}) snapshots(chance={}‰ chunk={}B)",
+             faults(gap={}..={}ms max_down={}) snapshots(chance={}‰ chunk={}B) pre_vote={}",
             self.seed,
             c.members,
             self.safety_ms,
@@ -129,7 +132,8 @@ impl fmt::Display for SimParams {
             self.fault_gap_max_ms,
             self.max_down,
             c.snapshot_per_mille,
-            c.snapshot_chunk_bytes
+            c.snapshot_chunk_bytes,
+            c.pre_vote
         )
     }
 }
