@@ -340,3 +340,33 @@ fn a_batch_that_starts_a_newer_transfer_installs_nothing() {
     assert_eq!(batch.snapshot_to_install(), None);
     assert_eq!(r.incoming_snapshot(), Some((pos(3, 7), 2)));
 }
+
+/// The cross-batch form of the case above: the writer installs 5 while a batch with
+/// the first chunk of 7 waits. The transfer of 7 must survive the install of 5 (it
+/// used to be dropped, and the leader told to start over at offset 0).
+#[test]
+fn installing_a_snapshot_keeps_a_newer_transfer_in_progress() {
+    let mut r = node(2, 3, &[], 3);
+    let (older, newer) = (pos(3, 5), pos(3, 7));
+    step(&mut r, chunk(older, 0, b"old", true));
+    let first = r.take_persist_batch().expect("the older transfer");
+    step(&mut r, chunk(newer, 0, b"ne", false));
+    let second = r
+        .take_persist_batch()
+        .expect("the newer transfer's first chunk");
+    r.on_persisted(first.token, 0);
+    assert!(r.snapshot_installed(older, 0));
+    assert_eq!(r.incoming_snapshot(), Some((newer, 2)));
+    r.on_persisted(second.token, 0);
+    r.take_messages();
+    step(&mut r, chunk(newer, 2, b"w", true));
+    let last = r.take_persist_batch().expect("the final chunk is accepted");
+    assert_eq!(last.snapshot_to_install(), Some(newer));
+    r.on_persisted(last.token, 0);
+    assert!(r.snapshot_installed(newer, 0));
+    r.check_invariants();
+    assert_eq!(
+        r.take_messages(),
+        vec![snapshot_reply(2, 1, 3, newer, 0, true)]
+    );
+}
