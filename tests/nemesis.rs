@@ -4,7 +4,8 @@
 //! reaches every peer through a proxy the test owns, so single links can be cut. The
 //! recorded history must be linearizable, and after healing, killing every node and
 //! restarting, every acknowledged write must still be there (checked as final reads
-//! appended to the history).
+//! appended to the history), and every node must catch up with the leader's commit
+//! index.
 //!
 //! Each test runs for RAFTKV_NEMESIS_SECS seconds of faults (default 40; the two
 //! tests run in parallel). RAFTKV_NEMESIS_SNAPSHOT_ENTRIES=N gives every node
@@ -295,6 +296,34 @@ fn final_reads(cluster: &Cluster, rec: &Recorder) {
     }
 }
 
+/// Liveness after healing: every node applies all the leader had committed once the
+/// final reads were done (a follower stuck in a snapshot transfer never would).
+fn all_nodes_catch_up(cluster: &Cluster, seed: u64) {
+    let all: Vec<usize> = (0..cluster.addrs.len()).collect();
+    let commit = wait_for(Duration::from_secs(15), || {
+        let leader = cluster.wait_leader(&all, Duration::from_secs(1))?;
+        cluster
+            .status(leader)?
+            .get("commit_index")?
+            .parse::<u64>()
+            .ok()
+    })
+    .unwrap_or_else(|| panic!("no leader's commit index after the final reads"));
+    for i in all {
+        let caught_up = wait_for(Duration::from_secs(30), || {
+            let status = cluster.status(i)?;
+            let applied: u64 = status.get("applied_index")?.parse().ok()?;
+            (applied >= commit).then_some(())
+        });
+        assert!(
+            caught_up.is_some(),
+            "n{} never applied index {commit} after healing (RAFTKV_NEMESIS_SEED={seed}):\n{}",
+            i + 1,
+            cluster.logs()
+        );
+    }
+}
+
 /// Per kind of operation: (ok, failed, unknown).
 fn counts(ops: &[Operation]) -> String {
     let mut table: BTreeMap<&str, [usize; 3]> = BTreeMap::new();
@@ -427,6 +456,7 @@ fn run(n: usize, clients: usize, snapshot_default: Option<u64>) {
         cluster.start_node(i);
     }
     final_reads(&cluster, &rec);
+    all_nodes_catch_up(&cluster, seed);
     let history = rec.ops.lock().expect("history lock").clone();
     eprintln!(
         "nemesis {n} nodes: {} faults; {}",
