@@ -331,3 +331,20 @@ fn redirect_to_a_dead_leader_backs_off_instead_of_spinning() {
     let asked = follower.seen().len();
     assert!((3..=16).contains(&asked), "{asked} requests in 1 s");
 }
+
+#[test]
+fn a_redirect_to_an_address_the_client_cannot_reach_moves_on_through_the_list() {
+    // The follower reaches the leader through an address the client cannot use (a
+    // proxy, NAT); the client's own list has the leader's real address further on.
+    let leader = fake_node(2, |_, r| leader_answer(r));
+    let unreachable = dead_addr();
+    let follower = fake_node(1, move |_, _| {
+        Action::Reply(ClientResponse::NotLeader {
+            leader_id: Some(2),
+            leader_addr: Some(unreachable.clone()),
+        })
+    });
+    let mut c = client(&[&follower.addr, &leader.addr], 5000);
+    assert_eq!(c.put("k", "v"), Ok(()));
+    assert_eq!(write_ids(&leader.seen()).len(), 1);
+}

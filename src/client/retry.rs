@@ -2,6 +2,9 @@
 //! leader discovery through redirects, backoff inside a deadline, and the bookkeeping
 //! that decides whether a failed write's outcome is unknown.
 
+use std::collections::HashMap;
+
+use crate::raft::NodeId;
 use crate::sync::thread;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -70,6 +73,11 @@ pub(super) struct Transport {
     conn: Option<Conn>,
     /// Where to connect next before falling back to `addrs`: a redirect target.
     redirect: Option<String>,
+    /// Node id -> the address in `addrs` at which that node welcomed us. A redirect
+    /// names the leader by id and by the address *the follower* reaches it at (its
+    /// `--peers` entry, which may be a proxy or a NAT address the client cannot reach),
+    /// so an address the client reached itself is preferred.
+    reached: HashMap<NodeId, String>,
     /// Index into `addrs` of the next address to try. Invariant: `< addrs.len()`.
     next_addr: usize,
     /// True if the last connection attempt went to a redirect target rather than to
@@ -100,6 +108,7 @@ impl Transport {
             cluster,
             conn: None,
             redirect: None,
+            reached: HashMap::new(),
             next_addr: 0,
             last_open_was_redirect: false,
         }
@@ -132,7 +141,10 @@ impl Transport {
                 },
                 Step::NotSent(reason) => {
                     state.last_reason = reason;
-                    !self.last_open_was_redirect && self.rotate()
+                    // After a failed redirect, move on through the list too: going back
+                    // to the follower that redirected us would only repeat the redirect.
+                    let wrapped = self.rotate();
+                    wrapped && !self.last_open_was_redirect
                 }
                 Step::Lost { reason, pause } => {
                     state.maybe_reached = true;
@@ -167,7 +179,8 @@ impl Transport {
             } => {
                 self.conn = None;
                 state.last_reason = format!("redirected to leader {leader_id:?}");
-                match leader_addr {
+                let known = leader_id.and_then(|id| self.reached.get(&id).cloned());
+                match known.or(leader_addr) {
                     Some(addr) => {
                         self.redirect = Some(addr);
                         Err(false)
@@ -246,11 +259,16 @@ impl Transport {
         let mut stream = connect_with_timeout(&addr, wait)
             .map_err(|e| OpenFailure::NotSent(format!("connecting to {addr}: {e}")))?;
         match client_handshake(&mut stream, &self.cluster, HelloFrom::Client) {
-            Ok(_node_id) => Ok(Conn {
-                stream,
-                addr,
-                reused: false,
-            }),
+            Ok(node_id) => {
+                if !self.last_open_was_redirect {
+                    self.reached.insert(node_id, addr.clone());
+                }
+                Ok(Conn {
+                    stream,
+                    addr,
+                    reused: false,
+                })
+            }
             Err(e) => Err(handshake_failure(&addr, e)),
         }
     }

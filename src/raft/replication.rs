@@ -192,6 +192,24 @@ impl Raft {
         self.release_held_reads();
     }
 
+    /// A valid AppendEntries or InstallSnapshot of the current term came from `leader`:
+    /// follow it (a candidate of this term steps down, §5.2) and push the election
+    /// deadline back.
+    pub(super) fn follow_leader_of_current_term(&mut self, leader: NodeId) {
+        assert_ne!(
+            self.role,
+            Role::Leader,
+            "two leaders in term {}: {} and {leader}",
+            self.current_term,
+            self.config.id,
+        );
+        if self.role == Role::Candidate {
+            self.become_follower(self.current_term, Some(leader));
+        }
+        self.leader = Some(leader);
+        self.reset_election_deadline();
+    }
+
     /// Follower side of AppendEntries of the current term (§5.3).
     pub(super) fn handle_append_entries(&mut self, msg: Message) {
         let MessageBody::AppendEntries {
@@ -204,22 +222,10 @@ impl Raft {
         else {
             return;
         };
-        assert_ne!(
-            self.role,
-            Role::Leader,
-            "two leaders in term {}: {} and {}",
-            self.current_term,
-            self.config.id,
-            msg.from
-        );
         if !well_formed(prev_log_index, prev_log_term, msg.term, &entries) {
             return; // a malformed message is dropped like a lost one
         }
-        if self.role == Role::Candidate {
-            self.become_follower(self.current_term, Some(msg.from));
-        }
-        self.leader = Some(msg.from);
-        self.reset_election_deadline();
+        self.follow_leader_of_current_term(msg.from);
         let covered = prev_log_index + entries.len() as Index;
         let Some((prev_log_index, prev_log_term, entries)) =
             self.skip_compacted(prev_log_index, prev_log_term, entries)

@@ -147,22 +147,10 @@ impl Raft {
         else {
             return;
         };
-        assert_ne!(
-            self.role,
-            Role::Leader,
-            "two leaders in term {}: {} and {}",
-            self.current_term,
-            self.config.id,
-            msg.from
-        );
         if last.term > msg.term || last.index == 0 {
             return; // malformed: dropped like a lost message
         }
-        if self.role == Role::Candidate {
-            self.become_follower(self.current_term, Some(msg.from));
-        }
-        self.leader = Some(msg.from);
-        self.reset_election_deadline();
+        self.follow_leader_of_current_term(msg.from);
         if last.index <= self.commit_index {
             // Our committed prefix already covers it, and committed prefixes agree
             // (§5.4 Log Matching): nothing to install.
