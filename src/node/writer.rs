@@ -76,14 +76,15 @@ fn persist_batch(
     batch: PersistBatch,
 ) -> Result<(), StorageError> {
     persist(storage, &batch)?;
+    let install = batch.snapshot_to_install();
     {
         let mut core = shared.lock_core();
         core.raft.on_persisted(batch.token, shared.now_ms());
         shared.route(batch.messages);
         shared.dispatch(&mut core);
     }
-    match batch.snapshot_chunks.iter().find(|c| c.done) {
-        Some(last_chunk) => install_received(shared, storage, last_chunk.last),
+    match install {
+        Some(last) => install_received(shared, storage, last),
         None => Ok(()),
     }
 }

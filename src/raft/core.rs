@@ -64,12 +64,27 @@ pub struct PersistBatch {
     pub messages: Vec<Message>,
     /// Chunks of a snapshot being received, in order, to write to a temporary file
     /// (not necessarily synced: the file only counts once the final chunk is written,
-    /// the file synced and checked, and installed). A chunk with `done` set ends the
-    /// transfer: after this batch the runtime checks and installs the file, then calls
+    /// the file synced and checked, and installed); a chunk at offset 0 starts the file
+    /// over. If [`PersistBatch::snapshot_to_install`] names a snapshot, after this batch
+    /// the runtime checks and installs the file, then calls
     /// [`Raft::snapshot_installed`] or [`Raft::snapshot_rejected`].
     pub snapshot_chunks: Vec<SnapshotChunk>,
     /// Identifies the batch to [`Raft::on_persisted`].
     pub token: PersistToken,
+}
+
+impl PersistBatch {
+    /// The snapshot whose transfer this batch completes: the last chunk's, if it is
+    /// final. A batch can hold a completed transfer followed by a newer one from
+    /// offset 0 (the leader moved to a newer snapshot before the first was
+    /// installed); the newer one's first chunk started the file over, so only the
+    /// batch's last transfer is still in the file, and only it may be installed.
+    pub fn snapshot_to_install(&self) -> Option<LogPosition> {
+        self.snapshot_chunks
+            .last()
+            .filter(|chunk| chunk.done)
+            .map(|chunk| chunk.last)
+    }
 }
 
 /// Proof handed back to [`Raft::on_persisted`] that a batch is durable.

@@ -225,10 +225,12 @@ impl Raft {
         self.commit_index = self.commit_index.max(last.index);
         let restore = self.last_applied < last.index;
         self.last_applied = self.last_applied.max(last.index);
-        if let Some(inc) = self.incoming.take() {
-            if inc.last == last {
-                self.reply_snapshot(inc.from, last, 0, true);
-            }
+        // A newer transfer accepted meanwhile (its chunks in a later batch) goes on:
+        // dropping it would make the leader start it over, or, if its final chunk
+        // was already accepted, leave it installed but never answered.
+        if let Some(inc) = self.incoming.filter(|inc| inc.last == last) {
+            self.incoming = None;
+            self.reply_snapshot(inc.from, last, 0, true);
         }
         restore
     }

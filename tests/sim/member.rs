@@ -71,10 +71,13 @@ impl Member {
         }
     }
 
-    /// Writes a received chunk where it goes (offset 0 starts over).
+    /// Writes a received chunk where it goes (offset 0 starts over). Like the
+    /// runtime's single `snapshot.recv`, a new transfer also discards a completed one
+    /// of the same batch that was not installed yet.
     pub fn receive_chunk(&mut self, chunk: &SnapshotChunk) {
         if chunk.offset == 0 {
             self.recv.clear();
+            self.pending_install = None;
         }
         assert_eq!(
             chunk.offset,

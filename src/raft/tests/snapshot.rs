@@ -303,3 +303,70 @@ fn an_append_below_the_base_is_matched_from_the_base() {
     assert_eq!(released, vec![ack(2, 1, 4, 0)]);
     assert_eq!(r.status().last_index, 4);
 }
+
+/// Seen under the nemesis (3 nodes, --snapshot-entries 500): a follower accepted the
+/// whole snapshot at 5502 and then, before its writer took the batch, the first and
+/// final chunk of a newer one at 7502. Both landed in one batch; the runtime wrote
+/// them in order (the second starting `snapshot.recv` over) and then tried to install
+/// the *first* completed transfer, found 7502 in the file and rejected it, which left
+/// Raft waiting forever for 7502 to be installed (a retry of 7502 is ignored as
+/// "installing it already"). Only the batch's last transfer may be installed.
+#[test]
+fn a_batch_with_two_completed_transfers_installs_the_last() {
+    let mut r = node(2, 3, &[], 3);
+    let (older, newer) = (pos(3, 5), pos(3, 7));
+    step(&mut r, chunk(older, 0, b"old", true));
+    step(&mut r, chunk(newer, 0, b"new", true));
+    let batch = r.take_persist_batch().expect("a batch with both transfers");
+    assert_eq!(batch.snapshot_chunks.len(), 2);
+    assert_eq!(batch.snapshot_to_install(), Some(newer));
+    r.on_persisted(batch.token, 0);
+    assert!(r.snapshot_installed(newer, 0));
+    r.check_invariants();
+    assert_eq!(r.log_base(), newer);
+    assert_eq!(
+        r.take_messages(),
+        vec![snapshot_reply(2, 1, 3, newer, 0, true)],
+        "the leader learns the newer snapshot is in"
+    );
+}
+
+#[test]
+fn a_batch_that_starts_a_newer_transfer_installs_nothing() {
+    let mut r = node(2, 3, &[], 3);
+    step(&mut r, chunk(pos(3, 5), 0, b"old", true));
+    step(&mut r, chunk(pos(3, 7), 0, b"ne", false));
+    let batch = r.take_persist_batch().expect("a batch with both chunks");
+    assert_eq!(batch.snapshot_to_install(), None);
+    assert_eq!(r.incoming_snapshot(), Some((pos(3, 7), 2)));
+}
+
+/// The cross-batch form of the case above: the writer installs 5 while a batch with
+/// the first chunk of 7 waits. The transfer of 7 must survive the install of 5 (it
+/// used to be dropped, and the leader told to start over at offset 0).
+#[test]
+fn installing_a_snapshot_keeps_a_newer_transfer_in_progress() {
+    let mut r = node(2, 3, &[], 3);
+    let (older, newer) = (pos(3, 5), pos(3, 7));
+    step(&mut r, chunk(older, 0, b"old", true));
+    let first = r.take_persist_batch().expect("the older transfer");
+    step(&mut r, chunk(newer, 0, b"ne", false));
+    let second = r
+        .take_persist_batch()
+        .expect("the newer transfer's first chunk");
+    r.on_persisted(first.token, 0);
+    assert!(r.snapshot_installed(older, 0));
+    assert_eq!(r.incoming_snapshot(), Some((newer, 2)));
+    r.on_persisted(second.token, 0);
+    r.take_messages();
+    step(&mut r, chunk(newer, 2, b"w", true));
+    let last = r.take_persist_batch().expect("the final chunk is accepted");
+    assert_eq!(last.snapshot_to_install(), Some(newer));
+    r.on_persisted(last.token, 0);
+    assert!(r.snapshot_installed(newer, 0));
+    r.check_invariants();
+    assert_eq!(
+        r.take_messages(),
+        vec![snapshot_reply(2, 1, 3, newer, 0, true)]
+    );
+}
