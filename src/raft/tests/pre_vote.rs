@@ -239,3 +239,21 @@ fn a_single_voter_skips_the_pre_vote() {
     r.tick(deadline);
     assert_eq!((r.role(), r.term()), (Role::Leader, 1));
 }
+
+#[test]
+fn a_pre_candidate_that_grants_a_real_vote_stops_asking() {
+    let mut r = pre_candidate();
+    r.take_messages();
+    let body = MessageBody::RequestVote {
+        last_log_index: 2,
+        last_log_term: 1,
+    };
+    step(&mut r, msg(3, 1, 1, body));
+    assert_eq!(
+        (r.role(), r.term(), r.voted_for()),
+        (Role::Follower, 1, Some(3))
+    );
+    // A late grant for term 2 no longer starts an election.
+    step(&mut r, pre_answer(2, 1, 2, true));
+    assert_eq!((r.role(), r.term()), (Role::Follower, 1));
+}
