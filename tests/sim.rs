@@ -356,6 +356,25 @@ fn backup_over_conflicting_entries() {
     });
 }
 
+/// One round of the MIT Figure 8 tests: every member that believes it leads gets a
+/// proposal, then time runs for a mostly short, sometimes long pause. Returns the last
+/// member that accepted a proposal.
+fn figure8_round(c: &mut Cluster) -> Option<NodeId> {
+    let mut leader = None;
+    for id in c.leaders() {
+        if c.propose_new(id, 8).is_ok() {
+            leader = Some(id);
+        }
+    }
+    let pause = if c.rng.gen_bool(0.1) {
+        c.rng.gen_range(0..275)
+    } else {
+        c.rng.gen_range(0..13)
+    };
+    c.run_for(pause);
+    leader
+}
+
 /// TestFigure8: leaders crash right after proposing, losing unpersisted state, while
 /// fewer than a majority may be down; the log must still converge.
 #[test]
@@ -370,18 +389,7 @@ fn figure8_with_crashes() {
         scenario("figure8_with_crashes", seed, opts.clone(), |c| {
             c.one(1, ONE_MS);
             for _ in 0..1000 {
-                let mut leader = None;
-                for id in c.leaders() {
-                    if c.propose_new(id, 8).is_ok() {
-                        leader = Some(id);
-                    }
-                }
-                let pause = if c.rng.gen_bool(0.1) {
-                    c.rng.gen_range(0..275)
-                } else {
-                    c.rng.gen_range(0..13)
-                };
-                c.run_for(pause);
+                let leader = figure8_round(c);
                 if let Some(id) = leader.filter(|&id| c.member(id).is_up()) {
                     c.crash(id);
                 }
@@ -518,18 +526,7 @@ fn figure8_unreliable() {
         };
         let mut connected: Vec<NodeId> = (1..=5).collect();
         for _ in 0..1000 {
-            let mut leader = None;
-            for id in c.leaders() {
-                if c.propose_new(id, 8).is_ok() {
-                    leader = Some(id);
-                }
-            }
-            let pause = if c.rng.gen_bool(0.1) {
-                c.rng.gen_range(0..275)
-            } else {
-                c.rng.gen_range(0..13)
-            };
-            c.run_for(pause);
+            let leader = figure8_round(c);
             if let Some(id) = leader.filter(|id| connected.contains(id) && c.rng.gen_bool(0.5)) {
                 connected.retain(|&x| x != id);
             }

@@ -48,6 +48,11 @@ pub(super) fn log_of(terms: &[Term]) -> Vec<Entry> {
 
 /// A follower recovered with `terms` as its (durable) log, in `term`, at time 0.
 pub(super) fn node(id: NodeId, n: u64, terms: &[Term], term: Term) -> Raft {
+    node_with(config(id, n), terms, term)
+}
+
+/// Like [`node`], with the given configuration.
+pub(super) fn node_with(cfg: Config, terms: &[Term], term: Term) -> Raft {
     let initial = InitialState {
         hard_state: HardState {
             current_term: term,
@@ -56,7 +61,7 @@ pub(super) fn node(id: NodeId, n: u64, terms: &[Term], term: Term) -> Raft {
         log_base: LogPosition::default(),
         entries: log_of(terms),
     };
-    Raft::new(config(id, n), initial, 7, 0)
+    Raft::new(cfg, initial, 7, 0)
 }
 
 /// Takes every persist batch, confirms it, and returns the messages it released.

@@ -5,19 +5,11 @@ use super::*;
 
 /// A follower like [`node`], with pre-vote on.
 fn pv_node(id: NodeId, n: u64, terms: &[Term], term: Term) -> Raft {
-    let initial = InitialState {
-        hard_state: HardState {
-            current_term: term,
-            voted_for: None,
-        },
-        log_base: LogPosition::default(),
-        entries: log_of(terms),
-    };
     let cfg = Config {
         pre_vote: true,
         ..config(id, n)
     };
-    Raft::new(cfg, initial, 7, 0)
+    node_with(cfg, terms, term)
 }
 
 fn pre_vote(from: NodeId, to: NodeId, term: Term, last: (Term, Index)) -> Message {
