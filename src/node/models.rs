@@ -148,6 +148,42 @@ fn shuttle_signal_handoff_loses_no_wakeup() {
     });
 }
 
+/// `Signal::notify_one` skips the syscall when nobody waits: every item must still
+/// reach a consumer that went to sleep just before it was queued. Only `notify_one`
+/// can wake the consumer here (no shutdown `notify_all` to rescue a lost wake-up), so a
+/// wrong waiter count deadlocks the model.
+#[test]
+fn shuttle_signal_notify_one_reaches_a_sleeping_waiter() {
+    explore(|| {
+        let state = Arc::new(Mutex::new(Work {
+            pending: 0,
+            taken: 0,
+            shutdown: false,
+        }));
+        let signal = Arc::new(Signal::new("work_wanted"));
+        let consumer = {
+            let (state, signal) = (Arc::clone(&state), Arc::clone(&signal));
+            thread::spawn(move || {
+                let mut guard = lock_io_free(&state, "model");
+                while guard.taken < 3 {
+                    if guard.pending > 0 {
+                        guard.pending -= 1;
+                        guard.taken += 1;
+                        continue;
+                    }
+                    guard = signal.wait(guard);
+                }
+            })
+        };
+        for _ in 0..3 {
+            let mut guard = lock_io_free(&state, "model");
+            guard.pending += 1;
+            signal.notify_one();
+        }
+        consumer.join().expect("consumer");
+    });
+}
+
 /// Shutdown wakes every kind of waiter at once: a thread on a Signal, a replicator on
 /// its outbox, and a client connection on its completion.
 #[test]

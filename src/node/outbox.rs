@@ -28,6 +28,10 @@ struct State {
     queue: VecDeque<Message>,
     closed: bool,
     dropped: u64,
+    /// The replicator is inside `wait_take`'s wait: only then does `push` notify (a
+    /// notify is a futex syscall even with nobody waiting, and a busy replicator, still
+    /// writing its last batch, takes the new messages on its next round anyway).
+    waiting: bool,
 }
 
 /// What a replicator gets from [`Outbox::wait_take`].
@@ -55,6 +59,7 @@ impl Outbox {
                 queue: VecDeque::new(),
                 closed: false,
                 dropped: 0,
+                waiting: false,
             }),
             ready: Condvar::new(),
         }
@@ -75,7 +80,9 @@ impl Outbox {
             state.queue.pop_front();
             state.dropped += 1;
         }
-        self.ready.notify_one();
+        if state.waiting {
+            self.ready.notify_one();
+        }
     }
 
     /// Waits up to `timeout` for messages and takes at most `max` of them.
@@ -94,10 +101,12 @@ impl Outbox {
             if now >= deadline {
                 return Take::TimedOut;
             }
+            state.waiting = true;
             state = match self.ready.wait_timeout(state, deadline - now) {
                 Ok((guard, _)) => guard,
                 Err(p) => p.into_inner().0,
             };
+            state.waiting = false;
         }
     }
 

@@ -4,9 +4,19 @@
 //! and one predicate. Waiters loop on the predicate (std's Condvar may wake spuriously);
 //! the thread that makes the predicate true notifies while holding that mutex, so a
 //! wake-up cannot fall between a waiter's check and its wait.
+//!
+//! A `Signal` counts its waiters, and [`Signal::notify_one`] makes no syscall when
+//! nobody waits. std's futex Condvar calls `futex_wake` on every notify, and the busy
+//! paths notify on every proposal (the writer, the applier) while those threads are
+//! usually awake and working: at 64 clients that was several syscalls per write. The
+//! count is changed only while the paired mutex is held (a waiter adds itself before it
+//! releases the mutex in `wait` and removes itself after re-taking it), and a notifier
+//! reads it while holding that mutex, so it sees every waiter that could have missed the
+//! new predicate.
 
 use std::time::Duration;
 
+use super::atomic::{AtomicUsize, Ordering};
 use super::io_check::IoFreeGuard;
 use super::Condvar;
 
@@ -14,6 +24,9 @@ use super::Condvar;
 pub struct Signal {
     name: &'static str,
     cv: Condvar,
+    /// Threads inside `wait`/`wait_timeout`; changed and read only under the paired
+    /// mutex (an atomic so that `&self` can change it).
+    waiters: AtomicUsize,
 }
 
 impl Signal {
@@ -22,6 +35,7 @@ impl Signal {
         Signal {
             name,
             cv: Condvar::new(),
+            waiters: AtomicUsize::new(0),
         }
     }
 
@@ -33,10 +47,12 @@ impl Signal {
     /// Releases the lock, waits for a notification (or a spurious wake-up), re-takes it.
     pub fn wait<'a, T>(&self, guard: IoFreeGuard<'a, T>) -> IoFreeGuard<'a, T> {
         let name = self.name;
+        self.waiters.fetch_add(1, Ordering::SeqCst);
         let (guard, ()) = guard.with_released(|raw| match self.cv.wait(raw) {
             Ok(raw) => (raw, ()),
             Err(_) => panic!("mutex of signal {name} poisoned"),
         });
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
         guard
     }
 
@@ -48,15 +64,22 @@ impl Signal {
         timeout: Duration,
     ) -> (IoFreeGuard<'a, T>, bool) {
         let name = self.name;
-        guard.with_released(|raw| match self.cv.wait_timeout(raw, timeout) {
-            Ok((raw, result)) => (raw, result.timed_out()),
-            Err(_) => panic!("mutex of signal {name} poisoned"),
-        })
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let (guard, timed_out) =
+            guard.with_released(|raw| match self.cv.wait_timeout(raw, timeout) {
+                Ok((raw, result)) => (raw, result.timed_out()),
+                Err(_) => panic!("mutex of signal {name} poisoned"),
+            });
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        (guard, timed_out)
     }
 
-    /// Wakes one waiter.
+    /// Wakes one waiter, if any thread waits. Call with the paired mutex held, after
+    /// making the predicate true under it.
     pub fn notify_one(&self) {
-        self.cv.notify_one();
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            self.cv.notify_one();
+        }
     }
 
     /// Wakes every waiter (shutdown).
