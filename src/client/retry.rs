@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use crate::raft::NodeId;
 use crate::sync::thread;
+use std::io::BufReader;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -25,7 +26,13 @@ const BACKOFF_MAX: Duration = Duration::from_millis(500);
 
 /// An open, greeted connection.
 struct Conn {
-    stream: TcpStream,
+    /// The socket, read through a buffer: a response costs one `recv`, not one for the
+    /// length and one for the body. Requests are written to `stream.get_ref()`.
+    stream: BufReader<TcpStream>,
+    /// The read and write timeout last set on the socket: setting them is two
+    /// syscalls, skipped while the per-try wait stays the same (it is
+    /// [`MAX_WAIT_PER_TRY`] until the call's last try).
+    timeout: Option<Duration>,
     /// The address it was opened with.
     addr: String,
     /// True once a response arrived on it: a failure on a reused connection may just
@@ -215,12 +222,15 @@ impl Transport {
         let Some(wait) = wait_until(deadline) else {
             return Step::NotSent("deadline passed".to_string());
         };
-        if let Err(e) = set_timeouts(&conn.stream, wait) {
-            return Step::NotSent(format!("cannot set socket timeouts: {e}"));
+        if conn.timeout != Some(wait) {
+            if let Err(e) = set_timeouts(conn.stream.get_ref(), wait) {
+                return Step::NotSent(format!("cannot set socket timeouts: {e}"));
+            }
+            conn.timeout = Some(wait);
         }
         // An error here means the frame was not completely written: it cannot have
         // been decoded, let alone applied.
-        if let Err(e) = write_frame(&mut conn.stream, request) {
+        if let Err(e) = write_frame(&mut conn.stream.get_ref(), request) {
             return Step::NotSent(format!("sending request: {e}"));
         }
         match read_frame(&mut conn.stream, MAX_FRAME_BYTES) {
@@ -264,7 +274,8 @@ impl Transport {
                     self.reached.insert(node_id, addr.clone());
                 }
                 Ok(Conn {
-                    stream,
+                    stream: BufReader::new(stream),
+                    timeout: None,
                     addr,
                     reused: false,
                 })
