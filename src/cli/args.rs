@@ -77,8 +77,10 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 1000)]
     pub request_timeout_ms: u64,
     /// Take a snapshot and compact the log once this many entries were applied since
-    /// the last snapshot.
-    #[arg(long, default_value_t = 10_000)]
+    /// the last snapshot (each node waits up to a quarter more, at random, so that the
+    /// members do not all pause their log writes for a snapshot at once). etcd's
+    /// default --snapshot-count is the same 100,000.
+    #[arg(long, default_value_t = 100_000)]
     pub snapshot_entries: u64,
     /// Take a snapshot once this many bytes of commands were applied since the last
     /// snapshot (whichever threshold is reached first).

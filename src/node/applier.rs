@@ -31,15 +31,37 @@ enum Work {
 }
 
 /// Progress towards the next snapshot.
-#[derive(Default)]
 struct SinceSnapshot {
     entries: u64,
     bytes: u64,
+    /// This round's thresholds: the configured ones stretched by a random factor in
+    /// [1, 1.25). Saving a snapshot holds up the writer's log appends for its write
+    /// (tens of ms for a few MB); members applying the same entries with the same
+    /// thresholds would all pause at once, and commits need a majority. Spread out,
+    /// at most one member pauses at a time and the others keep committing.
+    max_entries: u64,
+    max_bytes: u64,
+}
+
+impl SinceSnapshot {
+    fn start(shared: &Shared) -> SinceSnapshot {
+        let stretch = |n: u64| n.saturating_add((n as f64 * rand::random::<f64>() / 4.0) as u64);
+        SinceSnapshot {
+            entries: 0,
+            bytes: 0,
+            max_entries: stretch(shared.config.snapshot_entries),
+            max_bytes: stretch(shared.config.snapshot_bytes),
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.entries >= self.max_entries || self.bytes >= self.max_bytes
+    }
 }
 
 /// Runs until shutdown.
 pub fn run(shared: &Shared) {
-    let mut since = SinceSnapshot::default();
+    let mut since = SinceSnapshot::start(shared);
     while let Some(work) = next_work(shared) {
         match work {
             Work::Apply(entries) => {
@@ -53,7 +75,7 @@ pub fn run(shared: &Shared) {
             }
             Work::Restore(index, kv) => {
                 restore(shared, index, kv);
-                since = SinceSnapshot::default();
+                since = SinceSnapshot::start(shared);
             }
         }
     }
@@ -130,8 +152,7 @@ fn apply(shared: &Shared, entries: &[Entry]) -> Vec<Applied> {
 
 /// Takes a snapshot at `last` if a threshold is passed and none is in progress.
 fn maybe_snapshot(shared: &Shared, since: &mut SinceSnapshot, last: &Entry) {
-    let config = &shared.config;
-    if since.entries < config.snapshot_entries && since.bytes < config.snapshot_bytes {
+    if !since.due() {
         return;
     }
     if shared.lock_core().snapshot_in_progress {
@@ -152,7 +173,7 @@ fn maybe_snapshot(shared: &Shared, since: &mut SinceSnapshot, last: &Entry) {
         term: last.term,
         index: last.index,
     };
-    *since = SinceSnapshot::default();
+    *since = SinceSnapshot::start(shared);
     let mut core = shared.lock_core();
     core.snapshot_in_progress = true;
     core.snapshot_job = Some(SnapshotJob {

@@ -59,7 +59,7 @@ impl NodeConfig {
             request_timeout_ms: 1000,
             max_connections: 1024,
             log_level: Level::Info,
-            snapshot_entries: 10_000,
+            snapshot_entries: 100_000,
             snapshot_bytes: 64 << 20,
             snapshot_chunk_bytes: 1 << 20,
         }
