@@ -36,6 +36,9 @@ struct Link {
     peer: NodeId,
     addr: String,
     stream: Option<TcpStream>,
+    /// The write timeout last set on `stream` (setting it is a syscall; most batches
+    /// are small and keep the base timeout).
+    write_timeout: Option<Duration>,
     /// The encoded batch being sent; reused across sends to avoid an allocation each.
     out: Vec<u8>,
     backoff: Duration,
@@ -52,6 +55,7 @@ pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
         peer,
         addr,
         stream: None,
+        write_timeout: None,
         out: Vec::new(),
         backoff: MIN_BACKOFF,
         next_attempt: Instant::now(),
@@ -106,6 +110,7 @@ fn connect(shared: &Shared, link: &mut Link) -> bool {
                 link.peer, link.addr
             ));
             link.stream = Some(stream);
+            link.write_timeout = None;
             link.backoff = MIN_BACKOFF;
             link.down_logged = false;
             true
@@ -132,9 +137,13 @@ fn send(link: &mut Link, messages: &[Message]) -> Result<(), net::NetError> {
         return Ok(());
     };
     let bytes: usize = messages.iter().map(message_bytes).sum();
-    stream
-        .set_write_timeout(Some(write_timeout(bytes)))
-        .map_err(net::NetError::from)?;
+    let timeout = write_timeout(bytes);
+    if link.write_timeout != Some(timeout) {
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(net::NetError::from)?;
+        link.write_timeout = Some(timeout);
+    }
     link.out.clear();
     for message in messages {
         net::encode_frame(&mut link.out, message)?;
