@@ -104,40 +104,67 @@ struct Work {
     shutdown: bool,
 }
 
+impl Work {
+    fn shared() -> Arc<Mutex<Work>> {
+        Arc::new(Mutex::new(Work {
+            pending: 0,
+            taken: 0,
+            shutdown: false,
+        }))
+    }
+
+    /// The consumer's step: takes one queued item if there is one.
+    fn take_one(&mut self) -> bool {
+        if self.pending == 0 {
+            return false;
+        }
+        self.pending -= 1;
+        self.taken += 1;
+        true
+    }
+}
+
+/// The consumer's side (the writer's or applier's loop): takes items while any are
+/// queued; once none are, returns how many it took if `done` holds, else waits.
+fn spawn_consumer(
+    state: &Arc<Mutex<Work>>,
+    signal: &Arc<Signal>,
+    done: fn(&Work) -> bool,
+) -> thread::JoinHandle<u32> {
+    let (state, signal) = (Arc::clone(state), Arc::clone(signal));
+    thread::spawn(move || {
+        let mut guard = lock_io_free(&state, "model");
+        loop {
+            if guard.take_one() {
+                continue;
+            }
+            if done(&guard) {
+                return guard.taken;
+            }
+            guard = signal.wait(guard);
+        }
+    })
+}
+
+/// The producer's side: queues `n` items, each under the lock with a `notify_one`.
+fn produce(state: &Mutex<Work>, signal: &Signal, n: u32) {
+    for _ in 0..n {
+        let mut guard = lock_io_free(state, "model");
+        guard.pending += 1;
+        signal.notify_one();
+    }
+}
+
 /// The writer/applier pattern: a producer changes state and notifies under the lock;
 /// the consumer loops on the predicate. Every item is taken before shutdown completes,
 /// or shutdown wakes the consumer: it never sleeps forever.
 #[test]
 fn shuttle_signal_handoff_loses_no_wakeup() {
     explore(|| {
-        let state = Arc::new(Mutex::new(Work {
-            pending: 0,
-            taken: 0,
-            shutdown: false,
-        }));
+        let state = Work::shared();
         let signal = Arc::new(Signal::new("work_wanted"));
-        let consumer = {
-            let (state, signal) = (Arc::clone(&state), Arc::clone(&signal));
-            thread::spawn(move || {
-                let mut guard = lock_io_free(&state, "model");
-                loop {
-                    if guard.pending > 0 {
-                        guard.pending -= 1;
-                        guard.taken += 1;
-                        continue;
-                    }
-                    if guard.shutdown {
-                        return guard.taken;
-                    }
-                    guard = signal.wait(guard);
-                }
-            })
-        };
-        for _ in 0..2 {
-            let mut guard = lock_io_free(&state, "model");
-            guard.pending += 1;
-            signal.notify_one();
-        }
+        let consumer = spawn_consumer(&state, &signal, |work| work.shutdown);
+        produce(&state, &signal, 2);
         {
             let mut guard = lock_io_free(&state, "model");
             guard.shutdown = true;
@@ -155,32 +182,11 @@ fn shuttle_signal_handoff_loses_no_wakeup() {
 #[test]
 fn shuttle_signal_notify_one_reaches_a_sleeping_waiter() {
     explore(|| {
-        let state = Arc::new(Mutex::new(Work {
-            pending: 0,
-            taken: 0,
-            shutdown: false,
-        }));
+        let state = Work::shared();
         let signal = Arc::new(Signal::new("work_wanted"));
-        let consumer = {
-            let (state, signal) = (Arc::clone(&state), Arc::clone(&signal));
-            thread::spawn(move || {
-                let mut guard = lock_io_free(&state, "model");
-                while guard.taken < 3 {
-                    if guard.pending > 0 {
-                        guard.pending -= 1;
-                        guard.taken += 1;
-                        continue;
-                    }
-                    guard = signal.wait(guard);
-                }
-            })
-        };
-        for _ in 0..3 {
-            let mut guard = lock_io_free(&state, "model");
-            guard.pending += 1;
-            signal.notify_one();
-        }
-        consumer.join().expect("consumer");
+        let consumer = spawn_consumer(&state, &signal, |work| work.taken == 3);
+        produce(&state, &signal, 3);
+        assert_eq!(consumer.join().expect("consumer"), 3);
     });
 }
 
@@ -189,11 +195,7 @@ fn shuttle_signal_notify_one_reaches_a_sleeping_waiter() {
 #[test]
 fn shuttle_shutdown_unblocks_every_waiter() {
     explore(|| {
-        let state = Arc::new(Mutex::new(Work {
-            pending: 0,
-            taken: 0,
-            shutdown: false,
-        }));
+        let state = Work::shared();
         let signal = Arc::new(Signal::new("tick_wanted"));
         let outbox = Arc::new(Outbox::new());
         let done: Completion<&'static str> = Completion::new();
