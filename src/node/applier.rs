@@ -37,8 +37,8 @@ struct SinceSnapshot {
     /// This round's thresholds: the configured ones stretched by a random factor in
     /// [1, 1.25). Saving a snapshot holds up the writer's log appends for its write
     /// (tens of ms for a few MB); members applying the same entries with the same
-    /// thresholds would all pause at once, and commits need a majority. Spread out,
-    /// at most one member pauses at a time and the others keep committing.
+    /// thresholds would all pause at once, and commits need a majority. Spread out at
+    /// random, two members rarely pause together, and the others keep committing.
     max_entries: u64,
     max_bytes: u64,
 }

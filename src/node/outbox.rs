@@ -3,8 +3,10 @@
 //! consumer).
 //!
 //! Waits on: `ready`, paired with `state`. Notified by: `push` (new messages: entries,
-//! commit advance, heartbeats, responses) and `close` (shutdown). The inner lock is
-//! taken after the core lock (lock order: core, then outbox) and never the other way.
+//! commit advance, heartbeats, responses), only while the replicator is inside its wait
+//! (`State::waiting`, set and read under the lock), and `close` (shutdown). The inner
+//! lock is taken after the core lock (lock order: core, then outbox) and never the
+//! other way.
 
 use std::collections::VecDeque;
 use std::time::Duration;
