@@ -51,10 +51,14 @@ impl<T> Completion<T> {
     /// outcome is the one reported.
     pub fn complete(&self, value: T) {
         let mut slot = lock(&self.inner.value);
-        if slot.is_none() {
-            *slot = Some(value);
-            self.inner.filled.notify_all();
+        if slot.is_some() {
+            return;
         }
+        *slot = Some(value);
+        // Wake after unlocking: a waiter woken while the lock is still held would
+        // find it taken and go back to sleep on the mutex.
+        drop(slot);
+        self.inner.filled.notify_all();
     }
 
     /// Waits until the outcome is known or `deadline` passes (then `None`).
