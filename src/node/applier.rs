@@ -96,7 +96,9 @@ fn next_work(shared: &Shared) -> Option<Work> {
         }
         if core.raft.has_committed() {
             let entries = core.raft.take_committed(MAX_APPLY_BATCH);
-            shared.dispatch(&mut core);
+            let wakeups = shared.dispatch_deferred(&mut core);
+            drop(core);
+            wakeups.deliver(shared);
             return Some(Work::Apply(entries));
         }
         core = shared.apply_wanted.wait(core);
@@ -106,7 +108,7 @@ fn next_work(shared: &Shared) -> Option<Work> {
 /// Records the applied index and answers the writes and reads waiting for these
 /// entries.
 fn finish(shared: &Shared, results: &[Applied]) {
-    let decided = {
+    let wakeups = {
         let mut core = shared.lock_core();
         for (index, term, result) in results {
             core.pending.write_applied(*index, *term, result.as_ref());
@@ -119,9 +121,7 @@ fn finish(shared: &Shared, results: &[Applied]) {
     // Wake the waiting connection threads after releasing the core lock: each wake is a
     // futex syscall, and a batch of them under the lock held every other thread out
     // (the applier was the leader's busiest thread at 64 clients).
-    for done in decided {
-        done.complete();
-    }
+    wakeups.deliver(shared);
 }
 
 /// Applies entries to the KV store (KV lock only).

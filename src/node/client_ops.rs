@@ -50,7 +50,7 @@ fn shutting_down(outcome_unknown: bool) -> ClientResponse {
 /// Proposes a write on the leader and waits until it is applied.
 fn write(shared: &Shared, request: Request) -> ClientResponse {
     let done = Completion::new();
-    let position = {
+    let (position, wakeups) = {
         let mut core = shared.lock_core();
         if core.shutdown {
             return shutting_down(false);
@@ -70,9 +70,9 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
             Err(not_leader) => return redirect(shared, not_leader.leader),
         };
         core.pending.add_write(position, done.clone());
-        shared.dispatch(&mut core);
-        position
+        (position, shared.dispatch_deferred(&mut core))
     };
+    wakeups.deliver(shared);
     match done.wait_until(deadline(shared)) {
         Some(WriteOutcome::Applied(Ok(result))) => ClientResponse::Written(result),
         Some(WriteOutcome::Applied(Err(err))) => ClientResponse::Error {
@@ -106,7 +106,7 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
 /// machine has applied the commit index recorded for the read, then read locally.
 fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
     let done = Completion::new();
-    let read_id = {
+    let (read_id, wakeups) = {
         let mut core = shared.lock_core();
         if core.shutdown {
             return shutting_down(false);
@@ -117,9 +117,9 @@ fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
             return redirect(shared, not_leader.leader);
         }
         core.pending.add_read(read_id, done.clone());
-        shared.dispatch(&mut core);
-        read_id
+        (read_id, shared.dispatch_deferred(&mut core))
     };
+    wakeups.deliver(shared);
     match done.wait_until(deadline(shared)) {
         Some(ReadOutcome::Ready) => {
             ClientResponse::Value(shared.lock_kv().get(key).map(str::to_string))

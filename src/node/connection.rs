@@ -97,7 +97,7 @@ fn serve_peer(
         while batch.len() < MAX_MESSAGES_PER_STEP && net::frame_buffered(reader.buffer()) {
             batch.push(read_peer_message(shared, from, reader)?);
         }
-        let released = {
+        let wakeups = {
             let mut core = shared.lock_core();
             if core.shutdown {
                 return Ok(());
@@ -109,9 +109,7 @@ fn serve_peer(
             shared.dispatch_deferred(&mut core)
         };
         // A confirmed ReadIndex round releases many reads: wake them without the lock.
-        for decided in released {
-            decided.complete();
-        }
+        wakeups.deliver(shared);
     }
 }
 

@@ -155,6 +155,22 @@ fn produce(state: &Mutex<Work>, signal: &Signal, n: u32) {
     }
 }
 
+/// The producer's side as the busy paths run it (`Shared::dispatch_deferred`): queues
+/// `n` items, each time deciding under the lock whether the consumer waits, and
+/// notifying after releasing it.
+fn produce_notifying_after_unlock(state: &Mutex<Work>, signal: &Signal, n: u32) {
+    for _ in 0..n {
+        let wake = {
+            let mut guard = lock_io_free(state, "model");
+            guard.pending += 1;
+            signal.has_waiters()
+        };
+        if wake {
+            signal.notify_one_unlocked();
+        }
+    }
+}
+
 /// The writer/applier pattern: a producer changes state and notifies under the lock;
 /// the consumer loops on the predicate. Every item is taken before shutdown completes,
 /// or shutdown wakes the consumer: it never sleeps forever.
@@ -186,6 +202,20 @@ fn shuttle_signal_notify_one_reaches_a_sleeping_waiter() {
         let signal = Arc::new(Signal::new("work_wanted"));
         let consumer = spawn_consumer(&state, &signal, |work| work.taken == 3);
         produce(&state, &signal, 3);
+        assert_eq!(consumer.join().expect("consumer"), 3);
+    });
+}
+
+/// A notify delivered after the lock is released still reaches a consumer counted as
+/// waiting under it: only these notifies can wake the consumer, so a lost one
+/// deadlocks the model.
+#[test]
+fn shuttle_signal_notify_after_unlock_reaches_a_sleeping_waiter() {
+    explore(|| {
+        let state = Work::shared();
+        let signal = Arc::new(Signal::new("work_wanted"));
+        let consumer = spawn_consumer(&state, &signal, |work| work.taken == 3);
+        produce_notifying_after_unlock(&state, &signal, 3);
         assert_eq!(consumer.join().expect("consumer"), 3);
     });
 }

@@ -4,7 +4,9 @@
 //!
 //! Waits on: `ready`, paired with `state`. Notified by: `push` (new messages: entries,
 //! commit advance, heartbeats, responses), only while the replicator is inside its wait
-//! (`State::waiting`, set and read under the lock), and `close` (shutdown). The inner
+//! and not yet notified (`State::waiting`, set by the replicator and cleared by the
+//! notifying push, under the lock; the notify itself comes after the lock is released),
+//! and `close` (shutdown). The inner
 //! lock is taken after the core lock (lock order: core, then outbox) and never the
 //! other way.
 
@@ -30,9 +32,10 @@ struct State {
     queue: VecDeque<Message>,
     closed: bool,
     dropped: u64,
-    /// The replicator is inside `wait_take`'s wait: only then does `push` notify (a
-    /// notify is a futex syscall even with nobody waiting, and a busy replicator, still
-    /// writing its last batch, takes the new messages on its next round anyway).
+    /// The replicator is inside `wait_take`'s wait and no push has notified it yet:
+    /// only then does `push` notify (a notify is a futex syscall even with nobody
+    /// waiting, a busy replicator, still writing its last batch, takes the new messages
+    /// on its next round anyway, and one notify is enough to wake a waiting one).
     waiting: bool,
 }
 
@@ -82,7 +85,10 @@ impl Outbox {
             state.queue.pop_front();
             state.dropped += 1;
         }
-        if state.waiting {
+        let wake = std::mem::replace(&mut state.waiting, false);
+        // Notify after unlocking: the woken replicator's first step is to take this lock.
+        drop(state);
+        if wake {
             self.ready.notify_one();
         }
     }

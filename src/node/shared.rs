@@ -24,6 +24,40 @@ use crate::raft::{Message, NodeId, Role};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{lock_io_free, IoFreeGuard, Mutex, MutexGuard, Signal};
 
+/// The wake-ups one [`Shared::dispatch_deferred`] decided under the core lock, to be
+/// delivered after releasing it. Each flag is set only if the thread was waiting on its
+/// Signal then (counted under the core lock, so the later notify still reaches it).
+#[must_use = "the wake-ups must be delivered once the core lock is released"]
+pub struct Wakeups {
+    /// Notify `persist_wanted` (the log writer).
+    writer: bool,
+    /// Notify `apply_wanted` (the applier).
+    applier: bool,
+    /// Notify `tick_wanted` (the election timer).
+    timer: bool,
+    /// Requests whose outcome is decided: their connection threads wait on them.
+    decided: Vec<Decided>,
+}
+
+impl Wakeups {
+    /// Wakes the threads. Call after releasing the core lock (or, on rare paths, with
+    /// it held: correct, only slower).
+    pub fn deliver(self, shared: &Shared) {
+        if self.writer {
+            shared.persist_wanted.notify_one_unlocked();
+        }
+        if self.applier {
+            shared.apply_wanted.notify_one_unlocked();
+        }
+        if self.timer {
+            shared.tick_wanted.notify_one_unlocked();
+        }
+        for decided in self.decided {
+            decided.complete();
+        }
+    }
+}
+
 /// State shared by all threads of one node.
 pub struct Shared {
     /// The node's configuration, fixed at start.
@@ -35,14 +69,16 @@ pub struct Shared {
     /// The Raft mutex: the consensus state and the requests waiting on it.
     pub core: Mutex<CoreState>,
     /// Paired with `core`. The log writer waits here while Raft has nothing to persist.
-    /// Notified by `dispatch` when Raft has persist work, and by shutdown.
+    /// Notified through `dispatch` (a [`Wakeups`]) when Raft has persist work, and by
+    /// shutdown.
     pub persist_wanted: Signal,
     /// Paired with `core`. The applier waits here while nothing is committed and
-    /// unapplied. Notified by `dispatch` when Raft has committed entries, and by shutdown.
+    /// unapplied. Notified through `dispatch` (a [`Wakeups`]) when Raft has committed
+    /// entries, and by shutdown.
     pub apply_wanted: Signal,
     /// Paired with `core`. The election timer sleeps here until Raft's next tick is due.
-    /// Notified by `dispatch` when the next tick moved earlier than the timer's sleep,
-    /// and by shutdown.
+    /// Notified through `dispatch` (a [`Wakeups`]) when the next tick moved earlier than
+    /// the timer's sleep, and by shutdown.
     pub tick_wanted: Signal,
     /// The replicated state machine. Taken after `core` when both are held.
     pub kv: Mutex<KvStore>,
@@ -121,34 +157,32 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Hands Raft's outputs to the threads that act on them. Call with the core lock
-    /// held after anything that may have changed Raft.
+    /// Hands Raft's outputs to the threads that act on them, waking them at once. Call
+    /// with the core lock held after anything that may have changed Raft. For the
+    /// paths that run once per request or per batch, prefer
+    /// [`Shared::dispatch_deferred`].
     pub fn dispatch(&self, core: &mut CoreState) {
-        for decided in self.dispatch_deferred(core) {
-            decided.complete();
-        }
+        self.dispatch_deferred(core).deliver(self);
     }
 
-    /// [`Shared::dispatch`], except that the requests whose outcome is now decided
-    /// (writes applied, reads confirmed or released by the applier) are returned
-    /// instead of woken: the caller completes every one after releasing the core lock,
-    /// so a batch of wake-ups (a futex syscall each) does not hold every other thread
-    /// out of Raft. Used by the applier and the peer connection threads.
-    #[must_use = "every decided request must be completed"]
-    pub fn dispatch_deferred(&self, core: &mut CoreState) -> Vec<Decided> {
+    /// [`Shared::dispatch`], except that the wake-ups it decides are returned instead
+    /// of delivered: the caller releases the core lock, then calls
+    /// [`Wakeups::deliver`]. A thread woken while the waker still holds the core lock
+    /// wants that lock first, finds it taken and sleeps again on it (two more context
+    /// switches); and a batch of decided requests (a futex syscall each) would hold
+    /// every other thread out of Raft.
+    #[must_use = "the wake-ups must be delivered once the core lock is released"]
+    pub fn dispatch_deferred(&self, core: &mut CoreState) -> Wakeups {
         self.log_role_change(core);
         self.route(core.raft.take_messages());
         self.release_reads(core);
-        if core.raft.has_persist_work() {
-            self.persist_wanted.notify_one();
+        Wakeups {
+            writer: core.raft.has_persist_work() && self.persist_wanted.has_waiters(),
+            applier: core.raft.has_committed() && self.apply_wanted.has_waiters(),
+            timer: core.raft.next_tick_ms() < core.timer_sleep_until_ms
+                && self.tick_wanted.has_waiters(),
+            decided: core.pending.take_decided(),
         }
-        if core.raft.has_committed() {
-            self.apply_wanted.notify_one();
-        }
-        if core.raft.next_tick_ms() < core.timer_sleep_until_ms {
-            self.tick_wanted.notify_one();
-        }
-        core.pending.take_decided()
     }
 
     /// Logs a change of role, term or known leader, once.

@@ -77,12 +77,13 @@ fn persist_batch(
 ) -> Result<(), StorageError> {
     persist(storage, &batch)?;
     let install = batch.snapshot_to_install();
-    {
+    let wakeups = {
         let mut core = shared.lock_core();
         core.raft.on_persisted(batch.token, shared.now_ms());
         shared.route(batch.messages);
-        shared.dispatch(&mut core);
-    }
+        shared.dispatch_deferred(&mut core)
+    };
+    wakeups.deliver(shared);
     match install {
         Some(last) => install_received(shared, storage, last),
         None => Ok(()),

@@ -1,9 +1,13 @@
 //! `Signal`: a Condvar with a name, used for one wake-up reason with one predicate.
 //!
 //! Each `Signal` is paired with exactly one mutex (documented where it is declared)
-//! and one predicate. Waiters loop on the predicate (std's Condvar may wake spuriously);
-//! the thread that makes the predicate true notifies while holding that mutex, so a
-//! wake-up cannot fall between a waiter's check and its wait.
+//! and one predicate. Waiters loop on the predicate (std's Condvar may wake spuriously).
+//! The thread that makes the predicate true decides while holding that mutex whether a
+//! waiter needs waking, so a wake-up cannot fall between a waiter's check and its wait.
+//! It may deliver the notify after releasing the mutex ([`Signal::has_waiters`], then
+//! [`Signal::notify_one_unlocked`]): a waiter counted under the mutex is already inside
+//! the Condvar wait, which a later notify still reaches; and a waiter woken while the
+//! notifier still holds the mutex would only find it taken and sleep again on it.
 //!
 //! A `Signal` counts its waiters, and [`Signal::notify_one`] makes no syscall when
 //! nobody waits. std's futex Condvar calls `futex_wake` on every notify, and the busy
@@ -77,9 +81,22 @@ impl Signal {
     /// Wakes one waiter, if any thread waits. Call with the paired mutex held, after
     /// making the predicate true under it.
     pub fn notify_one(&self) {
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.has_waiters() {
             self.cv.notify_one();
         }
+    }
+
+    /// True if a thread waits. Call with the paired mutex held, after making the
+    /// predicate true under it; if true, call [`Signal::notify_one_unlocked`] once the
+    /// mutex is released.
+    pub fn has_waiters(&self) -> bool {
+        self.waiters.load(Ordering::SeqCst) > 0
+    }
+
+    /// Wakes one waiter; the second half of [`Signal::has_waiters`], called after
+    /// releasing the paired mutex.
+    pub fn notify_one_unlocked(&self) {
+        self.cv.notify_one();
     }
 
     /// Wakes every waiter (shutdown).
