@@ -197,13 +197,7 @@ fn shuttle_signal_handoff_loses_no_wakeup() {
 /// wrong waiter count deadlocks the model.
 #[test]
 fn shuttle_signal_notify_one_reaches_a_sleeping_waiter() {
-    explore(|| {
-        let state = Work::shared();
-        let signal = Arc::new(Signal::new("work_wanted"));
-        let consumer = spawn_consumer(&state, &signal, |work| work.taken == 3);
-        produce(&state, &signal, 3);
-        assert_eq!(consumer.join().expect("consumer"), 3);
-    });
+    explore(|| three_items_reach_a_consumer_woken_only_by(produce));
 }
 
 /// A notify delivered after the lock is released still reaches a consumer counted as
@@ -211,13 +205,18 @@ fn shuttle_signal_notify_one_reaches_a_sleeping_waiter() {
 /// deadlocks the model.
 #[test]
 fn shuttle_signal_notify_after_unlock_reaches_a_sleeping_waiter() {
-    explore(|| {
-        let state = Work::shared();
-        let signal = Arc::new(Signal::new("work_wanted"));
-        let consumer = spawn_consumer(&state, &signal, |work| work.taken == 3);
-        produce_notifying_after_unlock(&state, &signal, 3);
-        assert_eq!(consumer.join().expect("consumer"), 3);
-    });
+    explore(|| three_items_reach_a_consumer_woken_only_by(produce_notifying_after_unlock));
+}
+
+/// A consumer that waits until it took three items, and a producer (`produce` or
+/// `produce_notifying_after_unlock`) queuing three: the producer's notifies are the
+/// only wake-ups, so a lost one deadlocks the model.
+fn three_items_reach_a_consumer_woken_only_by(produce: fn(&Mutex<Work>, &Signal, u32)) {
+    let state = Work::shared();
+    let signal = Arc::new(Signal::new("work_wanted"));
+    let consumer = spawn_consumer(&state, &signal, |work| work.taken == 3);
+    produce(&state, &signal, 3);
+    assert_eq!(consumer.join().expect("consumer"), 3);
 }
 
 /// Shutdown wakes every kind of waiter at once: a thread on a Signal, a replicator on
