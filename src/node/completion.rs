@@ -2,7 +2,8 @@
 //! applier, a thread that steps Raft, shutdown) to the one connection thread waiting for
 //! it.
 //!
-//! Waits on: its own Condvar, paired with its own Mutex. Notified by: `complete`, once.
+//! Waits on: its own Condvar, paired with its own Mutex. Notified by: `complete`, once,
+//! after it released that Mutex.
 //! The inner lock is a leaf: nothing else is taken while it is held, so it may be taken
 //! while holding the core lock.
 
