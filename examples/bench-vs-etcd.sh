@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# raftkv 3-node loopback benchmark, in the same shapes as ../shared/bench/etcd-baseline.sh
+# raftkv 3-node loopback benchmark, in the same shapes as the etcd measurement in docs/BENCHMARKS.md
 # (so the two can be run side by side in one sitting; see docs/BENCHMARKS.md):
 # three nodes on 127.0.0.1, fsync on, 16-byte keys, 100-byte values; puts at CONCS clients
 # on a fresh cluster each (+WARM s of 64-client put warm-up, like the etcd script), then

@@ -5,7 +5,7 @@
 //!
 //! # Architecture
 //!
-//! Dependencies point one way (DESIGN.md §1):
+//! Dependencies point one way (docs/ARCHITECTURE.md explains the rule):
 //!
 //! - [`raft`] — the consensus core, a pure state machine with no I/O, clocks or
 //!   threads. Tested by the deterministic simulator in `tests/sim`. Uses nothing of ours.

@@ -1,5 +1,5 @@
 //! The command line: `raftkv node`, `raftkv client ...`, `raftkv bench`. Flags, defaults, outputs and
-//! exit codes are the contract of DESIGN.md §4; scripts and tests depend on them.
+//! exit codes are a contract documented in README.md; scripts and tests depend on them.
 
 mod args;
 mod bench_cmd;

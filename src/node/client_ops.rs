@@ -141,7 +141,7 @@ fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
 
 /// This node's view of the cluster, for `raftkv client status`. A pre-candidate
 /// (thesis §9.6) reports "follower": it has started no election, its term and vote
-/// are a follower's, and `role` stays leader|follower|candidate (DESIGN.md §4).
+/// are a follower's, and `role` stays leader|follower|candidate (the `status` keys in README.md).
 pub fn status_report(shared: &Shared) -> StatusReport {
     let (status, applied_index) = {
         let core = shared.lock_core();
