@@ -1,6 +1,7 @@
 //! The command line: `raftkv node`, `raftkv client ...`, `raftkv bench`. Flags, defaults, outputs and
 //! exit codes are the contract of DESIGN.md §4; scripts and tests depend on them.
 
+mod addrs;
 mod args;
 mod bench_cmd;
 mod client_cmd;
