@@ -129,7 +129,7 @@ fn execute(client: &mut Client, op: ClientOp) -> Result<u8, ClientError> {
         ClientOp::Status => {
             let (addr, report) = client.status_from_any()?;
             // An extra key after the contract's ones: which --addr entry answered.
-            print!("{}answered_by: {addr}\n", report.to_lines());
+            println!("{}answered_by: {addr}", report.to_lines());
             Ok(EXIT_OK)
         }
     }
