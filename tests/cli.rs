@@ -115,6 +115,33 @@ fn malformed_or_duplicate_peers_are_refused_at_start() {
 }
 
 #[test]
+fn an_addr_other_than_the_own_peers_entry_is_a_warning() {
+    let [p1, p2] = free_ports(2)[..] else {
+        unreachable!()
+    };
+    // --data under /dev/null cannot be created: the node stops right after its checks.
+    let out = run_binary(
+        &[
+            "node",
+            "--addr",
+            &format!("127.0.0.1:{p1}"),
+            "--peers",
+            &format!(":{p2}"),
+            "--data",
+            "/dev/null/raftkv",
+        ],
+        QUICK,
+    );
+    assert_eq!(out.code, Some(4), "{out:?}");
+    assert!(out.stderr.contains("WARN"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("differs from this node's --peers entry"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn a_bogus_log_level_from_the_environment_is_named_as_such() {
     let out = run_with(
         &["node", "--data", "/nonexistent/raftkv-never-created"],
