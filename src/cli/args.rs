@@ -137,8 +137,9 @@ pub enum ClientOp {
     Get {
         /// The key.
         key: String,
-        /// Read the contacted node's state without confirming it is up to date (may be
-        /// stale; works without a leader).
+        /// Read the first answering node's state without confirming it is up to date:
+        /// works without a leader, but may be stale, even behind this client's own
+        /// last acknowledged write.
         #[arg(long)]
         stale: bool,
     },
