@@ -135,7 +135,7 @@ fn execute(client: &mut Client, op: ClientOp) -> Result<u8, ClientError> {
     }
 }
 
-/// Maps a client error to the exit codes of DESIGN.md §4.
+/// Maps a client error to the documented exit codes (3 unavailable, 4 anything else).
 fn exit_code_of(err: &ClientError) -> u8 {
     match err.kind() {
         ClientErrorKind::Unavailable { .. } => EXIT_UNAVAILABLE,

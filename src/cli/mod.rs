@@ -1,5 +1,5 @@
 //! The command line: `raftkv node`, `raftkv client ...`, `raftkv bench`. Flags, defaults, outputs and
-//! exit codes are the contract of DESIGN.md §4; scripts and tests depend on them.
+//! exit codes are a contract: scripts and tests depend on them (README.md lists them).
 
 mod addrs;
 mod args;

@@ -40,7 +40,7 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// The defaults of DESIGN.md §4 for member `id` of `peers`.
+    /// The `raftkv node` defaults for member `id` of `peers`.
     pub fn new(
         id: NodeId,
         listen_addr: String,
