@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use super::addrs;
+
 /// raftkv: a replicated key-value store on Raft.
 #[derive(Parser, Debug)]
 #[command(
@@ -48,10 +50,10 @@ pub struct NodeArgs {
     #[arg(long, default_value_t = 1)]
     pub id: u64,
     /// Address to listen on, HOST:PORT; ":PORT" means 127.0.0.1:PORT.
-    #[arg(long, default_value = ":8001")]
+    #[arg(long, default_value = ":8001", value_parser = addrs::one)]
     pub addr: String,
     /// Comma list of every member's address, this node's included, at position id-1.
-    #[arg(long, default_value = ":8001,:8002,:8003")]
+    #[arg(long, default_value = ":8001,:8002,:8003", value_parser = addrs::list)]
     pub peers: String,
     /// Data directory (created if missing; locked while the node runs).
     #[arg(long, default_value = "./data")]
@@ -96,17 +98,19 @@ pub struct NodeArgs {
     (client id, sequence number), so a retry is never applied twice.\n\n\
     Exit codes: 0 done, 1 a definite no (key not found; cas found another value, shown on \
     stderr), 2 usage error, 3 outcome unknown or cluster unavailable (the message says \
-    whether the write may have been applied), 4 any other error."
+    whether the write may have been applied), 4 any other error.\n\n\
+    The flags below may come before or after the operation. A key or value that begins \
+    with a dash goes after `--`: `raftkv client put KEY -- -5`."
 )]
 pub struct ClientArgs {
     /// Comma list of node addresses to try; ":PORT" means 127.0.0.1:PORT.
-    #[arg(long, default_value = ":8001,:8002,:8003")]
+    #[arg(long, global = true, default_value = ":8001,:8002,:8003", value_parser = addrs::list)]
     pub addr: String,
     /// Cluster name the nodes must have.
-    #[arg(long, default_value = "raftkv")]
+    #[arg(long, global = true, default_value = "raftkv")]
     pub cluster: String,
     /// Give up after this many seconds (a write then exits 3, "outcome unknown").
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, global = true, default_value_t = 5.0)]
     pub timeout: f64,
     /// The operation.
     #[command(subcommand)]
@@ -116,19 +120,26 @@ pub struct ClientArgs {
 /// Client operations.
 #[derive(Subcommand, Debug)]
 pub enum ClientOp {
-    /// Set KEY to VALUE.
+    /// Set KEY to VALUE, or to the contents of --value-file. A VALUE that begins with a
+    /// dash goes after `--`: `put KEY -- -5`.
     Put {
         /// The key.
         key: String,
-        /// The value.
-        value: String,
+        /// The value (or give --value-file instead).
+        #[arg(required_unless_present = "value_file")]
+        value: Option<String>,
+        /// Read the value from FILE, byte for byte (a trailing newline is kept); `-`
+        /// reads stdin. For values too large for a command line.
+        #[arg(long, value_name = "FILE", conflicts_with = "value")]
+        value_file: Option<PathBuf>,
     },
     /// Print KEY's value and a newline; exit 1 if it does not exist.
     Get {
         /// The key.
         key: String,
-        /// Read the contacted node's state without confirming it is up to date (may be
-        /// stale; works without a leader).
+        /// Read the first answering node's state without confirming it is up to date:
+        /// works without a leader, but may be stale, even behind this client's own
+        /// last acknowledged write.
         #[arg(long)]
         stale: bool,
     },
@@ -137,17 +148,23 @@ pub enum ClientOp {
         /// The key.
         key: String,
     },
-    /// Set KEY to NEW only if its value is EXPECTED ("" means: only if KEY is absent);
-    /// exit 1 and show the current value on stderr otherwise.
+    /// Set KEY to NEW (or the contents of --new-file) only if its value is EXPECTED
+    /// ("" means: only if KEY is absent); exit 1 and show the current value on stderr
+    /// otherwise. Values that begin with a dash go after `--`.
     Cas {
         /// The key.
         key: String,
         /// The value KEY must have now, or "" for absent.
         expected: String,
-        /// The value to set.
-        new: String,
+        /// The value to set (or give --new-file instead).
+        #[arg(required_unless_present = "new_file")]
+        new: Option<String>,
+        /// Read the value to set from FILE, byte for byte; `-` reads stdin.
+        #[arg(long, value_name = "FILE", conflicts_with = "new")]
+        new_file: Option<PathBuf>,
     },
-    /// Print the first --addr node's view: id, role, term, leader, indexes, peers.
+    /// Print a node's view: id, role, term, leader, indexes, peers. Asks the --addr
+    /// nodes in order until one answers (no redirect); `answered_by` names it.
     Status,
 }
 
@@ -159,12 +176,15 @@ pub enum ClientOp {
     operations are done, and the latency of each (send to reply) is recorded. Prints \
     throughput and p50/p90/p99/p99.9/max latency; --json prints one JSON object with the \
     fields workload, clients, ops, errors, duration_s, ops_per_s, p50_ms, p90_ms, p99_ms, \
-    p999_ms, max_ms. put and get use the same key names, so `bench put --keys 1000` then \
+    p999_ms, max_ms: ops counts the operations that succeeded, errors those that failed \
+    (their latency is left out of the figures). Each client first sends one unmeasured \
+    warm-up request; its failures are reported apart. The live line on a terminal shows \
+    the ops/s of the last 0.5 s. put and get use the same key names, so `bench put --keys 1000` then \
     `bench get --keys 1000` reads existing keys. Exits non-zero if any operation failed."
 )]
 pub struct BenchArgs {
     /// Comma list of node addresses; ":PORT" means 127.0.0.1:PORT.
-    #[arg(long, default_value = ":8001,:8002,:8003")]
+    #[arg(long, default_value = ":8001,:8002,:8003", value_parser = addrs::list)]
     pub addr: String,
     /// Cluster name the nodes must have.
     #[arg(long, default_value = "raftkv")]
@@ -175,7 +195,7 @@ pub struct BenchArgs {
     /// Run for this many seconds (the default, 10 s, unless --ops is given).
     #[arg(long, conflicts_with = "ops")]
     pub duration: Option<f64>,
-    /// Run exactly this many operations in all.
+    /// Run exactly this many operations in all, succeeded or failed.
     #[arg(long)]
     pub ops: Option<u64>,
     /// Size of the key space: keys are chosen uniformly among this many.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use raftkv::client::{Client, ClientError, ClientOptions};
+use raftkv::client::{Client, ClientError, ClientErrorKind, ClientOptions};
 use raftkv::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use raftkv::sync::{thread, Arc};
 // The bench is a load generator, not runtime code: std's Barrier needs no checked twin.
@@ -20,8 +20,32 @@ use super::{split_addrs, EXIT_OK, EXIT_OTHER, EXIT_USAGE};
 
 /// What one client thread measured.
 struct ClientResult {
+    /// Latencies of the operations that succeeded (their count is `ops`).
     latencies: Histogram,
+    /// Failed measured operations, by kind of failure.
     errors: BTreeMap<String, u64>,
+    /// Failures of the unmeasured warm-up request, by kind (not in `errors`).
+    warmup_errors: BTreeMap<String, u64>,
+}
+
+impl ClientResult {
+    fn new() -> ClientResult {
+        ClientResult {
+            latencies: Histogram::new(),
+            errors: BTreeMap::new(),
+            warmup_errors: BTreeMap::new(),
+        }
+    }
+
+    fn merge(&mut self, other: ClientResult) {
+        self.latencies.merge(&other.latencies);
+        for (kind, n) in other.errors {
+            *self.errors.entry(kind).or_default() += n;
+        }
+        for (kind, n) in other.warmup_errors {
+            *self.warmup_errors.entry(kind).or_default() += n;
+        }
+    }
 }
 
 /// Shared between the client threads and the progress printer.
@@ -70,18 +94,10 @@ pub fn run(args: BenchArgs) -> u8 {
     ready.wait();
     let started = Instant::now();
     show_progress(&args, &progress, started);
-    let mut total = ClientResult {
-        latencies: Histogram::new(),
-        errors: BTreeMap::new(),
-    };
+    let mut total = ClientResult::new();
     for handle in threads {
         match handle.join() {
-            Ok(result) => {
-                total.latencies.merge(&result.latencies);
-                for (kind, n) in result.errors {
-                    *total.errors.entry(kind).or_default() += n;
-                }
-            }
+            Ok(result) => total.merge(result),
             Err(_) => {
                 *total
                     .errors
@@ -93,7 +109,7 @@ pub fn run(args: BenchArgs) -> u8 {
     progress.finished.store(true, Ordering::SeqCst);
     let elapsed = started.elapsed();
     report(&args, &total, elapsed);
-    if total.errors.is_empty() {
+    if total.errors.is_empty() && total.warmup_errors.is_empty() {
         EXIT_OK
     } else {
         EXIT_OTHER
@@ -112,6 +128,9 @@ fn validate(args: &BenchArgs) -> Result<(), String> {
     }
     if !(0.0..=1.0).contains(&args.read_ratio) {
         return Err("--read-ratio must be between 0 and 1".into());
+    }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err("--timeout must be a positive number of seconds".into());
     }
     if args.ops == Some(0) {
         return Err("--ops must be at least 1".into());
@@ -137,10 +156,7 @@ fn run_client(args: &BenchArgs, progress: &Progress, ready: &Barrier, n: u64) ->
     let mut client = Client::new(split_addrs(&args.addr), options);
     let mut rng = SmallRng::seed_from_u64(rand::random::<u64>() ^ n);
     let value = "v".repeat(args.value_size);
-    let mut result = ClientResult {
-        latencies: Histogram::new(),
-        errors: BTreeMap::new(),
-    };
+    let mut result = ClientResult::new();
     // Connect and find the leader with one unmeasured request of the workload's kind.
     let warm_key = key_name(rng.gen_range(0..args.keys), args.key_size);
     let warm = match args.workload {
@@ -148,10 +164,7 @@ fn run_client(args: &BenchArgs, progress: &Progress, ready: &Barrier, n: u64) ->
         Workload::Get | Workload::Mixed => client.get(&warm_key, args.stale).map(|_| ()),
     };
     if let Err(err) = warm {
-        *result
-            .errors
-            .entry(format!("connecting: {}", error_kind(&err)))
-            .or_default() += 1;
+        *result.warmup_errors.entry(error_kind(&err)).or_default() += 1;
     }
     ready.wait();
     let deadline = args
@@ -177,17 +190,30 @@ fn run_client(args: &BenchArgs, progress: &Progress, ready: &Barrier, n: u64) ->
         } else {
             client.put(&key, &value)
         };
-        result.latencies.record(sent.elapsed().as_micros() as u64);
-        if let Err(err) = outcome {
-            *result.errors.entry(error_kind(&err)).or_default() += 1;
+        let took = sent.elapsed();
+        // A failure is counted apart: its latency (often the whole --timeout) says
+        // nothing about the cluster's speed.
+        match outcome {
+            Ok(()) => result.latencies.record(took.as_micros() as u64),
+            Err(err) => *result.errors.entry(error_kind(&err)).or_default() += 1,
         }
         progress.done.fetch_add(1, Ordering::Relaxed);
     }
     result
 }
 
+/// A failure's kind in words, to group failures: the two unavailable verdicts by name,
+/// any other error by its message.
 fn error_kind(err: &ClientError) -> String {
-    format!("{:?}", err.kind())
+    match err.kind() {
+        ClientErrorKind::Unavailable {
+            outcome_unknown: true,
+        } => "outcome unknown (no answer after the request was sent)".to_string(),
+        ClientErrorKind::Unavailable {
+            outcome_unknown: false,
+        } => "cluster unavailable (no node or no leader answered in time)".to_string(),
+        _ => err.to_string(),
+    }
 }
 
 /// Prints a live progress line on stderr when it is a terminal, until the run ends.
@@ -211,7 +237,7 @@ fn show_progress(args: &BenchArgs, progress: &Progress, started: Instant) {
         thread::sleep(Duration::from_millis(500));
         let done = progress.done.load(Ordering::Relaxed);
         eprint!(
-            "\r{:>6.1} s  {:>10} ops  {:>10.0} ops/s   ",
+            "\r{:>6.1} s  {:>10} ops done  {:>10.0} ops/s over the last 0.5 s   ",
             started.elapsed().as_secs_f64(),
             done,
             (done - last) as f64 * 2.0
@@ -261,8 +287,11 @@ fn report(args: &BenchArgs, total: &ClientResult, elapsed: Duration) {
             ms(h.max_us())
         );
     }
+    for (kind, n) in &total.warmup_errors {
+        eprintln!("raftkv bench: {n} clients' warm-up request failed: {kind}");
+    }
     for (kind, n) in &total.errors {
-        eprintln!("raftkv bench: {n} operations failed: {kind}");
+        eprintln!("raftkv bench: {n} measured operations failed: {kind}");
     }
 }
 

@@ -1,6 +1,7 @@
 //! The command line: `raftkv node`, `raftkv client ...`, `raftkv bench`. Flags, defaults, outputs and
-//! exit codes are a contract documented in README.md; scripts and tests depend on them.
+//! exit codes are a contract: scripts and tests depend on them (README.md lists them).
 
+mod addrs;
 mod args;
 mod bench_cmd;
 mod client_cmd;

@@ -1,10 +1,12 @@
 //! `raftkv node`: start a member and run it until Ctrl-C or SIGTERM.
 
-use raftkv::logging::Level;
+use raftkv::logging::{Level, Logger};
+use raftkv::net::normalize_addr;
 use raftkv::node::{Node, NodeConfig, NodeError};
+use raftkv::storage::StorageErrorKind;
 
 use super::args::NodeArgs;
-use super::{split_addrs, EXIT_OK, EXIT_OTHER, EXIT_USAGE};
+use super::{addrs, split_addrs, EXIT_OK, EXIT_OTHER, EXIT_USAGE};
 
 /// Runs the node; returns the exit code.
 pub fn run(args: NodeArgs) -> u8 {
@@ -20,6 +22,16 @@ pub fn run(args: NodeArgs) -> u8 {
         Ok(node) => node,
         Err(NodeError::Config(message)) => {
             eprintln!("raftkv node: {message}");
+            return EXIT_USAGE;
+        }
+        Err(NodeError::Storage(err)) if *err.kind() == StorageErrorKind::MetaMismatch => {
+            // The flags do not fit the directory: a usage error, with the two ways out.
+            eprintln!(
+                "raftkv node: {err}\n  start it with the --id, --cluster and --peers it was \
+                 created with, or give another --data directory (deleting {} starts this \
+                 member over, losing its data)",
+                err.path().display()
+            );
             return EXIT_USAGE;
         }
         Err(err) => {
@@ -44,12 +56,25 @@ pub fn run(args: NodeArgs) -> u8 {
 
 fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     let level = Level::parse(&args.log_level).ok_or_else(|| {
+        // clap takes the value from RAFTKV_LOG when the flag is absent: name the source.
+        let from_flag = std::env::args().any(|a| a.starts_with("--log-level"));
+        let source = if from_flag {
+            "--log-level"
+        } else {
+            "RAFTKV_LOG="
+        };
         format!(
-            "--log-level {:?} is not one of error, warn, info, debug",
+            "{source}{:?} is not one of error, warn, info, debug",
             args.log_level
         )
     })?;
     let peers = split_addrs(&args.peers);
+    if let Some(dup) = addrs::first_duplicate(&peers) {
+        return Err(format!(
+            "--peers: duplicate address {dup} (:PORT is 127.0.0.1:PORT); each member needs its own"
+        ));
+    }
+    warn_if_own_entry_differs(&args, &peers, level);
     let mut config = NodeConfig::new(args.id, args.addr, peers, args.data);
     config.cluster = args.cluster;
     config.log_level = level;
@@ -61,6 +86,22 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.snapshot_bytes = args.snapshot_bytes;
     config.validate()?;
     Ok(config)
+}
+
+/// `--addr` is where this node listens and `--peers[id-1]` how it names itself to
+/// clients it redirects; they may rightly differ (listening on 0.0.0.0, or behind a
+/// proxy), so a difference is a warning, not an error.
+fn warn_if_own_entry_differs(args: &NodeArgs, peers: &[String], level: Level) {
+    let Some(own) = usize::try_from(args.id - 1).ok().and_then(|i| peers.get(i)) else {
+        return; // --id out of range: validate() reports it.
+    };
+    if normalize_addr(own) != normalize_addr(&args.addr) {
+        Logger::new(format!("n{}", args.id), level).warn(format_args!(
+            "--addr {} differs from this node's --peers entry {own} (entry {}); \
+             fine behind a proxy or on 0.0.0.0, otherwise a typo",
+            args.addr, args.id
+        ));
+    }
 }
 
 /// A panic in any node thread stops the whole process (crash-stop): a node with a dead

@@ -1,11 +1,11 @@
 //! [`Client`]: the operations, on top of the retrying transport.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use super::error::{ClientError, ClientErrorKind};
-use super::retry::{call_once, Transport};
+use super::retry::{call_once, Transport, MAX_WAIT_PER_TRY};
 use crate::kv::{encode_request, Command, CommandResult, Request, MAX_REQUEST_BYTES};
 use crate::net::{ClientRequest, ClientResponse, StatusReport};
 
@@ -43,8 +43,8 @@ pub enum CasOutcome {
 /// table relies on: a client has at most one write in flight.
 pub struct Client {
     transport: Transport,
-    /// The first address, for [`Client::status`].
-    first_addr: String,
+    /// The addresses as given, for [`Client::status`].
+    addrs: Vec<String>,
     opts: ClientOptions,
     /// Random, nonzero, fixed for the client's lifetime.
     client_id: u64,
@@ -58,10 +58,9 @@ impl Client {
     pub fn new(addrs: Vec<String>, opts: ClientOptions) -> Client {
         assert!(!addrs.is_empty(), "a client needs at least one address");
         assert!(!opts.timeout.is_zero(), "client timeout must be positive");
-        let first_addr = addrs[0].clone();
         Client {
-            transport: Transport::new(addrs, opts.cluster.clone()),
-            first_addr,
+            transport: Transport::new(addrs.clone(), opts.cluster.clone()),
+            addrs,
             opts,
             client_id: rand::thread_rng().gen_range(1..=u64::MAX),
             next_seq: 1,
@@ -133,18 +132,57 @@ impl Client {
         }
     }
 
-    /// The state of the FIRST address's node: one connection, no redirect, no retry.
+    /// The state of the first node that answers, asking the addresses in order: one
+    /// connection each, no redirect (a follower reports its own view).
     pub fn status(&mut self) -> Result<StatusReport, ClientError> {
-        let response = call_once(
-            &self.first_addr,
-            &self.opts.cluster,
-            &ClientRequest::Status,
-            self.opts.timeout,
-        )?;
-        match response {
-            ClientResponse::Status(report) => Ok(report),
-            other => Err(answer_error("status", other)),
+        self.status_from_any().map(|(_, report)| report)
+    }
+
+    /// Like [`Client::status`], also returning the address (as given) that answered.
+    /// Each address but the last gets at most [`MAX_WAIT_PER_TRY`] of the deadline, so
+    /// one unresponsive node cannot use it all up. If none answers, the error lists
+    /// why each failed.
+    pub fn status_from_any(&mut self) -> Result<(String, StatusReport), ClientError> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let mut failures = Vec::new();
+        for (i, addr) in self.addrs.iter().enumerate() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let last = i + 1 == self.addrs.len();
+            let wait = if last {
+                left
+            } else {
+                left.min(MAX_WAIT_PER_TRY)
+            };
+            let answer = call_once(addr, &self.opts.cluster, &ClientRequest::Status, wait)
+                .and_then(|response| match response {
+                    ClientResponse::Status(report) => Ok(report),
+                    other => Err(answer_error("status", other)),
+                });
+            match answer {
+                Ok(report) => return Ok((addr.clone(), report)),
+                Err(e) if self.addrs.len() == 1 => return Err(e),
+                Err(e) => failures.push(e),
+            }
         }
+        let kind = failures
+            .iter()
+            .map(ClientError::kind)
+            .find(|k| !matches!(k, ClientErrorKind::Unavailable { .. }))
+            .unwrap_or(ClientErrorKind::Unavailable {
+                outcome_unknown: false,
+            });
+        let reasons: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        Err(ClientError::new(
+            kind,
+            format!(
+                "no node answered status within {:?}: {}",
+                self.opts.timeout,
+                reasons.join("; ")
+            ),
+        ))
     }
 
     /// Replicates one command under a fresh sequence number, kept across retries.
@@ -188,11 +226,17 @@ fn answer_error(op: &str, response: ClientResponse) -> ClientError {
         ClientResponse::Error { message } => {
             ClientError::new(ClientErrorKind::Other, format!("{op} refused: {message}"))
         }
-        ClientResponse::NotLeader { .. } | ClientResponse::Unavailable { .. } => ClientError::new(
+        ClientResponse::NotLeader { .. } => ClientError::new(
             ClientErrorKind::Unavailable {
                 outcome_unknown: false,
             },
-            format!("{op}: node unavailable: {response:?}"),
+            format!("{op}: the node is not the leader"),
+        ),
+        ClientResponse::Unavailable { reason, .. } => ClientError::new(
+            ClientErrorKind::Unavailable {
+                outcome_unknown: false,
+            },
+            format!("{op}: node unavailable: {reason}"),
         ),
         other => ClientError::new(
             ClientErrorKind::Protocol,

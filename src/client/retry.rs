@@ -18,7 +18,7 @@ use crate::net::{
 };
 
 /// Longest wait for one connect or one response; also bounded by the deadline.
-const MAX_WAIT_PER_TRY: Duration = Duration::from_millis(1500);
+pub(super) const MAX_WAIT_PER_TRY: Duration = Duration::from_millis(1500);
 /// First pause between failed attempts; doubles up to [`BACKOFF_MAX`].
 const BACKOFF_MIN: Duration = Duration::from_millis(50);
 /// Longest pause between failed attempts.
@@ -139,7 +139,7 @@ impl Transport {
         };
         loop {
             if Instant::now() >= state.deadline {
-                return Err(give_up(&state, is_write, timeout));
+                return Err(give_up(&state, request, timeout));
             }
             let pause = match self.attempt(request, state.deadline) {
                 Step::Answer(response) => match self.route(response, &mut state) {
@@ -160,7 +160,7 @@ impl Transport {
                 }
                 Step::Fatal(e) if is_write && state.maybe_reached => {
                     state.last_reason = e.to_string();
-                    return Err(give_up(&state, is_write, timeout));
+                    return Err(give_up(&state, request, timeout));
                 }
                 Step::Fatal(e) => return Err(e),
             };
@@ -332,9 +332,15 @@ fn set_timeouts(stream: &TcpStream, wait: Duration) -> std::io::Result<()> {
     stream.set_write_timeout(Some(wait))
 }
 
-/// The error for a call that ran out of time.
-fn give_up(state: &CallState, is_write: bool, timeout: Duration) -> ClientError {
+/// The error for a call that ran out of time. A stale read needs no leader, so its
+/// message speaks of nodes.
+fn give_up(state: &CallState, request: &ClientRequest, timeout: Duration) -> ClientError {
     let why = &state.last_reason;
+    let is_write = matches!(request, ClientRequest::Write(_));
+    let who = match request {
+        ClientRequest::Get { stale: true, .. } => "node",
+        _ => "leader",
+    };
     if is_write && state.maybe_reached {
         ClientError::new(
             ClientErrorKind::Unavailable {
@@ -361,7 +367,7 @@ fn give_up(state: &CallState, is_write: bool, timeout: Duration) -> ClientError 
                 outcome_unknown: false,
             },
             format!(
-                "cluster unavailable: no leader answered within {timeout:?} (last error: {why})"
+                "cluster unavailable: no {who} answered within {timeout:?} (last error: {why})"
             ),
         )
     }

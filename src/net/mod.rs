@@ -21,7 +21,7 @@ mod status;
 
 pub use error::{NetError, NetErrorKind};
 pub use frame::{encode_frame, frame_buffered, read_frame, write_frame};
-pub use peer::{connect_with_timeout, normalize_addr};
+pub use peer::{check_addr, connect_with_timeout, normalize_addr};
 pub use proto::{
     accept_hello, check_hello, client_handshake, ClientRequest, ClientResponse, Hello, HelloFrom,
     HelloReply,

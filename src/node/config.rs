@@ -40,7 +40,7 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// The documented defaults (README.md, `raftkv node --help`) for member `id` of `peers`.
+    /// The `raftkv node` defaults for member `id` of `peers`.
     pub fn new(
         id: NodeId,
         listen_addr: String,

@@ -46,6 +46,18 @@ pub fn check_or_create(dir: &Path, meta: &Meta) -> Result<(), StorageError> {
     }
 }
 
+/// `peers` with `:PORT` read as `127.0.0.1:PORT`, as everywhere else (the same rule
+/// as `net::normalize_addr`; storage does not depend on `net`).
+fn normalized(peers: &[String]) -> Vec<String> {
+    peers
+        .iter()
+        .map(|p| match p.strip_prefix(':') {
+            Some(port) => format!("127.0.0.1:{port}"),
+            None => p.clone(),
+        })
+        .collect()
+}
+
 /// Says what differs between the stored and the given identity, if anything.
 fn describe_mismatch(stored: &Meta, given: &Meta) -> Option<String> {
     let mut diffs = Vec::new();
@@ -61,7 +73,7 @@ fn describe_mismatch(stored: &Meta, given: &Meta) -> Option<String> {
             stored.cluster, given.cluster
         ));
     }
-    if stored.peers != given.peers {
+    if normalized(&stored.peers) != normalized(&given.peers) {
         let (old, new) = (stored.peers.join(","), given.peers.join(","));
         diffs.push(format!("it was created with peers {old}, not {new}"));
     }
@@ -69,5 +81,28 @@ fn describe_mismatch(stored: &Meta, given: &Meta) -> Option<String> {
         None
     } else {
         Some(diffs.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{describe_mismatch, Meta};
+
+    fn meta(peers: &[&str]) -> Meta {
+        Meta {
+            node_id: 1,
+            cluster: "raftkv".to_string(),
+            peers: peers.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_short_address_matches_its_long_form() {
+        let short = meta(&[":8101", ":8102"]);
+        assert_eq!(
+            describe_mismatch(&short, &meta(&["127.0.0.1:8101", ":8102"])),
+            None
+        );
+        assert!(describe_mismatch(&short, &meta(&[":8101", ":8103"])).is_some());
     }
 }
