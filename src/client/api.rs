@@ -223,6 +223,9 @@ mod tests {
         assert_eq!(err.kind(), ClientErrorKind::Other);
         let message = err.to_string();
         assert!(message.contains("5000000"), "{message}");
-        assert!(message.contains(&MAX_REQUEST_BYTES.to_string()), "{message}");
+        assert!(
+            message.contains(&MAX_REQUEST_BYTES.to_string()),
+            "{message}"
+        );
     }
 }
