@@ -75,7 +75,17 @@ fn is_size_refusal(response: &ClientResponse) -> bool {
 
 #[test]
 fn an_oversized_write_is_refused_by_every_node_and_the_cluster_keeps_committing() {
-    let mut cluster = Cluster::start(3);
+    // Long election timeouts: on a loaded machine a heartbeat delayed past the default
+    // 300 ms would move the term for reasons of its own.
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--election-timeout-min-ms",
+            "1500",
+            "--election-timeout-max-ms",
+            "3000",
+        ],
+    );
     let leader = cluster.leader();
     let before = cluster.status(leader).expect("leader status");
     let out = cluster.client_all(&["put", "before", "1"]);
