@@ -3,8 +3,9 @@
 //!
 //! Waits on: the socket read, bounded by the hello timeout before the hello and by the
 //! client idle timeout on a client connection. Woken by: the peer or client; the
-//! timeout; its socket being closed (at shutdown, or by the listener's budgets). Takes the core lock briefly per message or request; never while
-//! reading or writing the socket.
+//! timeout; its socket being closed (at shutdown, or by the listener's budgets). Takes
+//! the core lock briefly per message or request; never while reading or writing the
+//! socket.
 
 use std::io::{BufReader, BufWriter, Write};
 use std::net::TcpStream;
