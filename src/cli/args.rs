@@ -88,6 +88,16 @@ pub struct NodeArgs {
     /// snapshot (whichever threshold is reached first).
     #[arg(long, default_value_t = 64 << 20)]
     pub snapshot_bytes: u64,
+    /// Most client connections open at once. A client over the limit is refused at its
+    /// hello with a message saying so. Connections between members have their own
+    /// budget, so clients can never lock the members out of each other.
+    #[arg(long, default_value_t = raftkv::node::config::DEFAULT_MAX_CLIENTS)]
+    pub max_clients: usize,
+    /// Close a client connection that sent nothing for this long, in milliseconds;
+    /// 0 keeps idle clients forever (like Redis' `timeout`). The client library
+    /// reconnects by itself.
+    #[arg(long, default_value_t = raftkv::node::config::DEFAULT_CLIENT_IDLE_TIMEOUT_MS)]
+    pub client_idle_timeout_ms: u64,
 }
 
 /// Flags of `raftkv client`.

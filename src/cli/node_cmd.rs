@@ -84,6 +84,8 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.request_timeout_ms = args.request_timeout_ms;
     config.snapshot_entries = args.snapshot_entries;
     config.snapshot_bytes = args.snapshot_bytes;
+    config.max_clients = args.max_clients;
+    config.client_idle_timeout_ms = args.client_idle_timeout_ms;
     config.validate()?;
     Ok(config)
 }

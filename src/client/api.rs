@@ -226,6 +226,12 @@ fn answer_error(op: &str, response: ClientResponse) -> ClientError {
         ClientResponse::Error { message } => {
             ClientError::new(ClientErrorKind::Other, format!("{op} refused: {message}"))
         }
+        ClientResponse::TooLarge { len, max } => ClientError::new(
+            ClientErrorKind::Other,
+            format!(
+                "{op} refused: the request is {len} bytes, over the node's limit of {max} bytes"
+            ),
+        ),
         ClientResponse::NotLeader { .. } => ClientError::new(
             ClientErrorKind::Unavailable {
                 outcome_unknown: false,
@@ -242,5 +248,28 @@ fn answer_error(op: &str, response: ClientResponse) -> ClientError {
             ClientErrorKind::Protocol,
             format!("{op}: unexpected answer {other:?}"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_for_size_is_a_definite_error_naming_the_limit() {
+        let err = answer_error(
+            "put",
+            ClientResponse::TooLarge {
+                len: 5_000_000,
+                max: MAX_REQUEST_BYTES,
+            },
+        );
+        assert_eq!(err.kind(), ClientErrorKind::Other);
+        let message = err.to_string();
+        assert!(message.contains("5000000"), "{message}");
+        assert!(
+            message.contains(&MAX_REQUEST_BYTES.to_string()),
+            "{message}"
+        );
     }
 }

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 use super::error::{KvError, KvErrorKind};
 
 /// Largest encoded [`Request`] accepted: bounds what one log entry can make a member
-/// allocate. A proposer should refuse bigger requests before they enter the log (an
-/// oversized entry would only be rejected at apply time, on every member).
-pub const MAX_REQUEST_BYTES: u64 = 4 << 20;
+/// allocate. A node refuses bigger requests before they enter the log (an oversized
+/// entry would only be rejected at apply time, on every member). Defined with the
+/// frame and record limits it must fit in, in [`crate::limits`].
+pub const MAX_REQUEST_BYTES: u64 = crate::limits::MAX_REQUEST_BYTES;
 
 /// A change to the map.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

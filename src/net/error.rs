@@ -4,8 +4,9 @@ use std::{fmt, io};
 
 /// A framing, decoding, I/O or handshake failure.
 ///
-/// After any error other than [`NetErrorKind::Timeout`] the stream is out of step (part
-/// of a frame may have been consumed or sent): drop the connection.
+/// After any error other than [`NetErrorKind::Timeout`], [`NetErrorKind::Skipped`] and
+/// [`NetErrorKind::Decode`] of a whole frame read, the stream is out of step (part of a
+/// frame may have been consumed or sent): drop the connection.
 #[derive(Debug)]
 pub struct NetError {
     kind: NetErrorKind,
@@ -20,6 +21,14 @@ pub enum NetErrorKind {
     /// A frame's length exceeds the maximum; nothing was allocated or sent.
     TooLarge {
         /// The announced or encoded body length.
+        len: u64,
+        /// The maximum in force.
+        max: u64,
+    },
+    /// A frame's length exceeded the maximum, and its body was read and thrown away
+    /// (`read_frame_or_skip`): unlike the other kinds, the stream is still in step.
+    Skipped {
+        /// The announced body length.
         len: u64,
         /// The maximum in force.
         max: u64,
@@ -80,6 +89,10 @@ impl fmt::Display for NetError {
             NetErrorKind::TooLarge { len, max } => {
                 write!(f, "frame of {len} bytes exceeds the maximum of {max}")
             }
+            NetErrorKind::Skipped { len, max } => write!(
+                f,
+                "frame of {len} bytes exceeds the maximum of {max} (skipped)"
+            ),
             NetErrorKind::Decode(why) => write!(f, "undecodable frame: {why}"),
             NetErrorKind::Io(_) => match &self.source {
                 Some(e) => write!(f, "i/o error: {e}"),

@@ -77,6 +77,19 @@ pub fn frame_buffered(buffered: &[u8]) -> bool {
 /// [`NetErrorKind::Io`] (`UnexpectedEof`). A timeout before the first byte is
 /// [`NetErrorKind::Timeout`] and leaves the stream in step; inside a frame it is `Io`.
 pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R, max_bytes: u32) -> Result<T, NetError> {
+    read_frame_or_skip(r, max_bytes, 0)
+}
+
+/// [`read_frame`], except that a body over `max_bytes` but not over `skip_up_to` (nor
+/// [`MAX_FRAME_BYTES`]) is read and thrown away in small pieces, never held whole, and
+/// reported as [`NetErrorKind::Skipped`]: the stream stays in step, so the caller can
+/// answer with a refusal and go on. A server uses it to tell a client why its request
+/// was refused instead of cutting it off.
+pub fn read_frame_or_skip<R: Read, T: DeserializeOwned>(
+    r: &mut R,
+    max_bytes: u32,
+    skip_up_to: u32,
+) -> Result<T, NetError> {
     crate::sync::assert_no_io_free_lock("reading a frame");
     let mut header = [0u8; HEADER_BYTES];
     match read_full(r, &mut header) {
@@ -90,6 +103,13 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R, max_bytes: u32) -> Re
     let len = u32::from_be_bytes(header);
     let max = max_bytes.min(MAX_FRAME_BYTES);
     if len > max {
+        if len <= skip_up_to.min(MAX_FRAME_BYTES) {
+            skip(r, len)?;
+            return Err(NetError::new(NetErrorKind::Skipped {
+                len: u64::from(len),
+                max: u64::from(max),
+            }));
+        }
         return Err(NetError::new(NetErrorKind::TooLarge {
             len: u64::from(len),
             max: u64::from(max),
@@ -102,6 +122,18 @@ pub fn read_frame<R: Read, T: DeserializeOwned>(r: &mut R, max_bytes: u32) -> Re
         .reject_trailing_bytes()
         .deserialize(&body)
         .map_err(|e| NetError::new(NetErrorKind::Decode(e.to_string())))
+}
+
+/// Reads and discards `len` bytes, 64 KiB at a time.
+fn skip<R: Read>(r: &mut R, len: u32) -> Result<(), NetError> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut left = len as usize;
+    while left > 0 {
+        let n = left.min(buf.len());
+        read_full(r, &mut buf[..n]).map_err(|(_, e)| NetError::io_mid_frame(e))?;
+        left -= n;
+    }
+    Ok(())
 }
 
 /// Fills `buf`, retrying interrupted reads. On failure returns how many bytes had been

@@ -11,7 +11,8 @@
 //!   travel on the responder's own outbound connection;
 //! - a **client** connection carries strict [`ClientRequest`] / [`ClientResponse`] pairs.
 //!
-//! `net` uses `raft`'s types and `kv`'s command types, nothing else of this crate.
+//! `net` uses `raft`'s types, `kv`'s command types and `limits`, nothing else of this
+//! crate.
 
 mod error;
 mod frame;
@@ -20,19 +21,24 @@ mod proto;
 mod status;
 
 pub use error::{NetError, NetErrorKind};
-pub use frame::{encode_frame, frame_buffered, read_frame, write_frame};
+pub use frame::{encode_frame, frame_buffered, read_frame, read_frame_or_skip, write_frame};
 pub use peer::{check_addr, connect_with_timeout, normalize_addr};
 pub use proto::{
-    accept_hello, check_hello, client_handshake, ClientRequest, ClientResponse, Hello, HelloFrom,
-    HelloReply,
+    accept_hello, accept_hello_with, check_hello, client_handshake, ClientRequest, ClientResponse,
+    Hello, HelloFrom, HelloReply,
 };
 pub use status::StatusReport;
 
 /// Version of this protocol, sent in every [`Hello`].
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// Largest frame body accepted or sent.
-pub const MAX_FRAME_BYTES: u32 = 64 << 20;
+/// Largest frame body accepted or sent (see [`crate::limits`] for how it relates to
+/// the request, entry and record limits).
+pub const MAX_FRAME_BYTES: u32 = crate::limits::MAX_FRAME_BYTES;
+
+/// Largest request frame body a node reads from a client; bigger ones are skipped and
+/// refused with [`ClientResponse::TooLarge`].
+pub const MAX_CLIENT_FRAME_BYTES: u32 = crate::limits::MAX_CLIENT_FRAME_BYTES;
 
 /// Largest hello or hello reply accepted: a handshake is small, and a stranger should
 /// not make us allocate much before we know who it is.

@@ -1,5 +1,6 @@
 //! The messages of the handshake and of client connections.
 
+use std::io::{Read, Write};
 use std::net::TcpStream;
 
 use serde::{Deserialize, Serialize};
@@ -90,10 +91,19 @@ pub enum ClientResponse {
         /// while waiting for its commit): it may still be applied.
         outcome_unknown: bool,
     },
-    /// The request was refused for good (e.g. malformed or too large).
+    /// The request was refused for good (e.g. malformed).
     Error {
         /// Why, for a human.
         message: String,
+    },
+    /// The request was refused for good, before it was proposed: it is larger than a
+    /// node accepts (`kv::MAX_REQUEST_BYTES`). Nothing was applied.
+    TooLarge {
+        /// The size of the encoded request, or of its frame if that was over the
+        /// client frame limit.
+        len: u64,
+        /// The limit: the largest encoded request a node accepts.
+        max: u64,
     },
 }
 
@@ -141,10 +151,24 @@ pub fn accept_hello(
     cluster: &str,
     node_id: NodeId,
 ) -> Result<HelloFrom, NetError> {
-    let hello: Hello = read_frame(stream, MAX_HELLO_BYTES)?;
-    match check_hello(&hello, cluster) {
+    let mut reader = stream.try_clone().map_err(NetError::io)?;
+    accept_hello_with(&mut reader, stream, cluster, node_id, |_| Ok(()))
+}
+
+/// [`accept_hello`] on a separate reader and writer, with a further check: `admit`
+/// sees who is calling once version and cluster passed, and may refuse with a reason
+/// (a node checks a peer's id and its connection budgets here).
+pub fn accept_hello_with<R: Read, W: Write>(
+    reader: &mut R,
+    writer: &mut W,
+    cluster: &str,
+    node_id: NodeId,
+    admit: impl FnOnce(&HelloFrom) -> Result<(), String>,
+) -> Result<HelloFrom, NetError> {
+    let hello: Hello = read_frame(reader, MAX_HELLO_BYTES)?;
+    match check_hello(&hello, cluster).and_then(|()| admit(&hello.from)) {
         Ok(()) => {
-            write_frame(stream, &HelloReply::Welcome { node_id })?;
+            write_frame(writer, &HelloReply::Welcome { node_id })?;
             Ok(hello.from)
         }
         Err(reason) => {
@@ -152,7 +176,7 @@ pub fn accept_hello(
                 reason: reason.clone(),
             };
             // Best effort: the caller closes the connection either way.
-            let _ = write_frame(stream, &refusal);
+            let _ = write_frame(writer, &refusal);
             Err(NetError::new(NetErrorKind::Refused(reason)))
         }
     }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::raft::{Index, NodeId, Term};
 
-/// A node's state as reported to `status` (the keys README.md documents).
+/// A node's state as reported to `status` (its keys are listed in README.md).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatusReport {
     /// The node's id.
@@ -34,7 +34,7 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
-    /// One `key: value` line per field, in the order and with the documented keys:
+    /// One `key: value` line per field, in the order and with the keys README.md lists:
     /// `leader` is `ID ADDR` or `none`, then `peer.N.match_index` for each entry of
     /// `match_index` (the node fills it only while leader). Every line ends in `\n`.
     pub fn to_lines(&self) -> String {

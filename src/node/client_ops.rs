@@ -47,8 +47,22 @@ fn shutting_down(outcome_unknown: bool) -> ClientResponse {
     }
 }
 
-/// Proposes a write on the leader and waits until it is applied.
+/// The refusal of a request of `len` bytes, over the limit.
+pub fn too_large(len: u64) -> ClientResponse {
+    ClientResponse::TooLarge {
+        len,
+        max: kv::MAX_REQUEST_BYTES,
+    }
+}
+
+/// Proposes a write on the leader and waits until it is applied. A request over the
+/// size limit is refused first, on any member: once proposed, an oversized entry
+/// would be stored and replicated only to be rejected by every state machine.
 fn write(shared: &Shared, request: Request) -> ClientResponse {
+    let payload = kv::encode_request(&request);
+    if payload.len() as u64 > kv::MAX_REQUEST_BYTES {
+        return too_large(payload.len() as u64);
+    }
     let done = Completion::new();
     let (position, wakeups) = {
         let mut core = shared.lock_core();
@@ -65,7 +79,7 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
             };
         }
         let now = shared.now_ms();
-        let position = match core.raft.propose(kv::encode_request(&request), now) {
+        let position = match core.raft.propose(payload, now) {
             Ok(position) => position,
             Err(not_leader) => return redirect(shared, not_leader.leader),
         };
@@ -141,7 +155,8 @@ fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
 
 /// This node's view of the cluster, for `raftkv client status`. A pre-candidate
 /// (thesis §9.6) reports "follower": it has started no election, its term and vote
-/// are a follower's, and `role` stays leader|follower|candidate (the `status` keys in README.md).
+/// are a follower's, and `role` stays leader|follower|candidate (the status keys
+/// scripts parse, listed in README.md).
 pub fn status_report(shared: &Shared) -> StatusReport {
     let (status, applied_index) = {
         let core = shared.lock_core();

@@ -5,6 +5,12 @@ use std::path::PathBuf;
 use crate::logging::Level;
 use crate::raft::NodeId;
 
+/// Default of `--max-clients`.
+pub const DEFAULT_MAX_CLIENTS: usize = 1024;
+/// Default of `--client-idle-timeout-ms`: five minutes, long enough for any client
+/// between two requests, short enough that forgotten connections do not pile up.
+pub const DEFAULT_CLIENT_IDLE_TIMEOUT_MS: u64 = 300_000;
+
 /// Configuration of one node (the `raftkv node` flags).
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -27,8 +33,12 @@ pub struct NodeConfig {
     /// How long a connection thread waits for a write to commit or a read to be
     /// confirmed before answering "outcome unknown" / "unavailable".
     pub request_timeout_ms: u64,
-    /// Most client and peer connections open at once.
-    pub max_connections: usize,
+    /// Most client connections open at once (`--max-clients`); a client over it is
+    /// refused at its hello with the reason. Peers have their own budget.
+    pub max_clients: usize,
+    /// A client connection silent this long is closed; 0 means never
+    /// (`--client-idle-timeout-ms`).
+    pub client_idle_timeout_ms: u64,
     /// How much to log.
     pub log_level: Level,
     /// Snapshot once this many entries were applied since the last snapshot.
@@ -40,7 +50,7 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// The `raftkv node` defaults for member `id` of `peers`.
+    /// The defaults (as `raftkv node --help` shows them) for member `id` of `peers`.
     pub fn new(
         id: NodeId,
         listen_addr: String,
@@ -57,7 +67,8 @@ impl NodeConfig {
             election_timeout_max_ms: 550,
             heartbeat_interval_ms: 80,
             request_timeout_ms: 1000,
-            max_connections: 1024,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            client_idle_timeout_ms: DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
             log_level: Level::Info,
             snapshot_entries: 100_000,
             snapshot_bytes: 64 << 20,
@@ -99,8 +110,11 @@ impl NodeConfig {
         if self.snapshot_entries == 0 || self.snapshot_bytes == 0 {
             return Err("--snapshot-entries and --snapshot-bytes must be above 0".into());
         }
+        if self.max_clients == 0 {
+            return Err("--max-clients must be at least 1".into());
+        }
         if self.snapshot_chunk_bytes == 0
-            || self.snapshot_chunk_bytes as u64 > u64::from(crate::net::MAX_FRAME_BYTES) / 2
+            || self.snapshot_chunk_bytes as u64 > crate::limits::MAX_SNAPSHOT_CHUNK_BYTES
         {
             return Err(format!(
                 "snapshot chunk of {} bytes does not fit a frame",
@@ -108,5 +122,11 @@ impl NodeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The client idle timeout as a socket read timeout (`None`: never).
+    pub fn client_idle_timeout(&self) -> Option<std::time::Duration> {
+        (self.client_idle_timeout_ms > 0)
+            .then(|| std::time::Duration::from_millis(self.client_idle_timeout_ms))
     }
 }

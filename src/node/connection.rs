@@ -1,9 +1,11 @@
 //! A connection thread: reads the hello, then serves either a peer (Raft messages in,
 //! stepped into Raft) or a client (request, answer, request, ...).
 //!
-//! Waits on: the socket read. Woken by: the peer or client; at shutdown, by its socket
-//! being closed. Takes the core lock briefly per message or request; never while
-//! reading or writing the socket.
+//! Waits on: the socket read, bounded by the hello timeout before the hello and by the
+//! client idle timeout on a client connection. Woken by: the peer or client; the
+//! timeout; its socket being closed (at shutdown, or by the listener's budgets). Takes
+//! the core lock briefly per message or request; never while reading or writing the
+//! socket.
 
 use std::io::{BufReader, BufWriter, Write};
 use std::net::TcpStream;
@@ -11,19 +13,15 @@ use std::time::Duration;
 
 use super::client_ops;
 use super::shared::Shared;
-use crate::net::{
-    self, ClientRequest, ClientResponse, Hello, HelloFrom, HelloReply, NetError, NetErrorKind,
-};
+use crate::net::{self, ClientRequest, ClientResponse, HelloFrom, NetError, NetErrorKind};
 use crate::raft::{Message, NodeId};
 
 /// A hello must arrive this soon after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Largest hello accepted.
-const MAX_HELLO_BYTES: u32 = 4096;
 
-/// Serves one connection until it closes, errs or the node stops.
-pub fn serve(shared: &Shared, stream: TcpStream, peer_addr: &str) {
-    match serve_inner(shared, stream) {
+/// Serves connection `id` (of the registry) until it closes, errs or the node stops.
+pub fn serve(shared: &Shared, stream: TcpStream, peer_addr: &str, id: u64) {
+    match serve_inner(shared, stream, id) {
         Ok(()) => {}
         Err(err) if matches!(err.kind(), NetErrorKind::Closed) || shared.is_stopping() => {}
         Err(err) => shared
@@ -32,48 +30,51 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer_addr: &str) {
     }
 }
 
-fn serve_inner(shared: &Shared, stream: TcpStream) -> Result<(), NetError> {
+fn serve_inner(shared: &Shared, stream: TcpStream, id: u64) -> Result<(), NetError> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
+    stream.set_write_timeout(Some(HELLO_TIMEOUT))?;
     let mut reader = BufReader::with_capacity(64 * 1024, stream.try_clone()?);
     let mut writer = BufWriter::new(stream.try_clone()?);
-    let hello: Hello = net::read_frame(&mut reader, MAX_HELLO_BYTES)?;
-    if let Err(reason) = accept_hello(shared, &hello) {
-        net::write_frame(
-            &mut writer,
-            &HelloReply::Refused {
-                reason: reason.clone(),
-            },
-        )?;
-        writer.flush()?;
-        return Err(NetError::refused(reason));
-    }
-    net::write_frame(
+    let from = net::accept_hello_with(
+        &mut reader,
         &mut writer,
-        &HelloReply::Welcome {
-            node_id: shared.config.id,
-        },
+        &shared.config.cluster,
+        shared.config.id,
+        |from| admit(shared, id, from),
     )?;
-    writer.flush()?;
-    stream.set_read_timeout(None)?;
-    match hello.from {
-        HelloFrom::Peer { id } => serve_peer(shared, id, &mut reader),
-        HelloFrom::Client => serve_client(shared, &mut reader, &mut writer),
+    match from {
+        HelloFrom::Peer { id: peer } => {
+            stream.set_read_timeout(None)?;
+            serve_peer(shared, peer, &mut reader)
+        }
+        HelloFrom::Client => {
+            let idle = shared.config.client_idle_timeout();
+            stream.set_read_timeout(idle)?;
+            stream.set_write_timeout(idle)?;
+            serve_client(shared, &mut reader, &mut writer)
+        }
     }
 }
 
-/// Checks version, cluster and, for a peer, that its id is another member.
-fn accept_hello(shared: &Shared, hello: &Hello) -> Result<(), String> {
-    net::check_hello(hello, &shared.config.cluster)?;
-    if let HelloFrom::Peer { id } = hello.from {
-        let members = shared.config.peers.len() as NodeId;
-        if id == 0 || id > members || id == shared.config.id {
-            return Err(format!(
-                "peer id {id} is not another member of this {members}-member cluster"
-            ));
+/// Checks that a peer's id is another member, then admits the connection within the
+/// budgets of `listener`. `Err` is the refusal reason sent back.
+fn admit(shared: &Shared, id: u64, from: &HelloFrom) -> Result<(), String> {
+    let peer = match *from {
+        HelloFrom::Peer { id: peer } => {
+            let members = shared.config.peers.len() as NodeId;
+            if peer == 0 || peer > members || peer == shared.config.id {
+                return Err(format!(
+                    "peer id {peer} is not another member of this {members}-member cluster"
+                ));
+            }
+            Some(peer)
         }
-    }
-    Ok(())
+        HelloFrom::Client => None,
+    };
+    shared
+        .lock_connections()
+        .classify(id, peer, shared.config.max_clients)
 }
 
 /// Most messages stepped under one hold of the core lock.
@@ -129,27 +130,43 @@ fn read_peer_message(
     Ok(message)
 }
 
-/// Answers client requests, one at a time, until the client leaves.
+/// Answers client requests, one at a time, until the client leaves or stays silent
+/// for the idle timeout (then the connection is closed without a word: an unasked
+/// frame would be taken for the answer to its next request).
 fn serve_client(
     shared: &Shared,
     reader: &mut impl std::io::Read,
     writer: &mut BufWriter<TcpStream>,
 ) -> Result<(), NetError> {
     loop {
-        let response = match net::read_frame::<_, ClientRequest>(reader, net::MAX_FRAME_BYTES) {
+        let read = net::read_frame_or_skip::<_, ClientRequest>(
+            reader,
+            net::MAX_CLIENT_FRAME_BYTES,
+            net::MAX_FRAME_BYTES,
+        );
+        let response = match read {
             Ok(request) => client_ops::handle(shared, request),
-            // The whole frame was read, so the stream is still in step: answer and go on.
-            Err(err) if matches!(err.kind(), NetErrorKind::Decode(_)) => ClientResponse::Error {
-                message: format!("bad request: {err}"),
-            },
-            Err(err) => {
-                if matches!(err.kind(), NetErrorKind::TooLarge { .. }) {
-                    let message = format!("bad request: {err}");
-                    let _ = net::write_frame(writer, &ClientResponse::Error { message });
+            // The whole frame was read (or skipped), so the stream is still in step:
+            // answer and go on.
+            Err(err) => match *err.kind() {
+                NetErrorKind::Skipped { len, .. } => client_ops::too_large(len),
+                NetErrorKind::Decode(_) => ClientResponse::Error {
+                    message: format!("bad request: {err}"),
+                },
+                NetErrorKind::TooLarge { len, .. } => {
+                    // Too large even to skip: answer, then hang up.
+                    let _ = net::write_frame(writer, &client_ops::too_large(len));
                     let _ = writer.flush();
+                    return Err(err);
                 }
-                return Err(err);
-            }
+                NetErrorKind::Timeout => {
+                    shared
+                        .log
+                        .debug(format_args!("closing an idle client connection"));
+                    return Ok(());
+                }
+                _ => return Err(err),
+            },
         };
         net::write_frame(writer, &response)?;
         writer.flush()?;

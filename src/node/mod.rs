@@ -258,7 +258,8 @@ impl Node {
         }
     }
 
-    /// The shutdown sequence (docs/CONCURRENCY.md): flag, wake and join the listener,
+    /// The shutdown sequence (docs/CONCURRENCY.md): flag, wake the listener and join it
+    /// (or, if it does not wake within a few seconds, leave it behind),
     /// wake every Condvar and fail every waiter, close the outboxes and sockets, join
     /// everything.
     fn stop(&mut self) {
@@ -271,9 +272,15 @@ impl Node {
             .stopping
             .store(true, crate::sync::atomic::Ordering::SeqCst);
         shared.shutdown_requested.complete(());
-        // Wake the blocking accept() with a connection to ourselves.
-        let _ = TcpStream::connect_timeout(&wake_addr(self.local_addr), Duration::from_secs(1));
-        let _ = listener.join();
+        if wake_listener(wake_addr(self.local_addr), &shared.listener_exited) {
+            let _ = listener.join();
+        } else {
+            // Leave it blocked in accept(): the process is on its way out, and a
+            // shutdown that never returns would be worse.
+            shared.log.error(format_args!(
+                "the listener did not wake for shutdown; leaving its thread behind"
+            ));
+        }
         {
             let mut core = shared.lock_core();
             core.shutdown = true;
@@ -297,6 +304,27 @@ impl Drop for Node {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Attempts to wake our listener (blocked in `accept()`).
+const WAKE_ATTEMPTS: u32 = 3;
+/// How long each attempt may take to connect, and then waits for the listener.
+const WAKE_WAIT: Duration = Duration::from_secs(1);
+
+/// Wakes the listener's blocking `accept()` with a connection to ourselves and waits
+/// for it to signal `exited`; retries a few times. False if it did not exit within
+/// about `WAKE_ATTEMPTS * 2 * WAKE_WAIT` (the connect kept failing, say).
+fn wake_listener(addr: SocketAddr, exited: &completion::Completion<()>) -> bool {
+    for _ in 0..WAKE_ATTEMPTS {
+        let _ = TcpStream::connect_timeout(&addr, WAKE_WAIT);
+        if exited
+            .wait_until(std::time::Instant::now() + WAKE_WAIT)
+            .is_some()
+        {
+            return true;
+        }
+    }
+    false
 }
 
 /// Where to connect to wake our own listener (an unspecified address is not
@@ -323,7 +351,39 @@ fn raft_config(config: &NodeConfig) -> raft::Config {
     rc.election_timeout_max_ms = config.election_timeout_max_ms;
     rc.heartbeat_interval_ms = config.heartbeat_interval_ms;
     rc.max_snapshot_chunk_bytes = config.snapshot_chunk_bytes;
+    // The batch limits the peer frame limit was derived from (crate::limits).
+    rc.max_bytes_per_append = crate::limits::MAX_APPEND_BATCH_BYTES as usize;
+    rc.max_entries_per_append = crate::limits::MAX_APPEND_BATCH_ENTRIES as usize;
     rc
+}
+
+#[cfg(all(test, not(shuttle)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waking_a_listener_that_cannot_be_reached_gives_up() {
+        // Nobody listens on this port any more: every connect is refused.
+        let addr = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let never = completion::Completion::new();
+        assert!(!wake_listener(addr, &never));
+    }
+
+    #[test]
+    fn waking_a_listener_that_exits_succeeds() {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let exited = completion::Completion::new();
+        let signal = exited.clone();
+        let thread = std::thread::spawn(move || {
+            let _ = listener.accept();
+            signal.complete(());
+        });
+        assert!(wake_listener(addr, &exited));
+        thread.join().expect("listener thread");
+    }
 }
 
 fn initial_state(recovered: Recovered) -> InitialState {

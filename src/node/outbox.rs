@@ -134,9 +134,10 @@ impl Outbox {
         self.ready.notify_all();
     }
 
-    /// How many messages were dropped because the queue was full.
-    pub fn dropped(&self) -> u64 {
-        self.lock().dropped
+    /// How many messages were dropped because the queue was full since the last call
+    /// (the replicator logs them, after releasing this lock).
+    pub fn take_dropped(&self) -> u64 {
+        std::mem::take(&mut self.lock().dropped)
     }
 }
 
@@ -186,7 +187,8 @@ mod tests {
     fn overflow_drops_the_oldest() {
         let o = Outbox::new();
         o.push((0..MAX_QUEUED_MESSAGES as u64 + 3).map(vote));
-        assert_eq!(o.dropped(), 3);
+        assert_eq!(o.take_dropped(), 3);
+        assert_eq!(o.take_dropped(), 0, "counted since the last call");
         match o.wait_take(Duration::from_millis(1), 1) {
             Take::Messages(m) => assert_eq!(m[0].term, 3),
             other => panic!("expected messages, got {other:?}"),

@@ -53,8 +53,11 @@ pub struct PendingRequests {
     /// Reads waiting for Raft to confirm leadership, by read id.
     reads: HashMap<u64, Completion<ReadOutcome>>,
     /// Reads whose leadership check passed, waiting for the applied index to reach
-    /// their read index.
-    reads_awaiting_apply: BTreeMap<Index, Vec<Completion<ReadOutcome>>>,
+    /// their read index: by read index, then read id.
+    reads_awaiting_apply: BTreeMap<Index, HashMap<u64, Completion<ReadOutcome>>>,
+    /// The read index of each read in `reads_awaiting_apply`, by read id, so that a
+    /// read whose waiter gave up can be found and dropped.
+    parked_at: HashMap<u64, Index>,
     /// Id of the next linearizable read.
     next_read_id: u64,
     /// Requests whose outcome is decided but whose waiter is not woken yet: waking is a
@@ -149,9 +152,21 @@ impl PendingRequests {
         self.reads.insert(read_id, done);
     }
 
-    /// Forgets a read whose waiter gave up.
+    /// Forgets a read whose waiter gave up, whether it still waits for its
+    /// leadership check or for the applier.
     pub fn forget_read(&mut self, read_id: u64) {
-        self.reads.remove(&read_id);
+        if self.reads.remove(&read_id).is_some() {
+            return;
+        }
+        let Some(index) = self.parked_at.remove(&read_id) else {
+            return;
+        };
+        if let Some(parked) = self.reads_awaiting_apply.get_mut(&index) {
+            parked.remove(&read_id);
+            if parked.is_empty() {
+                self.reads_awaiting_apply.remove(&index);
+            }
+        }
     }
 
     /// Raft decided a read's leadership check: complete it now, fail it, or park it
@@ -164,11 +179,13 @@ impl PendingRequests {
             Ok(index) if index <= applied_index => {
                 self.decided.push(Decided::Read(done, ReadOutcome::Ready))
             }
-            Ok(index) => self
-                .reads_awaiting_apply
-                .entry(index)
-                .or_default()
-                .push(done),
+            Ok(index) => {
+                self.reads_awaiting_apply
+                    .entry(index)
+                    .or_default()
+                    .insert(state.read_id, done);
+                self.parked_at.insert(state.read_id, index);
+            }
             Err(not_leader) => self.decided.push(Decided::Read(
                 done,
                 ReadOutcome::NotLeader(not_leader.leader),
@@ -180,9 +197,21 @@ impl PendingRequests {
     pub fn applied(&mut self, applied_index: Index) {
         let later = self.reads_awaiting_apply.split_off(&(applied_index + 1));
         let ready = std::mem::replace(&mut self.reads_awaiting_apply, later);
-        for done in ready.into_values().flatten() {
+        for (read_id, done) in ready.into_values().flatten() {
+            self.parked_at.remove(&read_id);
             self.decided.push(Decided::Read(done, ReadOutcome::Ready));
         }
+    }
+
+    /// Linearizable reads registered and not yet decided or forgotten, parked ones
+    /// included.
+    pub fn waiting_reads(&self) -> usize {
+        self.reads.len()
+            + self
+                .reads_awaiting_apply
+                .values()
+                .map(HashMap::len)
+                .sum::<usize>()
     }
 
     /// Takes the requests decided since the last call, for the caller to complete
@@ -208,7 +237,8 @@ impl PendingRequests {
         for (_, done) in self.reads.drain() {
             done.complete(ReadOutcome::Shutdown);
         }
-        for done in std::mem::take(&mut self.reads_awaiting_apply)
+        self.parked_at.clear();
+        for (_, done) in std::mem::take(&mut self.reads_awaiting_apply)
             .into_values()
             .flatten()
         {
@@ -315,6 +345,28 @@ mod tests {
         p.applied(7);
         p.wake_decided();
         assert_eq!(outcome(&late), Some(ReadOutcome::Ready));
+    }
+
+    #[test]
+    fn a_read_that_timed_out_is_forgotten_even_when_parked() {
+        let mut p = PendingRequests::default();
+        let (waiting, parked) = (p.next_read_id(), p.next_read_id());
+        p.add_read(waiting, Completion::new());
+        p.add_read(parked, Completion::new());
+        p.read_decided(
+            ReadState {
+                read_id: parked,
+                result: Ok(9),
+            },
+            3,
+        );
+        assert_eq!(p.waiting_reads(), 2);
+        // Both waiters gave up: one before leadership was confirmed, one after.
+        p.forget_read(waiting);
+        p.forget_read(parked);
+        assert_eq!(p.waiting_reads(), 0, "a timed-out read is still held");
+        p.applied(9);
+        assert!(p.take_decided().is_empty());
     }
 
     #[test]

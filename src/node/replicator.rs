@@ -70,6 +70,7 @@ pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
             Take::TimedOut => continue,
             Take::Messages(m) => fill_snapshot_chunks(shared, &mut snapshot_reader, m),
         };
+        log_dropped(shared, peer, outbox);
         if messages.is_empty() {
             continue;
         }
@@ -85,6 +86,19 @@ pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
             link.down_logged = true;
             link.next_attempt = Instant::now() + link.backoff;
         }
+    }
+}
+
+/// Logs the messages the outbox dropped because its queue was full, if any (no lock
+/// is held here: `take_dropped` released the outbox's).
+fn log_dropped(shared: &Shared, peer: NodeId, outbox: &Outbox) {
+    let dropped = outbox.take_dropped();
+    if dropped > 0 {
+        shared.log.warn(format_args!(
+            "dropped the {dropped} oldest messages queued for peer n{peer}: its queue of \
+             {} was full (Raft resends what matters)",
+            super::outbox::MAX_QUEUED_MESSAGES
+        ));
     }
 }
 

@@ -96,6 +96,9 @@ pub struct Shared {
     /// Filled in when shutdown is requested (Ctrl-C, a fatal disk error, a test);
     /// `Node::wait` blocks on it.
     pub shutdown_requested: Completion<()>,
+    /// Filled in by the listener thread as it returns; shutdown waits on it, with a
+    /// deadline, instead of joining a listener that might never wake.
+    pub listener_exited: Completion<()>,
 }
 
 impl Shared {
@@ -119,6 +122,7 @@ impl Shared {
             fatal: Mutex::new(None),
             connections: Mutex::new(Connections::default()),
             shutdown_requested: Completion::new(),
+            listener_exited: Completion::new(),
         }
     }
 
@@ -236,11 +240,6 @@ impl Shared {
             let applied = core.applied_index;
             core.pending.read_decided(state, applied);
         }
-    }
-
-    /// Role of this node right now (takes the core lock briefly).
-    pub fn role(&self) -> Role {
-        self.lock_core().raft.role()
     }
 
     /// Records a fatal error (the disk failed) and asks the node to shut down.

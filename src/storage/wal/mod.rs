@@ -234,6 +234,6 @@ fn encode_record(entry: &Entry, buf: &mut Vec<u8>, path: &Path) -> Result<(), St
             "entry {} encodes to {size} bytes, over the {MAX_RECORD_BYTES} byte limit",
             entry.index
         );
-        StorageError::other(StorageErrorKind::TooLarge, "append to", path, detail)
+        StorageError::other(StorageErrorKind::TooLarge, "append", path, detail)
     })
 }

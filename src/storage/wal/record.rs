@@ -24,8 +24,9 @@ pub const SEGMENT_HEADER_BYTES: u64 = 20;
 /// Bytes of a record header.
 pub const RECORD_HEADER_BYTES: u64 = 12;
 /// Largest encoded entry the WAL accepts (and believes on recovery). Bigger lengths on
-/// disk are impossible records.
-pub const MAX_RECORD_BYTES: u32 = 64 << 20;
+/// disk are impossible records. Derived with the request and frame limits in
+/// [`crate::limits`], so the largest legal entry always fits.
+pub const MAX_RECORD_BYTES: u32 = crate::limits::MAX_RECORD_BYTES;
 const SEGMENT_MAGIC: &[u8; 4] = b"RKVW";
 
 /// The header of a new segment whose first record will hold `first_index`.
