@@ -86,6 +86,13 @@ pub struct NodeArgs {
     /// snapshot (whichever threshold is reached first).
     #[arg(long, default_value_t = 64 << 20)]
     pub snapshot_bytes: u64,
+    /// Keep this many entries before each snapshot when compacting the log (in memory
+    /// and in the WAL), so that a follower that fell a little behind (a slow disk, a
+    /// restart) is sent those entries rather than the whole snapshot. The kept entries
+    /// are also capped at --snapshot-bytes bytes together. 0 keeps none. etcd's
+    /// SnapshotCatchUpEntries is the same 5,000.
+    #[arg(long, default_value_t = 5000)]
+    pub snapshot_catchup_entries: u64,
 }
 
 /// Flags of `raftkv client`.

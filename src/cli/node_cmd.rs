@@ -59,6 +59,7 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.request_timeout_ms = args.request_timeout_ms;
     config.snapshot_entries = args.snapshot_entries;
     config.snapshot_bytes = args.snapshot_bytes;
+    config.snapshot_catchup_entries = args.snapshot_catchup_entries;
     config.validate()?;
     Ok(config)
 }
