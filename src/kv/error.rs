@@ -37,6 +37,14 @@ pub enum KvErrorKind {
         /// The sequence number of the refused request.
         seq: u64,
     },
+    /// A snapshot decoded, but its state machine is not at the position the snapshot
+    /// file says it covers: the file is corrupt or was not written by this store.
+    SnapshotPosition {
+        /// The index the snapshot file says it covers.
+        file_index: u64,
+        /// The applied index of the state machine inside it.
+        applied_index: u64,
+    },
 }
 
 impl KvError {
@@ -63,6 +71,14 @@ impl fmt::Display for KvError {
             } => write!(
                 f,
                 "stale request: client {client_id:#x} seq {seq} is older than applied seq {last_seq}"
+            ),
+            KvErrorKind::SnapshotPosition {
+                file_index,
+                applied_index,
+            } => write!(
+                f,
+                "the snapshot file covers the log up to index {file_index}, but the state \
+                 machine in it has applied index {applied_index}"
             ),
             KvErrorKind::SessionExpired { client_id, seq } => write!(
                 f,

@@ -208,6 +208,20 @@ impl KvStore {
         }
     }
 
+    /// [`KvStore::restore`] of a snapshot file said to cover the log up to `index`:
+    /// also refuses a state machine at another applied index
+    /// ([`KvErrorKind::SnapshotPosition`]).
+    pub fn restore_at(bytes: &[u8], index: u64) -> Result<KvStore, KvError> {
+        let kv = KvStore::restore(bytes)?;
+        if kv.applied_index != index {
+            return Err(KvError::new(KvErrorKind::SnapshotPosition {
+                file_index: index,
+                applied_index: kv.applied_index,
+            }));
+        }
+        Ok(kv)
+    }
+
     /// Decodes a snapshot made by [`KvStore::snapshot`], checking its invariants.
     pub fn restore(bytes: &[u8]) -> Result<KvStore, KvError> {
         let bad = |why: String| KvError::new(KvErrorKind::BadSnapshot(why));

@@ -432,3 +432,18 @@ mod model {
         }
     }
 }
+
+#[test]
+fn restore_at_refuses_a_state_machine_at_another_index() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 1, 1, put("a", "1"));
+    kv.apply_noop(2);
+    let bytes = kv.snapshot();
+    assert_eq!(KvStore::restore_at(&bytes, 2), Ok(kv));
+    let err = KvStore::restore_at(&bytes, 3).map_err(|e| e.kind().clone());
+    let mismatch = KvErrorKind::SnapshotPosition {
+        file_index: 3,
+        applied_index: 2,
+    };
+    assert_eq!(err, Err(mismatch));
+}

@@ -127,7 +127,7 @@ fn install_received(
             return Ok(());
         }
     };
-    let kv = match KvStore::restore(&snapshot.data) {
+    let kv = match KvStore::restore_at(&snapshot.data, last.index) {
         Ok(kv) => kv,
         Err(err) => {
             // The CRC matched, so the leader's own snapshot is bad: stop rather than
