@@ -83,7 +83,8 @@ impl fmt::Display for KvError {
             KvErrorKind::SessionExpired { client_id, seq } => write!(
                 f,
                 "session expired: client {client_id:#x} has no session (evicted by newer \
-                 clients) and seq {seq} is not a first write, so it was not applied"
+                 clients) and seq {seq} is not a first write, so it was refused (an earlier \
+                 attempt of it may have been applied)"
             ),
         }
     }
