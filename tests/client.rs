@@ -348,3 +348,56 @@ fn a_redirect_to_an_address_the_client_cannot_reach_moves_on_through_the_list() 
     assert_eq!(c.put("k", "v"), Ok(()));
     assert_eq!(write_ids(&leader.seen()).len(), 1);
 }
+
+#[test]
+fn session_expired_is_outcome_unknown_and_the_next_write_opens_a_new_session() {
+    // The node answers the first write, then says the client's session expired (it was
+    // evicted), then answers again.
+    let node = fake_node(1, |_, r| match r {
+        ClientRequest::Write(w) if w.seq == 2 => Action::Reply(ClientResponse::SessionExpired {
+            message: "session expired: client has no session".to_string(),
+        }),
+        _ => leader_answer(r),
+    });
+    let mut c = client(&[&node.addr], 2000);
+    assert_eq!(c.put("k", "1"), Ok(()));
+    let first_id = c.client_id();
+    let err = c.put("k", "2").expect_err("the session expired");
+    assert_eq!(
+        err.kind(),
+        ClientErrorKind::Unavailable {
+            outcome_unknown: true
+        }
+    );
+    let text = err.to_string();
+    assert!(text.starts_with("outcome unknown:"), "{text}");
+    assert!(text.contains("session expired"), "{text}");
+    assert_eq!(c.put("k", "3"), Ok(()));
+    let second_id = c.client_id();
+    assert_ne!(second_id, first_id, "no new session after expiry");
+    assert_eq!(
+        write_ids(&node.seen()),
+        vec![(first_id, 1), (first_id, 2), (second_id, 1)]
+    );
+}
+
+#[test]
+fn a_client_whose_first_write_failed_starts_over_with_a_new_session() {
+    // The first write's fate is unknown, so the cluster may hold no session for the
+    // client: a seq 2 would be refused as expired. The next write opens a new one.
+    let node = fake_node(1, |_, _| {
+        Action::Reply(ClientResponse::Unavailable {
+            reason: "lost leadership".to_string(),
+            outcome_unknown: true,
+        })
+    });
+    let mut c = client(&[&node.addr], 300);
+    let err = c.put("k", "1").expect_err("never answered");
+    assert!(matches!(err.kind(), ClientErrorKind::Unavailable { .. }));
+    let first_id = c.client_id();
+    c.put("k", "2").expect_err("never answered");
+    let ids = write_ids(&node.seen());
+    let last = *ids.last().expect("writes were sent");
+    assert_ne!(last.0, first_id, "{ids:?}");
+    assert_eq!(last.1, 1, "{ids:?}");
+}

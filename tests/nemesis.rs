@@ -9,8 +9,10 @@
 //!
 //! Each test runs for RAFTKV_NEMESIS_SECS seconds of faults (default 40; the two
 //! tests run in parallel). RAFTKV_NEMESIS_SNAPSHOT_ENTRIES=N gives every node
-//! `--snapshot-entries N`; without it the 3-node run snapshots every 500 entries (so
-//! compaction and InstallSnapshot meet kills, pauses and partitions in every CI run)
+//! `--snapshot-entries N` (and `--snapshot-catchup-entries N/5`); without it the
+//! 3-node run snapshots every 500 entries, keeping 100 before each (so compaction,
+//! catch-up from the kept entries and InstallSnapshot meet kills, pauses and
+//! partitions in every CI run)
 //! and the 5-node run keeps the node's default threshold. Each run ends by counting,
 //! from the node logs, the snapshots saved and installed, and fails on any panic or
 //! fatal error a node logged. RAFTKV_NEMESIS_LOG_DIR=dir keeps a copy of every node's
@@ -416,9 +418,12 @@ fn run(n: usize, clients: usize, snapshot_default: Option<u64>) {
          RAFTKV_NEMESIS_SEED={seed}"
     );
     let mut rng = SmallRng::seed_from_u64(seed);
-    let threshold = snapshot.map(|s| s.to_string());
+    // With a threshold, each snapshot keeps a fifth of it as trailing entries: a
+    // follower a little behind catches up from them, one further behind needs the
+    // snapshot, so both paths meet the faults.
+    let threshold = snapshot.map(|s| (s.to_string(), (s / 5).to_string()));
     let extra: Vec<&str> = match &threshold {
-        Some(t) => vec!["--snapshot-entries", t],
+        Some((t, keep)) => vec!["--snapshot-entries", t, "--snapshot-catchup-entries", keep],
         None => vec![],
     };
     let (mut cluster, net) = proxied_cluster(n, &extra);

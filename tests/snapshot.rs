@@ -1,6 +1,7 @@
 //! Process tests of snapshots and log compaction: the WAL stays bounded under a long
-//! write load, and a follower that missed compacted entries catches up through
-//! InstallSnapshot.
+//! write load, a follower that missed compacted entries catches up through
+//! InstallSnapshot, and one a few hundred entries behind catches up from the trailing
+//! entries the leader keeps after compaction.
 
 mod support;
 
@@ -14,6 +15,8 @@ use support::{run_binary, wait_for, Cluster};
 
 /// The snapshot threshold the tests run with (entries).
 const SNAPSHOT_ENTRIES: u64 = 1000;
+/// The entries the WAL test keeps before each snapshot (`--snapshot-catchup-entries`).
+const CATCHUP_ENTRIES: u64 = 2000;
 /// A generous upper bound of one WAL record of the bench's writes: 16-byte key,
 /// 100-byte value, client id, sequence number, framing and CRC.
 const MAX_RECORD_BYTES: u64 = 256;
@@ -38,7 +41,16 @@ fn status_u64(cluster: &Cluster, i: usize, key: &str) -> Option<u64> {
 #[test]
 fn fifty_thousand_writes_keep_the_wal_bounded() {
     let threshold = SNAPSHOT_ENTRIES.to_string();
-    let mut cluster = Cluster::start_with(3, &["--snapshot-entries", &threshold]);
+    let catchup = CATCHUP_ENTRIES.to_string();
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--snapshot-entries",
+            &threshold,
+            "--snapshot-catchup-entries",
+            &catchup,
+        ],
+    );
     cluster.leader();
     let dirs: Vec<_> = (0..3).map(|i| cluster.data_dir(i)).collect();
     let stop = Arc::new(AtomicBool::new(false));
@@ -83,10 +95,11 @@ fn fifty_thousand_writes_keep_the_wal_bounded() {
         snapshot_index >= 45_000,
         "leader's snapshot index {snapshot_index} after 50,000 writes with a threshold of {threshold}"
     );
-    let bound = 4 * SNAPSHOT_ENTRIES * MAX_RECORD_BYTES;
+    let bound = (4 * SNAPSHOT_ENTRIES + CATCHUP_ENTRIES) * MAX_RECORD_BYTES;
     assert!(
         peak <= bound,
-        "a WAL reached {peak} bytes; bound {bound} (4 snapshot intervals of {MAX_RECORD_BYTES}-byte records)"
+        "a WAL reached {peak} bytes; bound {bound} (4 snapshot intervals and the \
+         {CATCHUP_ENTRIES} entries kept before a snapshot, of {MAX_RECORD_BYTES}-byte records)"
     );
     for i in 0..3 {
         let bytes = status_u64(&cluster, i, "snapshot_bytes").unwrap_or(0);
@@ -96,7 +109,16 @@ fn fifty_thousand_writes_keep_the_wal_bounded() {
 
 #[test]
 fn a_follower_behind_the_leaders_snapshot_catches_up_through_install_snapshot() {
-    let mut cluster = Cluster::start_with(3, &["--snapshot-entries", "200"]);
+    // No trailing entries kept: the follower is behind the log, not just the snapshot.
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--snapshot-entries",
+            "200",
+            "--snapshot-catchup-entries",
+            "0",
+        ],
+    );
     let leader = cluster.leader();
     let follower = (leader + 1) % 3;
     let put = |k: &str, v: &str| {
@@ -164,4 +186,71 @@ fn a_follower_behind_the_leaders_snapshot_catches_up_through_install_snapshot() 
         let b = cluster.client(&[follower], &["get", "--stale", k]);
         assert_eq!((a.code, &a.stdout), (b.code, &b.stdout), "key {k} differs");
     }
+}
+
+#[test]
+fn a_follower_a_few_hundred_entries_behind_catches_up_by_append_entries() {
+    // Default --snapshot-catchup-entries: the leader keeps 5000 entries before its
+    // snapshot, so a follower 600 entries behind needs no snapshot.
+    let mut cluster = Cluster::start_with(3, &["--snapshot-entries", "200"]);
+    let leader = cluster.leader();
+    let follower = (leader + 1) % 3;
+    let out = cluster.client(&[leader], &["put", "before", "one"]);
+    assert_eq!(out.code, Some(0), "put before: {out:?}");
+    let stopped_at = wait_for(Duration::from_secs(10), || {
+        let applied = status_u64(&cluster, follower, "applied_index")?;
+        (applied >= status_u64(&cluster, leader, "commit_index")?).then_some(applied)
+    })
+    .expect("the follower never applied the first write");
+    cluster.kill(follower);
+    let addr = cluster.addrs[leader].clone();
+    let bench = run_binary(
+        &[
+            "bench",
+            "--addr",
+            &addr,
+            "--clients",
+            "8",
+            "--ops",
+            "600",
+            "put",
+        ],
+        Duration::from_secs(120),
+    );
+    assert_eq!(bench.code, Some(0), "bench failed: {bench:?}");
+    // The leader took a snapshot past everything the follower has.
+    let snapshotted = wait_for(Duration::from_secs(20), || {
+        let snapshot = status_u64(&cluster, leader, "snapshot_index")?;
+        (snapshot > stopped_at + 200).then_some(snapshot)
+    });
+    assert!(
+        snapshotted.is_some(),
+        "the leader never snapshotted past the follower's index {stopped_at}"
+    );
+    let first = status_u64(&cluster, leader, "first_index").unwrap_or(u64::MAX);
+    assert!(
+        first <= stopped_at + 1,
+        "the leader's log starts at {first}: it kept no trailing entries for a follower at {stopped_at}"
+    );
+    cluster.start_node(follower);
+    let leader_applied = status_u64(&cluster, leader, "applied_index").unwrap_or(u64::MAX);
+    let caught_up = wait_for(Duration::from_secs(30), || {
+        let applied = status_u64(&cluster, follower, "applied_index")?;
+        (applied >= leader_applied).then_some(())
+    });
+    assert!(
+        caught_up.is_some(),
+        "follower never reached {leader_applied}"
+    );
+    let logs = std::fs::read_to_string(cluster.log_path(follower)).unwrap_or_default();
+    assert!(
+        !logs.contains("installed snapshot"),
+        "the follower needed InstallSnapshot although the leader could send entries:\n{logs}"
+    );
+    let out = cluster.client(&[follower], &["get", "--stale", "before"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (Some(0), "one\n"),
+        "{out:?}"
+    );
 }

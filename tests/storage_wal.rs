@@ -183,3 +183,38 @@ fn an_append_that_leaves_a_gap_is_a_caller_bug() {
     let (mut storage, _) = open_ok(&dir, BIG);
     let _ = storage.append(&entries(2, 3, 1));
 }
+
+#[test]
+fn installing_a_received_snapshot_inside_the_log_compacts_the_wal() {
+    // The leader's snapshot file at (8, 1), as the follower receives it.
+    let (_leader_tmp, leader_dir) = data_dir();
+    let (mut leader, _) = open_ok(&leader_dir, BIG);
+    leader.append(&entries(1, 8, 1)).expect("append");
+    leader.save_snapshot(&snapshot(8, 1)).expect("snapshot");
+    let file = std::fs::read(leader_dir.join("snapshot")).expect("read snapshot file");
+    // A follower that holds 1..=12 in segments starting at 1, 4, 7, 10.
+    let (_tmp, dir) = data_dir();
+    let (mut storage, _) = open_ok(&dir, 1);
+    for first in [1, 4, 7, 10] {
+        storage
+            .append(&entries(first, first + 2, 1))
+            .expect("append");
+    }
+    storage.write_snapshot_chunk(0, &file).expect("chunk");
+    let last = LogPosition { index: 8, term: 1 };
+    let installed = storage.install_received(last).expect("install");
+    assert_eq!(installed.map(|s| s.last), Ok(last));
+    let firsts: Vec<u64> = segments(&dir)
+        .iter()
+        .map(|p| segment_first_index(p))
+        .collect();
+    assert_eq!(
+        firsts,
+        vec![7, 10],
+        "segments wholly at or below the installed snapshot were kept"
+    );
+    drop(storage);
+    let (_, rec) = open_ok(&dir, 1);
+    assert_eq!(rec.log_base, last);
+    assert_eq!(rec.entries, entries(9, 12, 1));
+}

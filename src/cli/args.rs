@@ -98,6 +98,13 @@ pub struct NodeArgs {
     /// reconnects by itself.
     #[arg(long, default_value_t = raftkv::node::config::DEFAULT_CLIENT_IDLE_TIMEOUT_MS)]
     pub client_idle_timeout_ms: u64,
+    /// Keep this many entries before each snapshot when compacting the log (in memory
+    /// and in the WAL), so that a follower that fell a little behind (a slow disk, a
+    /// restart) is sent those entries rather than the whole snapshot. The kept entries
+    /// are also capped at --snapshot-bytes bytes together. 0 keeps none. etcd's
+    /// SnapshotCatchUpEntries is the same 5,000.
+    #[arg(long, default_value_t = 5000)]
+    pub snapshot_catchup_entries: u64,
 }
 
 /// Flags of `raftkv client`.

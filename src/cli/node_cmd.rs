@@ -86,6 +86,7 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.snapshot_bytes = args.snapshot_bytes;
     config.max_clients = args.max_clients;
     config.client_idle_timeout_ms = args.client_idle_timeout_ms;
+    config.snapshot_catchup_entries = args.snapshot_catchup_entries;
     config.validate()?;
     Ok(config)
 }

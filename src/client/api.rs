@@ -41,6 +41,13 @@ pub enum CasOutcome {
 
 /// A connection to a cluster. Calls are sequential (`&mut self`), which the session
 /// table relies on: a client has at most one write in flight.
+///
+/// Sessions: a client's first write (seq 1) opens its session in the cluster. A write
+/// with a higher seq from a client the cluster holds no session for is refused as
+/// "session expired" (the session was evicted); the client reports it as outcome
+/// unknown and opens a new session (a new random id, seq 1) for the next write. It
+/// does the same before a write when no write of the current session was ever
+/// answered, since the cluster may then hold no session for it.
 pub struct Client {
     transport: Transport,
     /// The addresses as given, for [`Client::status`].
@@ -51,6 +58,9 @@ pub struct Client {
     /// Sequence number of the next write; starts at 1. Advanced after each write call,
     /// whatever its outcome, so a new write never reuses an old number.
     next_seq: u64,
+    /// True once a write under `client_id` was answered as applied: the cluster then
+    /// held a session for it (unless evicted since).
+    session_open: bool,
 }
 
 impl Client {
@@ -64,10 +74,19 @@ impl Client {
             opts,
             client_id: rand::thread_rng().gen_range(1..=u64::MAX),
             next_seq: 1,
+            session_open: false,
         }
     }
 
-    /// This client's id in the cluster's session table.
+    /// Forgets the current session: the next write opens a new one.
+    fn new_session(&mut self) {
+        self.client_id = rand::thread_rng().gen_range(1..=u64::MAX);
+        self.next_seq = 1;
+        self.session_open = false;
+    }
+
+    /// This client's id in the cluster's session table (it changes when a session
+    /// expires).
     pub fn client_id(&self) -> u64 {
         self.client_id
     }
@@ -187,6 +206,11 @@ impl Client {
 
     /// Replicates one command under a fresh sequence number, kept across retries.
     fn write(&mut self, command: Command) -> Result<CommandResult, ClientError> {
+        if !self.session_open && self.next_seq > 1 {
+            // The first write's fate is unknown: the cluster may hold no session for
+            // this id, and a seq above 1 would be refused as expired.
+            self.new_session();
+        }
         let request = Request {
             client_id: self.client_id,
             seq: self.next_seq,
@@ -206,7 +230,23 @@ impl Client {
             .transport
             .call(&ClientRequest::Write(request), true, self.opts.timeout)?
         {
-            ClientResponse::Written(result) => Ok(result),
+            ClientResponse::Written(result) => {
+                self.session_open = true;
+                Ok(result)
+            }
+            ClientResponse::SessionExpired { message } => {
+                self.new_session();
+                Err(ClientError::new(
+                    ClientErrorKind::Unavailable {
+                        outcome_unknown: true,
+                    },
+                    format!(
+                        "outcome unknown: the client's session expired, so the write may \
+                         or may not have been applied (the cluster said: {message}); later \
+                         writes use a new session"
+                    ),
+                ))
+            }
             other => Err(answer_error("write", other)),
         }
     }

@@ -12,9 +12,10 @@ pub struct ClientError {
 /// The kinds of [`ClientError`] (the CLI maps them to exit codes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientErrorKind {
-    /// No definite answer within the deadline. For a write, `outcome_unknown` says
-    /// whether the request may have reached a leader (so may yet be applied); `false`
-    /// means it provably was not applied. Always `false` for reads and status.
+    /// No definite answer within the deadline, or the client's session expired. For a
+    /// write, `outcome_unknown` says whether the request may have reached a leader (so
+    /// may yet be applied, or was applied before its session expired); `false` means
+    /// it provably was not applied. Always `false` for reads and status.
     Unavailable {
         /// True if a write may or may not have been applied.
         outcome_unknown: bool,

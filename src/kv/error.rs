@@ -26,6 +26,25 @@ pub enum KvErrorKind {
         /// The last sequence number applied for this client.
         last_seq: u64,
     },
+    /// The client has no session (it was evicted, or the request is a delayed
+    /// leftover of one) and this is not its first write (`seq` above 1): it was not
+    /// applied, because it might have been applied before, or be older than the
+    /// client's last write. The client cannot tell which, so its outcome is unknown;
+    /// it must open a new session (a new id, `seq` 1).
+    SessionExpired {
+        /// The client.
+        client_id: u64,
+        /// The sequence number of the refused request.
+        seq: u64,
+    },
+    /// A snapshot decoded, but its state machine is not at the position the snapshot
+    /// file says it covers: the file is corrupt or was not written by this store.
+    SnapshotPosition {
+        /// The index the snapshot file says it covers.
+        file_index: u64,
+        /// The applied index of the state machine inside it.
+        applied_index: u64,
+    },
 }
 
 impl KvError {
@@ -52,6 +71,20 @@ impl fmt::Display for KvError {
             } => write!(
                 f,
                 "stale request: client {client_id:#x} seq {seq} is older than applied seq {last_seq}"
+            ),
+            KvErrorKind::SnapshotPosition {
+                file_index,
+                applied_index,
+            } => write!(
+                f,
+                "the snapshot file covers the log up to index {file_index}, but the state \
+                 machine in it has applied index {applied_index}"
+            ),
+            KvErrorKind::SessionExpired { client_id, seq } => write!(
+                f,
+                "session expired: client {client_id:#x} has no session (evicted by newer \
+                 clients) and seq {seq} is not a first write, so it was refused (an earlier \
+                 attempt of it may have been applied)"
             ),
         }
     }

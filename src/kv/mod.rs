@@ -8,8 +8,9 @@
 //! Exactly-once: a client tags each write with `(client_id, seq)` and keeps the pair
 //! across retries. The session table remembers, per client, the last sequence number
 //! applied and its result, so a retried write that was already applied returns the
-//! saved result instead of being applied twice (Raft thesis §6.3). The policy is on
-//! [`KvStore`].
+//! saved result instead of being applied twice (Raft thesis §6.3). A request from a
+//! client whose session was evicted is refused as expired rather than applied out of
+//! order. The policy is on [`KvStore`] and in the module `kv::session`.
 
 mod command;
 mod error;
@@ -20,7 +21,7 @@ pub use command::{
     decode_request, encode_request, Command, CommandResult, Request, MAX_REQUEST_BYTES,
 };
 pub use error::{KvError, KvErrorKind};
-pub use store::{KvStore, DEFAULT_MAX_SESSIONS};
+pub use store::{KvStore, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSION_BYTES};
 
 #[cfg(test)]
 mod tests;

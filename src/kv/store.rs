@@ -12,17 +12,25 @@ use super::session::{Check, Session, SessionTable};
 /// Sessions kept by [`KvStore::new`]; see the policy in the module `kv::session`.
 pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
 
-/// Version of the snapshot encoding, checked by [`KvStore::restore`].
-const SNAPSHOT_FORMAT: u32 = 1;
+/// Bytes of sessions kept by [`KvStore::new`] (32 MiB): each session counts 64 bytes
+/// plus the value a saved `CasMismatch` holds. Without it, 10,000 saved mismatches
+/// of 4 MiB values would be 40 GiB, in memory and in every snapshot.
+pub const DEFAULT_MAX_SESSION_BYTES: u64 = 32 << 20;
+
+/// Version of the snapshot encoding, checked by [`KvStore::restore`]. Format 2 added
+/// the session byte bound.
+const SNAPSHOT_FORMAT: u32 = 2;
 
 /// The replicated state machine.
 ///
 /// Session policy: a write from a client is identified by `(client_id, seq)`. A `seq`
 /// above the client's last one is applied and its result saved; the same `seq` again
 /// returns the saved result without applying; a lower `seq` is refused as
-/// [`KvErrorKind::StaleRequest`]. At most `max_sessions` clients are remembered; a new
-/// client beyond that evicts the one whose last request is oldest in the log.
-/// Everything depends only on the applied entries, so all members agree.
+/// [`KvErrorKind::StaleRequest`]; a `seq` above 1 from a client without a session is
+/// refused as [`KvErrorKind::SessionExpired`]. At most `max_sessions` clients and
+/// `max_session_bytes` bytes of saved results are remembered; going over evicts the
+/// clients whose last request is oldest in the log. Everything depends only on the
+/// applied entries, so all members agree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KvStore {
     /// The data. A BTreeMap so that snapshots are byte-identical across members.
@@ -42,6 +50,7 @@ struct SnapshotRef<'a> {
     format: u32,
     applied_index: u64,
     max_sessions: u64,
+    max_session_bytes: u64,
     map: &'a BTreeMap<Box<str>, Box<str>>,
     sessions: &'a BTreeMap<u64, Session>,
 }
@@ -52,6 +61,7 @@ struct SnapshotOwned {
     format: u32,
     applied_index: u64,
     max_sessions: u64,
+    max_session_bytes: u64,
     map: BTreeMap<Box<str>, Box<str>>,
     sessions: BTreeMap<u64, Session>,
 }
@@ -63,17 +73,25 @@ impl Default for KvStore {
 }
 
 impl KvStore {
-    /// An empty store keeping at most [`DEFAULT_MAX_SESSIONS`] sessions.
+    /// An empty store keeping at most [`DEFAULT_MAX_SESSIONS`] sessions and
+    /// [`DEFAULT_MAX_SESSION_BYTES`] bytes of them.
     pub fn new() -> KvStore {
-        KvStore::with_max_sessions(DEFAULT_MAX_SESSIONS)
+        KvStore::with_limits(DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSION_BYTES)
     }
 
-    /// An empty store keeping at most `max_sessions` (>= 1) sessions. Every member must
-    /// use the same value; it travels in snapshots.
+    /// An empty store keeping at most `max_sessions` (>= 1) sessions and the default
+    /// byte bound.
     pub fn with_max_sessions(max_sessions: usize) -> KvStore {
+        KvStore::with_limits(max_sessions, DEFAULT_MAX_SESSION_BYTES)
+    }
+
+    /// An empty store keeping at most `max_sessions` (>= 1) sessions and
+    /// `max_session_bytes` bytes of them (one session larger than that alone is still
+    /// kept). Every member must use the same values; they travel in snapshots.
+    pub fn with_limits(max_sessions: usize, max_session_bytes: u64) -> KvStore {
         KvStore {
             map: BTreeMap::new(),
-            sessions: SessionTable::new(max_sessions),
+            sessions: SessionTable::new(max_sessions, max_session_bytes),
             applied_index: 0,
         }
     }
@@ -101,6 +119,7 @@ impl KvStore {
                 seq,
                 last_seq,
             })),
+            Check::Expired => Err(KvError::new(KvErrorKind::SessionExpired { client_id, seq })),
         }
     }
 
@@ -167,6 +186,11 @@ impl KvStore {
         self.sessions.sessions().len()
     }
 
+    /// Bytes of client sessions remembered, as counted against the byte bound.
+    pub fn session_bytes(&self) -> u64 {
+        self.sessions.bytes()
+    }
+
     /// Encodes the whole state: map, sessions (with their cap) and applied index.
     /// Members at the same applied index produce identical bytes.
     pub fn snapshot(&self) -> Vec<u8> {
@@ -174,6 +198,7 @@ impl KvStore {
             format: SNAPSHOT_FORMAT,
             applied_index: self.applied_index,
             max_sessions: self.sessions.max_sessions() as u64,
+            max_session_bytes: self.sessions.max_bytes(),
             map: &self.map,
             sessions: self.sessions.sessions(),
         };
@@ -181,6 +206,20 @@ impl KvStore {
             Ok(bytes) => bytes,
             Err(e) => panic!("encoding a snapshot into memory failed: {e}"),
         }
+    }
+
+    /// [`KvStore::restore`] of a snapshot file said to cover the log up to `index`:
+    /// also refuses a state machine at another applied index
+    /// ([`KvErrorKind::SnapshotPosition`]).
+    pub fn restore_at(bytes: &[u8], index: u64) -> Result<KvStore, KvError> {
+        let kv = KvStore::restore(bytes)?;
+        if kv.applied_index != index {
+            return Err(KvError::new(KvErrorKind::SnapshotPosition {
+                file_index: index,
+                applied_index: kv.applied_index,
+            }));
+        }
+        Ok(kv)
     }
 
     /// Decodes a snapshot made by [`KvStore::snapshot`], checking its invariants.
@@ -196,8 +235,9 @@ impl KvStore {
         }
         let max_sessions = usize::try_from(snap.max_sessions)
             .map_err(|_| bad(format!("max_sessions {} too large", snap.max_sessions)))?;
-        let sessions = SessionTable::from_sessions(max_sessions, snap.sessions)
-            .ok_or_else(|| bad("inconsistent session table".to_string()))?;
+        let sessions =
+            SessionTable::from_sessions(max_sessions, snap.max_session_bytes, snap.sessions)
+                .ok_or_else(|| bad("inconsistent session table".to_string()))?;
         if sessions.newest_use() > snap.applied_index {
             return Err(bad(format!(
                 "session used at index {} after applied index {}",

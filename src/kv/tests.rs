@@ -188,10 +188,78 @@ fn session_cap_evicts_least_recently_used() {
 }
 
 #[test]
+fn delayed_request_of_an_evicted_session_is_refused_as_expired() {
+    let mut kv = KvStore::with_max_sessions(1);
+    apply(&mut kv, 1, 1, put("k", "1")); // index 1
+    let delayed = payload(1, 2, put("k", "2")); // sent, then held up in the network
+    apply(&mut kv, 1, 3, put("k", "3")); // index 2: the client moved on
+    apply(&mut kv, 2, 1, put("other", "x")); // index 3: evicts client 1
+                                             // The delayed seq 2 must not be applied over seq 3 (out of order): client 1 has
+                                             // no session now, and a seq above 1 cannot open one.
+    let got = kv.apply(4, &delayed).map_err(|e| e.kind().clone());
+    let expired = KvErrorKind::SessionExpired {
+        client_id: 1,
+        seq: 2,
+    };
+    assert_eq!(got, Err(expired));
+    assert_eq!(kv.get("k"), Some("3"));
+    assert_eq!(kv.applied_index(), 4);
+    assert_eq!(kv.session_count(), 1);
+}
+
+#[test]
+fn first_request_of_an_unknown_client_opens_a_session() {
+    let mut kv = KvStore::new();
+    assert_eq!(apply(&mut kv, 7, 1, put("k", "v")), CommandResult::Put);
+    assert_eq!(kv.session_count(), 1);
+}
+
+#[test]
+fn saved_results_are_bounded_by_bytes() {
+    // Forty clients each save a CAS mismatch that holds a 1 MiB current value: 40 MiB
+    // of saved results, over the default byte bound, so the oldest are evicted.
+    let mut kv = KvStore::new();
+    let big = "v".repeat(1 << 20);
+    apply(&mut kv, 1, 1, put("k", &big));
+    for client in 2..42 {
+        let result = apply(&mut kv, client, 1, cas("k", Some("other"), "x"));
+        assert!(matches!(result, CommandResult::CasMismatch { .. }));
+    }
+    let bound = DEFAULT_MAX_SESSION_BYTES as usize;
+    assert!(kv.session_bytes() <= DEFAULT_MAX_SESSION_BYTES);
+    assert!(
+        kv.session_count() < 41,
+        "{} sessions kept",
+        kv.session_count()
+    );
+    let snapshot = kv.snapshot().len();
+    assert!(
+        snapshot < bound + (2 << 20),
+        "snapshot of {snapshot} bytes holds more than the {bound} byte session bound"
+    );
+    // The newest sessions are the ones kept: the last client's retry is answered.
+    let retried = apply(&mut kv, 41, 1, cas("k", Some("other"), "x"));
+    assert!(matches!(retried, CommandResult::CasMismatch { .. }));
+    assert_eq!(kv.get("k").map(str::len), Some(1 << 20));
+}
+
+#[test]
+fn a_session_larger_than_the_byte_bound_alone_is_still_kept() {
+    let mut kv = KvStore::with_limits(10, 100);
+    apply(&mut kv, 1, 1, put("k", &"v".repeat(500)));
+    apply(&mut kv, 2, 1, cas("k", None, "x")); // saves 500 bytes: evicts client 1
+    assert_eq!(kv.session_count(), 1);
+    let retried = apply(&mut kv, 2, 1, cas("k", None, "x"));
+    assert!(matches!(retried, CommandResult::CasMismatch { .. }));
+    let restored = KvStore::restore(&kv.snapshot()).expect("own snapshot restores");
+    assert_eq!(restored, kv);
+}
+
+#[test]
 fn snapshot_restore_round_trip() {
     let mut kv = KvStore::with_max_sessions(3);
     apply(&mut kv, 1, 1, put("a", "1"));
-    apply(&mut kv, 2, 7, cas("b", None, "2"));
+    apply(&mut kv, 2, 1, cas("b", None, "2"));
     apply(&mut kv, 1, 2, del("a"));
     kv.apply_noop(4);
     let bytes = kv.snapshot();
@@ -203,7 +271,7 @@ fn snapshot_restore_round_trip() {
         "snapshot encoding is not canonical"
     );
     // Sessions survived: a retry after restore returns the saved result.
-    let retried = apply(&mut restored, 2, 7, cas("b", None, "other"));
+    let retried = apply(&mut restored, 2, 1, cas("b", None, "other"));
     assert_eq!(retried, CommandResult::CasOk);
     assert_eq!(restored.get("b"), Some("2"));
 }
@@ -222,9 +290,13 @@ fn corrupt_snapshots_are_refused() {
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(KvStore::restore(&longer).is_err());
-    let mut wrong_format = bytes;
-    wrong_format[0] = 2;
-    assert!(KvStore::restore(&wrong_format).is_err());
+    for format in [1, 3] {
+        // 1: before the session byte bound; 3: not yet defined.
+        let mut wrong_format = bytes.clone();
+        wrong_format[0] = format;
+        let err = KvStore::restore(&wrong_format).expect_err("unknown format accepted");
+        assert!(err.to_string().contains("unknown format"), "{err}");
+    }
 }
 
 mod model {
@@ -359,4 +431,19 @@ mod model {
             }
         }
     }
+}
+
+#[test]
+fn restore_at_refuses_a_state_machine_at_another_index() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 1, 1, put("a", "1"));
+    kv.apply_noop(2);
+    let bytes = kv.snapshot();
+    assert_eq!(KvStore::restore_at(&bytes, 2), Ok(kv));
+    let err = KvStore::restore_at(&bytes, 3).map_err(|e| e.kind().clone());
+    let mismatch = KvErrorKind::SnapshotPosition {
+        file_index: 3,
+        applied_index: 2,
+    };
+    assert_eq!(err, Err(mismatch));
 }

@@ -105,6 +105,14 @@ pub enum ClientResponse {
         /// The limit: the largest encoded request a node accepts.
         max: u64,
     },
+    /// The write was refused by the state machine because the client's session
+    /// expired (evicted by newer clients): it was not applied now, but it may be a
+    /// retry of a write applied before, so its outcome is unknown. The client must
+    /// open a new session for later writes.
+    SessionExpired {
+        /// Why, for a human.
+        message: String,
+    },
 }
 
 /// Server side: checks a hello's version and cluster. `Err` is the refusal reason.

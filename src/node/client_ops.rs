@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::completion::Completion;
 use super::pending::{ReadOutcome, WriteOutcome};
 use super::shared::Shared;
-use crate::kv::{self, Request};
+use crate::kv::{self, KvErrorKind, Request};
 use crate::net::{ClientRequest, ClientResponse, StatusReport};
 use crate::raft::{NodeId, Role};
 
@@ -89,6 +89,13 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
     wakeups.deliver(shared);
     match done.wait_until(deadline(shared)) {
         Some(WriteOutcome::Applied(Ok(result))) => ClientResponse::Written(result),
+        Some(WriteOutcome::Applied(Err(err)))
+            if matches!(err.kind(), KvErrorKind::SessionExpired { .. }) =>
+        {
+            ClientResponse::SessionExpired {
+                message: err.to_string(),
+            }
+        }
         Some(WriteOutcome::Applied(Err(err))) => ClientResponse::Error {
             message: format!("the write was committed but rejected by the state machine: {err}"),
         },

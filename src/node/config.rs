@@ -45,6 +45,10 @@ pub struct NodeConfig {
     pub snapshot_entries: u64,
     /// Snapshot once this many command bytes were applied since the last snapshot.
     pub snapshot_bytes: u64,
+    /// Entries kept before a snapshot when the log is compacted, so a follower that
+    /// fell a little behind gets them instead of the whole snapshot (at most
+    /// `snapshot_bytes` bytes of them).
+    pub snapshot_catchup_entries: u64,
     /// Most snapshot bytes in one InstallSnapshot chunk.
     pub snapshot_chunk_bytes: usize,
 }
@@ -72,6 +76,7 @@ impl NodeConfig {
             log_level: Level::Info,
             snapshot_entries: 100_000,
             snapshot_bytes: 64 << 20,
+            snapshot_catchup_entries: 5000,
             snapshot_chunk_bytes: 1 << 20,
         }
     }

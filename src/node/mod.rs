@@ -35,7 +35,7 @@ use std::time::Duration;
 
 pub use config::NodeConfig;
 
-use crate::kv::KvStore;
+use crate::kv::{KvError, KvStore};
 use crate::logging::Logger;
 use crate::net::{self, StatusReport};
 use crate::raft::{self, InitialState, NodeId, Raft};
@@ -59,8 +59,9 @@ pub enum NodeError {
         /// Why.
         source: std::io::Error,
     },
-    /// The snapshot's state machine could not be decoded.
-    Snapshot(String),
+    /// The data directory's snapshot could not be decoded, or its state machine is
+    /// not at the position the snapshot file covers: the directory is corrupt.
+    Snapshot(KvError),
     /// A thread could not be started.
     Spawn(std::io::Error),
     /// The node stopped because its disk failed.
@@ -73,7 +74,10 @@ impl fmt::Display for NodeError {
             NodeError::Config(m) => write!(f, "bad configuration: {m}"),
             NodeError::Storage(e) => write!(f, "{e}"),
             NodeError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
-            NodeError::Snapshot(m) => write!(f, "cannot load the snapshot: {m}"),
+            NodeError::Snapshot(e) => write!(
+                f,
+                "the data directory is corrupt: cannot load its snapshot: {e}"
+            ),
             NodeError::Spawn(e) => write!(f, "cannot start a thread: {e}"),
             NodeError::Fatal(m) => write!(f, "stopped after a fatal error: {m}"),
         }
@@ -86,6 +90,7 @@ impl std::error::Error for NodeError {
             NodeError::Storage(e) => Some(e),
             NodeError::Bind { source, .. } => Some(source),
             NodeError::Spawn(e) => Some(e),
+            NodeError::Snapshot(e) => Some(e),
             _ => None,
         }
     }
@@ -135,9 +140,8 @@ impl Node {
         }
         log_recovery(&log, &config, &recovered);
         let kv = match &recovered.snapshot {
-            Some(snapshot) => {
-                KvStore::restore(&snapshot.data).map_err(|e| NodeError::Snapshot(e.to_string()))?
-            }
+            Some(snapshot) => KvStore::restore_at(&snapshot.data, snapshot.last.index)
+                .map_err(NodeError::Snapshot)?,
             None => KvStore::new(),
         };
         let applied_index = recovered.log_base.index;

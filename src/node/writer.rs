@@ -13,7 +13,9 @@
 //! Snapshots (§7):
 //! - Its own: the applier serializes the KV store and leaves a [`SnapshotJob`]; once
 //!   every entry it covers is durable in the WAL, the writer saves it (atomic file),
-//!   then tells Raft to compact its log, then deletes the WAL segments before it.
+//!   then tells Raft to compact its log, then deletes the WAL segments before it. Both
+//!   keep `--snapshot-catchup-entries` entries before the snapshot, for followers
+//!   that fell a little behind.
 //! - Received: chunks arrive in persist batches and go to `snapshot.recv`; after the
 //!   final one the writer checks the file, installs it, decodes the KV store and
 //!   hands it to the applier (`CoreState::kv_restore`).
@@ -125,7 +127,7 @@ fn install_received(
             return Ok(());
         }
     };
-    let kv = match KvStore::restore(&snapshot.data) {
+    let kv = match KvStore::restore_at(&snapshot.data, last.index) {
         Ok(kv) => kv,
         Err(err) => {
             // The CRC matched, so the leader's own snapshot is bad: stop rather than
@@ -168,7 +170,7 @@ fn reject(shared: &Shared, last: LogPosition, why: &str) {
 }
 
 /// Saves the applier's snapshot, compacts Raft's log, then deletes WAL segments
-/// wholly before it.
+/// wholly before it; both keep the configured trailing entries before it.
 fn save_snapshot(
     shared: &Shared,
     storage: &mut Storage,
@@ -189,13 +191,19 @@ fn save_snapshot(
     shared
         .snapshot_bytes
         .store(storage.snapshot_bytes(), Ordering::Relaxed);
-    {
+    let (keep, keep_bytes) = (
+        shared.config.snapshot_catchup_entries,
+        shared.config.snapshot_bytes,
+    );
+    let log_base = {
         let mut core = shared.lock_core();
-        core.raft.compact(last);
+        core.raft.compact_keeping(last, keep, keep_bytes);
         core.snapshot_in_progress = false;
         shared.dispatch(&mut core);
-    }
-    storage.compact(last.index)?;
+        core.raft.log_base().index
+    };
+    // The WAL keeps what the log keeps (and at most up to the segment holding it).
+    storage.compact(log_base.min(last.index))?;
     shared.log.info(format_args!(
         "snapshot at index {} saved ({} bytes, encoded in {} ms, written in {} ms); log compacted, {} wal segments left",
         last.index,

@@ -122,11 +122,12 @@ pub struct Status {
     pub commit_index: Index,
     /// Highest index handed out by [`Raft::take_committed`].
     pub applied_index: Index,
-    /// First index held in the log (log base + 1).
+    /// First index held in the log (log base + 1); at or below the snapshot's index
+    /// + 1, lower when entries before the snapshot are kept for lagging followers.
     pub first_index: Index,
     /// Last index in the log (durable or not).
     pub last_index: Index,
-    /// Index of the log base (the snapshot's last index).
+    /// The latest snapshot's last index.
     pub snapshot_index: Index,
     /// On a leader: each other member's match index, by id.
     pub match_index: Vec<(NodeId, Index)>,
@@ -155,6 +156,10 @@ pub struct Raft {
     pub(super) leader: Option<NodeId>,
     /// The log and its durable boundary.
     pub(super) log: RaftLog,
+    /// The latest snapshot storage holds: what InstallSnapshot sends. The log may keep
+    /// entries before it (see [`Raft::compact_keeping`]). Invariant:
+    /// `log.base().index <= snapshot.index <= last_applied`.
+    pub(super) snapshot: LogPosition,
     /// Highest index known committed (Figure 2, volatile).
     /// Invariant: `last_applied <= commit_index <= log.last_index()`.
     pub(super) commit_index: Index,
@@ -214,6 +219,7 @@ impl Raft {
             role: Role::Follower,
             leader: None,
             log: RaftLog::recovered(base, initial.entries),
+            snapshot: base,
             commit_index: base.index,
             last_applied: base.index,
             election_deadline_ms: now_ms,
@@ -485,7 +491,7 @@ impl Raft {
             applied_index: self.last_applied,
             first_index: self.log.base().index + 1,
             last_index: self.log.last_index(),
-            snapshot_index: self.log.base().index,
+            snapshot_index: self.snapshot.index,
             match_index: self
                 .progress
                 .iter()
@@ -524,9 +530,15 @@ impl Raft {
         self.commit_index
     }
 
-    /// The log base: the last position covered by a snapshot (index 0 if none).
+    /// The log base: the position just before the first entry held (index 0 if
+    /// none). The latest snapshot covers it, and possibly later entries too.
     pub fn log_base(&self) -> LogPosition {
         self.log.base()
+    }
+
+    /// The latest snapshot's last position (index 0 if none).
+    pub fn snapshot_position(&self) -> LogPosition {
+        self.snapshot
     }
 
     /// The last position in the log, durable or not.

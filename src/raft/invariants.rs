@@ -45,6 +45,14 @@ impl Raft {
             self.log.base().index
         );
         assert!(
+            self.log.base().index <= self.snapshot.index
+                && self.snapshot.index <= self.last_applied,
+            "snapshot {} outside [log base {}, applied {}]",
+            self.snapshot.index,
+            self.log.base().index,
+            self.last_applied
+        );
+        assert!(
             last.term <= self.current_term,
             "last entry term {} above current term {}",
             last.term,

@@ -141,6 +141,24 @@ impl RaftLog {
         self.persist_from = self.persist_from.max(through.index + 1);
     }
 
+    /// Where to put the base when compacting under a snapshot at `through` while
+    /// keeping up to `keep` entries before it, of at most `keep_bytes` bytes together
+    /// (by [`Entry::size_bytes`]): the index of the last entry dropped, never below
+    /// the current base. Precondition: the log holds `through`.
+    pub(super) fn trailing_base(&self, through: Index, keep: u64, keep_bytes: u64) -> Index {
+        let mut base_index = through.saturating_sub(keep).max(self.base.index);
+        let kept = self.slice(base_index + 1, through);
+        let mut bytes: u64 = 0;
+        for entry in kept.iter().rev() {
+            bytes = bytes.saturating_add(entry.size_bytes() as u64);
+            if bytes > keep_bytes {
+                base_index = entry.index;
+                break;
+            }
+        }
+        base_index
+    }
+
     /// A snapshot at `base` supersedes the whole log (it does not hold `base`): the
     /// log becomes empty after it (§7, "discard the entire log").
     pub(super) fn reset_to(&mut self, base: LogPosition) {

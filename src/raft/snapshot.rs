@@ -50,14 +50,23 @@ pub(super) struct Incoming {
 impl Raft {
     /// The state machine holds a snapshot covering everything up to `through`, and
     /// storage has made it durable as its snapshot: drop the log up to there and make
-    /// it the base (§7). No-op if the base is already there or later.
+    /// it the base (§7). No-op if the snapshot is already there or later.
     ///
     /// Precondition: `through.index <= ` the last index handed out by
     /// [`Raft::take_committed`], and the log holds `through`. The caller must have
     /// persisted every entry up to `through` before saving the snapshot (so storage
     /// keeps the entries after it, as this log does).
     pub fn compact(&mut self, through: LogPosition) {
-        if through.index <= self.log.base().index {
+        self.compact_keeping(through, 0, 0);
+    }
+
+    /// Like [`Raft::compact`], but keeps up to `keep` entries (of at most
+    /// `keep_bytes` bytes together) before the snapshot in the log (etcd's
+    /// `SnapshotCatchUpEntries`): a follower that fell only a little behind is then
+    /// sent those entries instead of the whole snapshot. The snapshot still covers
+    /// `through`; afterwards [`Raft::log_base`] is where storage may compact to.
+    pub fn compact_keeping(&mut self, through: LogPosition, keep: u64, keep_bytes: u64) {
+        if through.index <= self.snapshot.index {
             return;
         }
         assert!(
@@ -66,13 +75,29 @@ impl Raft {
             through.index,
             self.last_applied
         );
-        self.log.compact_to(through);
+        assert_eq!(
+            self.log.term_at(through.index),
+            Some(through.term),
+            "snapshot at {through:?}, which the log does not hold"
+        );
+        self.snapshot = through;
+        let base_index = self.log.trailing_base(through.index, keep, keep_bytes);
+        if base_index > self.log.base().index {
+            let term = self.log.term_at(base_index);
+            let Some(term) = term else {
+                panic!("log holds {through:?} but not {base_index} before it");
+            };
+            self.log.compact_to(LogPosition {
+                index: base_index,
+                term,
+            });
+        }
     }
 
     /// Leader: sends `peer` the next chunk of the latest snapshot, starting over if
     /// the snapshot changed. Returns true if a chunk was sent.
     pub(super) fn send_snapshot(&mut self, peer: NodeId) -> bool {
-        let base = self.log.base();
+        let base = self.snapshot;
         let now_ms = self.now_ms;
         let Some(pr) = self.progress.get_mut(&peer) else {
             return false;
@@ -203,15 +228,16 @@ impl Raft {
     /// holds `last`, else it is emptied (§7). Returns true if the state machine must
     /// be replaced by the snapshot (it had not reached `last`).
     ///
-    /// Precondition: `last.index` is above the log base (storage's base equals this
-    /// log's base whenever the runtime's single writer is between operations).
+    /// Precondition: `last.index` is above the snapshot's (storage's snapshot equals
+    /// this one whenever the runtime's single writer is between operations).
     pub fn snapshot_installed(&mut self, last: LogPosition, now_ms: u64) -> bool {
         self.observe_time(now_ms);
         assert!(
-            last.index > self.log.base().index,
-            "installed snapshot {last:?} not after the base {:?}",
-            self.log.base()
+            last.index > self.snapshot.index,
+            "installed snapshot {last:?} not after the snapshot {:?}",
+            self.snapshot
         );
+        self.snapshot = last;
         if self.log.term_at(last.index) == Some(last.term) {
             self.log.compact_to(last);
         } else {

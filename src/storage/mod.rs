@@ -249,7 +249,8 @@ impl Storage {
 
     /// Checks the fully received `snapshot.recv` (CRC, decoding, that it is at `last`)
     /// and installs it atomically as the snapshot (rename, directory fsync), with the
-    /// same log rule as [`Storage::save_snapshot`]. `Ok(Err(why))`: the file was bad
+    /// same log rule as [`Storage::save_snapshot`]; if the log after it is kept, the
+    /// WAL segments wholly at or before it are deleted, as by [`Storage::compact`]. `Ok(Err(why))`: the file was bad
     /// and is discarded, nothing changed; `Ok(Ok(snapshot))`: installed. The caller
     /// must not install a snapshot at or behind the current base.
     pub fn install_received(
@@ -282,7 +283,12 @@ impl Storage {
         files::sync_dir(&self.dir)?;
         self.snapshot_bytes = bytes;
         self.base = last;
-        if !keeps_log {
+        if keeps_log {
+            // The log after `last` stays; the segments wholly covered by the snapshot
+            // go, as after a snapshot of our own (else they would stay on disk until
+            // our next one, and received snapshots can come one after another).
+            self.wal.compact(last.index)?;
+        } else {
             self.wal.reset(last.index + 1)?;
         }
         Ok(Ok(snap))

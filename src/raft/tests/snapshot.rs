@@ -67,6 +67,70 @@ fn compaction_moves_the_base_and_keeps_the_entries_after_it() {
 }
 
 #[test]
+fn compaction_can_keep_trailing_entries_for_a_follower_a_little_behind() {
+    let mut r = leader(3, &[1, 1, 1, 1], 1);
+    persist_all(&mut r);
+    step(&mut r, ack(2, 2, 5, 0));
+    assert_eq!(r.take_committed(100).len(), 5);
+    r.compact_keeping(pos(1, 4), 2, u64::MAX);
+    r.check_invariants();
+    r.take_messages();
+    // The snapshot covers 4, the log still holds 3 and 4 before it.
+    assert_eq!(r.log_base(), pos(1, 2));
+    assert_eq!(r.snapshot_position(), pos(1, 4));
+    let status = r.status();
+    assert_eq!((status.first_index, status.snapshot_index), (3, 4));
+    // Node 3 holds 1..=2: it is sent entries 3..=5, not the snapshot.
+    let behind = msg(
+        3,
+        1,
+        2,
+        MessageBody::AppendEntriesResponse {
+            success: false,
+            match_index: 4,
+            conflict: Some(ConflictHint {
+                term: None,
+                first_index: 3,
+            }),
+            read_round: 0,
+        },
+    );
+    step(&mut r, behind);
+    let noop = Entry {
+        term: 2,
+        index: 5,
+        payload: Payload::Noop,
+    };
+    let expected = append(1, 3, 2, (1, 2), vec![ent(1, 3), ent(1, 4), noop], 5);
+    assert_eq!(r.take_messages(), vec![expected]);
+    // A later snapshot with no trailing entries moves the base to it; one that is
+    // not newer changes nothing.
+    r.compact_keeping(pos(1, 3), 0, 0);
+    assert_eq!(
+        (r.log_base(), r.snapshot_position()),
+        (pos(1, 2), pos(1, 4))
+    );
+    r.compact(pos(1, 4));
+    assert_eq!(
+        (r.log_base(), r.snapshot_position()),
+        (pos(1, 2), pos(1, 4))
+    );
+}
+
+#[test]
+fn trailing_entries_are_capped_by_bytes() {
+    let mut r = leader(3, &[1, 1, 1, 1], 1);
+    persist_all(&mut r);
+    step(&mut r, ack(2, 2, 5, 0));
+    assert_eq!(r.take_committed(100).len(), 5);
+    // Each entry counts 24 + 2 bytes: a cap of 60 keeps two of the four asked for.
+    r.compact_keeping(pos(1, 4), 4, 60);
+    r.check_invariants();
+    assert_eq!(r.log_base(), pos(1, 2));
+    assert_eq!(r.snapshot_position(), pos(1, 4));
+}
+
+#[test]
 fn a_follower_that_needs_compacted_entries_is_sent_the_snapshot_in_chunks() {
     let mut r = compacted_leader();
     // Node 3 has nothing: its rejection sends the leader below the base.
