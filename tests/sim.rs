@@ -27,6 +27,8 @@ mod params;
 mod run;
 #[path = "sim/snapshots.rs"]
 mod snapshots;
+#[path = "sim/stale_echo.rs"]
+mod stale_echo;
 #[path = "sim/step.rs"]
 mod step;
 #[path = "sim/storage.rs"]
@@ -514,6 +516,7 @@ fn figure8_unreliable() {
         dup_per_mille: 50,
         delay_min_ms: 1,
         delay_max_ms: 300,
+        long_delay_per_mille: 0,
     };
     scenario("figure8_unreliable", 23, opts, |c| {
         c.net.faults = NetFaults::RELIABLE;
@@ -523,6 +526,7 @@ fn figure8_unreliable() {
             dup_per_mille: 50,
             delay_min_ms: 1,
             delay_max_ms: 300,
+            long_delay_per_mille: 0,
         };
         let mut connected: Vec<NodeId> = (1..=5).collect();
         for _ in 0..1000 {
@@ -551,6 +555,7 @@ fn unreliable_churn() {
         dup_per_mille: 50,
         delay_min_ms: 1,
         delay_max_ms: 60,
+        long_delay_per_mille: 0,
     };
     opts.torn_writes = true;
     opts.write_max_ms = 20;

@@ -352,42 +352,35 @@ impl Raft {
                 done,
             } => self.handle_install_snapshot_response(msg.from, last, next_offset, done),
             MessageBody::PreVote { .. } => {} // answered by `step_pre_vote`
+            // Its term, if newer, was adopted above; in our own term it says nothing.
+            MessageBody::StaleTerm => {}
             MessageBody::PreVoteResponse { vote_granted } => {
                 self.handle_pre_vote_response(msg.from, vote_granted)
             }
         }
     }
 
-    /// Answers a request from an older term with a rejection carrying our term, so the
-    /// sender steps down (§5.1). Responses from older terms are ignored.
+    /// Answers a request from an older term with a [`MessageBody::StaleTerm`] notice
+    /// carrying our term, so the sender steps down (§5.1). The notice echoes nothing of
+    /// the request: the sender may have restarted and be in our term by now, and must
+    /// not take an answer to its old message for one to its new ones. Responses from
+    /// older terms are ignored.
     fn reject_stale(&mut self, msg: Message) {
-        let body = match msg.body {
-            MessageBody::RequestVote { .. } => MessageBody::RequestVoteResponse {
-                vote_granted: false,
-            },
-            MessageBody::AppendEntries {
-                prev_log_index,
-                read_round,
-                ..
-            } => MessageBody::AppendEntriesResponse {
-                success: false,
-                match_index: prev_log_index,
-                conflict: None,
-                read_round,
-            },
-            MessageBody::InstallSnapshot { last, .. } => MessageBody::InstallSnapshotResponse {
-                last,
-                next_offset: 0,
-                done: false,
-            },
+        match msg.body {
+            MessageBody::RequestVote { .. }
+            | MessageBody::AppendEntries { .. }
+            | MessageBody::InstallSnapshot { .. } => {
+                let reply = self.message_to(msg.from, MessageBody::StaleTerm);
+                // Carries our term, which must be durable first.
+                self.send_durable(reply);
+            }
             MessageBody::RequestVoteResponse { .. }
             | MessageBody::AppendEntriesResponse { .. }
             | MessageBody::InstallSnapshotResponse { .. }
             | MessageBody::PreVote { .. }
-            | MessageBody::PreVoteResponse { .. } => return,
-        };
-        let reply = self.message_to(msg.from, body);
-        self.send_durable(reply);
+            | MessageBody::PreVoteResponse { .. }
+            | MessageBody::StaleTerm => {}
+        }
     }
 
     /// A message from this member in its current term.

@@ -9,6 +9,7 @@ mod pre_vote;
 mod read_index;
 mod replication;
 mod snapshot;
+mod stale_term;
 
 use super::*;
 
