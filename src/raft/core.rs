@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::fault::{PeerFaults, MAX_TERM};
 use super::log::RaftLog;
 use super::persist::PersistQueue;
 use super::progress::Progress;
@@ -179,6 +180,8 @@ pub struct Raft {
     /// Follower: the snapshot transfer being received, if any (volatile: a restart
     /// starts any transfer over).
     pub(super) incoming: Option<Incoming>,
+    /// Messages from peers that no correct peer sends, for `take_peer_faults`.
+    pub(super) faults: PeerFaults,
 }
 
 impl Raft {
@@ -224,6 +227,7 @@ impl Raft {
             messages: Vec::new(),
             persist: PersistQueue::new(initial.hard_state),
             incoming: None,
+            faults: PeerFaults::default(),
             config,
         };
         raft.reset_election_deadline();
@@ -292,13 +296,19 @@ impl Raft {
     }
 
     /// Handles a message from a peer. Messages from unknown members or addressed to
-    /// another member are dropped.
+    /// another member are dropped; a message no correct peer sends is dropped and
+    /// reported (see [`Raft::take_peer_faults`]).
     pub fn step(&mut self, msg: Message, now_ms: u64) {
         self.observe_time(now_ms);
         if msg.to != self.config.id
             || msg.from == self.config.id
             || !self.config.voters.contains(&msg.from)
         {
+            return;
+        }
+        if msg.term > MAX_TERM {
+            let what = format!("a term above {MAX_TERM}");
+            self.peer_fault(msg.from, msg.term, what);
             return;
         }
         if self.step_pre_vote(&msg) {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::core::{Raft, Role};
 use super::progress::ProgressState;
+use super::fault::MAX_INDEX;
 use super::{Index, LogPosition, Message, MessageBody, NodeId};
 
 /// A chunk of a snapshot this follower accepted, for the runtime to write at `offset`
@@ -110,8 +111,17 @@ impl Raft {
         next_offset: u64,
         done: bool,
     ) {
-        if self.role != Role::Leader || last.index > self.log.last_index() {
-            return; // stale, or claims entries this leader never had: malformed
+        if self.role != Role::Leader {
+            return; // stale
+        }
+        if last.index > self.log.last_index() {
+            let what = format!(
+                "InstallSnapshotResponse names index {}, past this leader's last index {}",
+                last.index,
+                self.log.last_index()
+            );
+            self.peer_fault(peer, self.current_term, what);
+            return;
         }
         let now_ms = self.now_ms;
         let Some(pr) = self.progress.get_mut(&peer) else {
@@ -137,6 +147,7 @@ impl Raft {
 
     /// Follower side of InstallSnapshot of the current term.
     pub(super) fn handle_install_snapshot(&mut self, msg: Message) {
+        let (from, term) = (msg.from, msg.term);
         let MessageBody::InstallSnapshot {
             last,
             offset,
@@ -147,29 +158,37 @@ impl Raft {
         else {
             return;
         };
-        if last.term > msg.term || last.index == 0 {
-            return; // malformed: dropped like a lost message
+        if let Err(why) = self.check_snapshot_chunk(last, term, offset, data.len()) {
+            self.peer_fault(from, term, format!("InstallSnapshot {why}"));
+            return;
         }
-        self.follow_leader_of_current_term(msg.from);
+        if !self.follow_leader_of_current_term(from) {
+            return;
+        }
         if last.index <= self.commit_index {
             // Our committed prefix already covers it, and committed prefixes agree
             // (§5.4 Log Matching): nothing to install.
-            self.reply_snapshot(msg.from, last, 0, true);
+            self.reply_snapshot(from, last, 0, true);
             return;
         }
         let expected = match self.incoming {
             Some(inc) if inc.last == last && !inc.complete => inc.next_offset,
-            Some(inc) if inc.last == last => return, // installing it already
+            Some(inc) if inc.last == last => {
+                // Installing it already; the answer goes to whoever sends it now.
+                self.incoming = Some(Incoming { from, ..inc });
+                return;
+            }
             _ => 0,
         };
         if offset != expected {
             // Even this answer carries our term, which must be durable first.
-            self.reply_snapshot(msg.from, last, expected, false);
+            self.reply_snapshot(from, last, expected, false);
             return;
         }
-        let next_offset = offset + data.len() as u64;
+        // Checked by `check_snapshot_chunk`.
+        let next_offset = offset.saturating_add(data.len() as u64);
         self.incoming = Some(Incoming {
-            from: msg.from,
+            from,
             last,
             next_offset,
             complete: done,
@@ -182,8 +201,33 @@ impl Raft {
         });
         if !done {
             // Rides the batch that writes the chunk.
-            self.reply_snapshot(msg.from, last, next_offset, false);
+            self.reply_snapshot(from, last, next_offset, false);
         }
+    }
+
+    /// Err if a chunk of the snapshot at `last`, sent in `term`, is impossible: a
+    /// snapshot of a later term than its sender's or of nothing, an index or offset
+    /// that cannot be, or one that conflicts with an entry committed here.
+    fn check_snapshot_chunk(
+        &self,
+        last: LogPosition,
+        term: super::Term,
+        offset: u64,
+        len: usize,
+    ) -> Result<(), String> {
+        if last.term > term || last.index == 0 || last.index > MAX_INDEX {
+            return Err(format!("names snapshot {last:?}, impossible in term {term}"));
+        }
+        if offset.checked_add(len as u64).is_none() {
+            return Err(format!("has offset {offset} + {len} bytes, past u64"));
+        }
+        let ours = self.log.term_at(last.index);
+        if last.index <= self.commit_index && ours.is_some_and(|t| t != last.term) {
+            return Err(format!(
+                "names snapshot {last:?}, but the committed entry there has term {ours:?}"
+            ));
+        }
+        Ok(())
     }
 
     /// Queues an answer to a chunk; it leaves once everything before it is durable.
@@ -230,7 +274,13 @@ impl Raft {
         // was already accepted, leave it installed but never answered.
         if let Some(inc) = self.incoming.filter(|inc| inc.last == last) {
             self.incoming = None;
-            self.reply_snapshot(inc.from, last, 0, true);
+            // To the leader of our current term if we know one (the transfer may have
+            // begun under an older leader), else to whoever sent the last chunk.
+            let to = self
+                .leader
+                .filter(|&l| l != self.config.id)
+                .unwrap_or(inc.from);
+            self.reply_snapshot(to, last, 0, true);
         }
         restore
     }

@@ -67,6 +67,11 @@ impl Cluster {
             check_send(id, &m.store, vouched_term(&m.shadow, &msg), &msg);
             self.net.send(msg, now, &mut self.rng);
         }
+        let faults = raft.take_peer_faults();
+        assert!(
+            faults.is_empty(),
+            "n{id} reports a fault of a correct peer: {faults:?}"
+        );
         self.observe_commit(i);
         self.apply(i);
         self.maybe_compact(i);

@@ -4,6 +4,8 @@
 mod check_quorum;
 mod cluster;
 mod election;
+mod fuzz;
+mod peer_fault;
 mod persistence;
 mod pre_vote;
 mod read_index;

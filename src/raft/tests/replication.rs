@@ -76,15 +76,6 @@ fn conflicting_suffix_is_truncated_and_the_batch_starts_at_the_first_replaced_in
 }
 
 #[test]
-#[should_panic(expected = "entry 3 conflicts with committed entry 3")]
-fn truncating_a_committed_entry_is_a_bug() {
-    let mut r = node(2, 3, &[1, 1, 2], 2);
-    step(&mut r, append(1, 2, 2, (2, 3), vec![], 3));
-    assert_eq!(r.commit_index(), 3);
-    step(&mut r, append(1, 2, 3, (1, 2), vec![ent(3, 3)], 3));
-}
-
-#[test]
 fn stale_duplicate_append_never_truncates_matching_entries() {
     let mut r = node(2, 3, &[1, 1, 1, 1], 1);
     // A delayed copy of an earlier message: its entries match ours, and ours go further.
