@@ -308,3 +308,21 @@ fn responses_claiming_entries_the_leader_never_had_are_dropped() {
     assert_eq!(r.status().match_index, vec![(2, 0), (3, 0)]);
     assert_eq!(r.take_messages(), vec![]);
 }
+
+#[test]
+fn a_heartbeat_ack_does_not_answer_the_probe_in_flight() {
+    // Leader of term 2 over [1]: its no-op (2, 2) is in flight to 2 and 3 as a probe.
+    let mut r = leader(3, &[1], 1);
+    persist_all(&mut r);
+    // 2 answers a heartbeat at its match index 0: not the probe.
+    step(&mut r, ack(2, 2, 0, 0));
+    let resent: Vec<Message> = r
+        .take_messages()
+        .into_iter()
+        .filter(|m| matches!(&m.body, MessageBody::AppendEntries { entries, .. } if !entries.is_empty()))
+        .collect();
+    assert_eq!(resent, vec![], "a heartbeat ack resent the probe");
+    // The probe's own answer moves it to replicate.
+    step(&mut r, ack(2, 2, 2, 0));
+    assert_eq!(r.status().match_index, vec![(2, 2), (3, 0)]);
+}

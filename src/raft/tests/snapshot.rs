@@ -370,3 +370,42 @@ fn installing_a_snapshot_keeps_a_newer_transfer_in_progress() {
         vec![snapshot_reply(2, 1, 3, newer, 0, true)]
     );
 }
+
+/// Follower 2 in term 2 that accepted the final chunk of the snapshot (1, 4) from 1.
+fn follower_installing() -> Raft {
+    let mut r = node(2, 3, &[], 1);
+    step(&mut r, chunk_for_term(2, pos(1, 4)));
+    let batch = r.take_persist_batch().expect("the chunk");
+    assert_eq!(batch.snapshot_to_install(), Some(pos(1, 4)));
+    r.on_persisted(batch.token, 0);
+    r
+}
+
+#[test]
+fn the_done_answer_goes_to_the_leader_that_now_sends_the_snapshot() {
+    let mut r = follower_installing();
+    // Leader 3 of term 3 sends a chunk of the same snapshot while it is installed.
+    let mut again = chunk_for_term(3, pos(1, 4));
+    again.from = 3;
+    step(&mut r, again);
+    persist_all(&mut r);
+    r.take_messages();
+    r.snapshot_installed(pos(1, 4), 0);
+    let done = snapshot_reply(2, 3, 3, pos(1, 4), 0, true);
+    let mut sent = r.take_messages();
+    sent.extend(persist_all(&mut r));
+    assert_eq!(sent, vec![done]);
+}
+
+#[test]
+fn the_done_answer_goes_to_the_current_leader_not_the_old_one() {
+    let mut r = follower_installing();
+    // Leader 3 of term 3 is heard from (a heartbeat) before the install finishes.
+    step(&mut r, msg(3, 2, 3, append(3, 2, 3, (0, 0), vec![], 0).body));
+    persist_all(&mut r);
+    r.take_messages();
+    r.snapshot_installed(pos(1, 4), 0);
+    let mut sent = r.take_messages();
+    sent.extend(persist_all(&mut r));
+    assert_eq!(sent, vec![snapshot_reply(2, 3, 3, pos(1, 4), 0, true)]);
+}
