@@ -135,6 +135,12 @@ impl Raft {
                 self.maybe_commit();
             }
         } else if pr.state == ProgressState::Snapshot && pr.snapshot_last == last {
+            if next_offset == pr.snapshot_offset && !pr.inflight.is_empty() {
+                // It asks for the chunk already in flight (a duplicated or reordered
+                // answer). Resending would add a second chunk/answer exchange that
+                // never ends, and each further duplicate another: a message storm.
+                return;
+            }
             pr.snapshot_offset = next_offset;
             pr.snapshot_stalls = 0;
             pr.inflight.clear();

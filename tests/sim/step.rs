@@ -60,7 +60,7 @@ impl Cluster {
         for mut msg in raft.take_messages() {
             assert_eq!(msg.from, id, "n{id} sends a message from n{}", msg.from);
             let max = self.opts.snapshot_chunk_bytes;
-            if !super::snapshots::fill_chunk(&m.store, &mut msg, max) {
+            if !super::snapshots::fill_chunk(&m.store, &mut m.snapshot_cache, &mut msg, max) {
                 continue; // the snapshot changed since Raft asked: dropped, Raft retries
             }
             self.trace.record(now, format_args!("send {}", Brief(&msg)));

@@ -409,3 +409,30 @@ fn the_done_answer_goes_to_the_current_leader_not_the_old_one() {
     sent.extend(persist_all(&mut r));
     assert_eq!(sent, vec![snapshot_reply(2, 3, 3, pos(1, 4), 0, true)]);
 }
+
+#[test]
+fn a_duplicate_answer_does_not_resend_the_chunk_in_flight() {
+    let mut r = compacted_leader();
+    let reject = MessageBody::AppendEntriesResponse {
+        success: false,
+        match_index: 4,
+        conflict: Some(ConflictHint {
+            term: None,
+            first_index: 1,
+        }),
+        read_round: 0,
+    };
+    step(&mut r, msg(3, 1, 2, reject));
+    assert_eq!(r.take_messages(), vec![chunk_request(3, 2, pos(1, 4), 0)]);
+    let answer = snapshot_reply(3, 1, 2, pos(1, 4), 10, false);
+    step(&mut r, answer.clone());
+    assert_eq!(r.take_messages(), vec![chunk_request(3, 2, pos(1, 4), 10)]);
+    // The network duplicated the answer: the chunk it asks for is already in
+    // flight. Resending it would start a second chunk/answer exchange, and each
+    // further duplicate another (seed 1445 of the sweep: millions of messages).
+    step(&mut r, answer);
+    assert_eq!(r.take_messages(), vec![]);
+    // The in-flight chunk's own answer moves the transfer on.
+    step(&mut r, snapshot_reply(3, 1, 2, pos(1, 4), 20, false));
+    assert_eq!(r.take_messages(), vec![chunk_request(3, 2, pos(1, 4), 20)]);
+}
