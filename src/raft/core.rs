@@ -180,6 +180,10 @@ pub struct Raft {
     /// Follower: the snapshot transfer being received, if any (volatile: a restart
     /// starts any transfer over).
     pub(super) incoming: Option<Incoming>,
+    /// Follower: snapshots whose final chunk was accepted and that the runtime may
+    /// install; until it reports, no entry that conflicts with one is committed.
+    /// Invariant: at most `MAX_INSTALLING`, oldest first.
+    pub(super) installing: Vec<LogPosition>,
     /// Messages from peers that no correct peer sends, for `take_peer_faults`.
     pub(super) faults: PeerFaults,
 }
@@ -227,6 +231,7 @@ impl Raft {
             messages: Vec::new(),
             persist: PersistQueue::new(initial.hard_state),
             incoming: None,
+            installing: Vec::new(),
             faults: PeerFaults::default(),
             config,
         };

@@ -2,8 +2,8 @@
 //! follower's AppendEntries handler and the leader's handling of the answers.
 
 use super::core::{Raft, Role};
-use super::progress::ProgressState;
 use super::fault::MAX_INDEX;
+use super::progress::ProgressState;
 use super::{ConflictHint, Entry, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term};
 
 impl Raft {
@@ -266,7 +266,10 @@ impl Raft {
         };
         let body = match self.log.term_at(prev_log_index) {
             Some(t) if t == prev_log_term => {
-                if let Err(why) = self.check_no_committed_conflict(&entries) {
+                let checked = self.check_no_committed_conflict(&entries).and_then(|()| {
+                    self.check_no_installing_conflict(prev, &entries, leader_commit)
+                });
+                if let Err(why) = checked {
                     self.peer_fault(from, term, format!("AppendEntries {why}"));
                     return;
                 }
@@ -485,7 +488,9 @@ fn well_formed(
         return Err(format!("has prev index {prev_index}, above {MAX_INDEX}"));
     }
     if prev_term > msg_term {
-        return Err(format!("has prev term {prev_term} above its term {msg_term}"));
+        return Err(format!(
+            "has prev term {prev_term} above its term {msg_term}"
+        ));
     }
     let mut prev = LogPosition {
         term: prev_term,

@@ -17,8 +17,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::core::{Raft, Role};
-use super::progress::ProgressState;
 use super::fault::MAX_INDEX;
+use super::progress::ProgressState;
 use super::{Index, LogPosition, Message, MessageBody, NodeId};
 
 /// A chunk of a snapshot this follower accepted, for the runtime to write at `offset`
@@ -34,6 +34,9 @@ pub struct SnapshotChunk {
     /// True for the final chunk: once it is written, check and install the file.
     pub done: bool,
 }
+
+/// Most snapshots remembered as possibly being installed (see `Raft::installing`).
+pub(super) const MAX_INSTALLING: usize = 8;
 
 /// A transfer this follower is receiving.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +208,12 @@ impl Raft {
             data,
             done,
         });
+        if done {
+            if self.installing.len() == MAX_INSTALLING {
+                self.installing.remove(0);
+            }
+            self.installing.push(last);
+        }
         if !done {
             // Rides the batch that writes the chunk.
             self.reply_snapshot(from, last, next_offset, false);
@@ -222,7 +231,9 @@ impl Raft {
         len: usize,
     ) -> Result<(), String> {
         if last.term > term || last.index == 0 || last.index > MAX_INDEX {
-            return Err(format!("names snapshot {last:?}, impossible in term {term}"));
+            return Err(format!(
+                "names snapshot {last:?}, impossible in term {term}"
+            ));
         }
         if offset.checked_add(len as u64).is_none() {
             return Err(format!("has offset {offset} + {len} bytes, past u64"));
@@ -257,6 +268,7 @@ impl Raft {
     /// log's base whenever the runtime's single writer is between operations).
     pub fn snapshot_installed(&mut self, last: LogPosition, now_ms: u64) -> bool {
         self.observe_time(now_ms);
+        self.installing.retain(|&p| p != last);
         assert!(
             last.index > self.log.base().index,
             "installed snapshot {last:?} not after the base {:?}",
@@ -265,6 +277,9 @@ impl Raft {
         if self.log.term_at(last.index) == Some(last.term) {
             self.log.compact_to(last);
         } else {
+            // Own state: nothing that conflicts with a snapshot being installed is
+            // committed (`check_no_installing_conflict`), and a chunk of one that
+            // conflicts with a committed entry is refused (`check_snapshot_chunk`).
             assert!(
                 last.index > self.commit_index,
                 "snapshot {last:?} conflicts with committed entry {}",
@@ -294,6 +309,7 @@ impl Raft {
     /// The runtime could not check or install the snapshot at `last`: forget the
     /// transfer; the leader's next retry starts it over.
     pub fn snapshot_rejected(&mut self, last: LogPosition) {
+        self.installing.retain(|&p| p != last);
         if self.incoming.is_some_and(|inc| inc.last == last) {
             self.incoming = None;
         }
@@ -302,6 +318,33 @@ impl Raft {
     /// The snapshot transfer being received, if any: its position and next offset.
     pub fn incoming_snapshot(&self) -> Option<(LogPosition, u64)> {
         self.incoming.map(|inc| (inc.last, inc.next_offset))
+    }
+
+    /// Err if accepting `entries` after `prev` with `leader_commit` would commit, at
+    /// the index of a snapshot that may be being installed, an entry of another term
+    /// (the snapshot holds committed entries only, so a correct leader agrees with it).
+    pub(super) fn check_no_installing_conflict(
+        &self,
+        prev: LogPosition,
+        entries: &[super::Entry],
+        leader_commit: Index,
+    ) -> Result<(), String> {
+        let match_index = entries.last().map_or(prev.index, |e| e.index);
+        let new_commit = leader_commit.min(match_index).max(self.commit_index);
+        for snap in self.installing.iter().filter(|p| p.index <= new_commit) {
+            let term = match entries.iter().find(|e| e.index == snap.index) {
+                Some(e) => Some(e.term),
+                None => self.log.term_at(snap.index),
+            };
+            if term.is_some_and(|t| t != snap.term) {
+                return Err(format!(
+                    "would commit term {term:?} at index {}, where the snapshot {snap:?} \
+                     it sent is being installed",
+                    snap.index
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Index below which this leader would have to send `peer` a snapshot.

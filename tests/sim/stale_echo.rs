@@ -59,7 +59,8 @@ fn stale_echo_after_leader_restart_confirms_no_read() {
             // A is cut off; B and C elect a leader that commits a write.
             c.partition(&[vec![a], vec![b, cc]]);
             let l2 = c.expect_leader_in(&[b, cc], new_term, ELECTION_MS);
-            c.propose_new(l2, 8).expect("the new leader accepts a write");
+            c.propose_new(l2, 8)
+                .expect("the new leader accepts a write");
             let number = c.history.proposals().len() - 1;
             assert!(
                 c.run_until(ONE_MS, |c| c.fate(number) == Fate::Acked),

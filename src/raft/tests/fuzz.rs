@@ -42,8 +42,13 @@ fn body() -> impl Strategy<Value = MessageBody> {
                 read_round: r,
             }
         }),
-        (any::<bool>(), number(), proptest::option::of(position()), number()).prop_map(
-            |(s, m, hint, r)| MessageBody::AppendEntriesResponse {
+        (
+            any::<bool>(),
+            number(),
+            proptest::option::of(position()),
+            number()
+        )
+            .prop_map(|(s, m, hint, r)| MessageBody::AppendEntriesResponse {
                 success: s,
                 match_index: m,
                 conflict: hint.map(|h| ConflictHint {
@@ -51,8 +56,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
                     first_index: h.index,
                 }),
                 read_round: r,
-            }
-        ),
+            }),
         (position(), number(), any::<bool>()).prop_map(|(last, offset, done)| {
             MessageBody::InstallSnapshot {
                 last,

@@ -82,7 +82,10 @@ fn an_append_that_disagrees_with_the_committed_base_is_not_acknowledged() {
     r.compact(LogPosition { term: 1, index: 4 });
     sent(&mut r);
     // prev (1, 2) below the base; its entry at the base index 4 has term 2.
-    step(&mut r, append(1, 2, 2, (1, 2), vec![ent(1, 3), ent(2, 4)], 4));
+    step(
+        &mut r,
+        append(1, 2, 2, (1, 2), vec![ent(1, 3), ent(2, 4)], 4),
+    );
     assert_eq!(sent(&mut r), vec![], "a malformed append was acknowledged");
     assert_fault(&mut r, 1, "committed entry there has term 1");
     assert_eq!(r.last_position(), LogPosition { term: 1, index: 4 });
@@ -104,10 +107,7 @@ fn indexes_and_terms_near_u64_max_are_dropped_and_reported() {
     assert_fault(&mut r, 1, "term above");
     assert_eq!(r.term(), 2);
     let far = MessageBody::InstallSnapshot {
-        last: LogPosition {
-            term: 2,
-            index: 10,
-        },
+        last: LogPosition { term: 2, index: 10 },
         voters: vec![1, 2, 3],
         offset: u64::MAX,
         data: vec![1],
@@ -152,4 +152,30 @@ fn faults_beyond_the_bound_are_counted_not_kept() {
     let faults = r.take_peer_faults();
     assert_eq!((faults.faults.len(), faults.dropped), (MAX_PEER_FAULTS, 5));
     assert!(r.take_peer_faults().is_empty());
+}
+
+#[test]
+fn entries_that_conflict_with_a_snapshot_being_installed_are_not_committed() {
+    let mut r = node(2, 3, &[], 2);
+    let last = LogPosition { term: 1, index: 4 };
+    let chunk = MessageBody::InstallSnapshot {
+        last,
+        voters: vec![1, 2, 3],
+        offset: 0,
+        data: b"all".to_vec(),
+        done: true,
+    };
+    step(&mut r, msg(1, 2, 2, chunk));
+    let batch = r.take_persist_batch().expect("the final chunk");
+    assert_eq!(batch.snapshot_to_install(), Some(last));
+    r.on_persisted(batch.token, 0);
+    // Before the runtime installs it, the same leader commits another term at 4.
+    let entries = vec![ent(1, 1), ent(1, 2), ent(1, 3), ent(2, 4)];
+    step(&mut r, append(1, 2, 2, (0, 0), entries, 4));
+    assert_eq!(sent(&mut r), vec![], "acknowledged");
+    assert_fault(&mut r, 1, "being installed");
+    assert_eq!(r.commit_index(), 0);
+    // The install goes through (it used to assert: a conflict with a committed entry).
+    assert!(r.snapshot_installed(last, 0));
+    assert_eq!(r.commit_index(), 4);
 }

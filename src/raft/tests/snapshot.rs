@@ -401,7 +401,10 @@ fn the_done_answer_goes_to_the_leader_that_now_sends_the_snapshot() {
 fn the_done_answer_goes_to_the_current_leader_not_the_old_one() {
     let mut r = follower_installing();
     // Leader 3 of term 3 is heard from (a heartbeat) before the install finishes.
-    step(&mut r, msg(3, 2, 3, append(3, 2, 3, (0, 0), vec![], 0).body));
+    step(
+        &mut r,
+        msg(3, 2, 3, append(3, 2, 3, (0, 0), vec![], 0).body),
+    );
     persist_all(&mut r);
     r.take_messages();
     r.snapshot_installed(pos(1, 4), 0);
