@@ -114,7 +114,8 @@ fn regression_seeds() {
 /// and is ignored. The run must also stay cheap: a storm shows as a message count.
 #[test]
 fn core_regression_seeds() {
-    for seed in [1445] {
+    const SEEDS: &[u64] = &[1445];
+    for &seed in SEEDS {
         let summary = run::run_seed(seed);
         println!("sim seed={seed} ok: {summary}");
         let sent: u64 = summary
