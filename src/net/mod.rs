@@ -29,8 +29,9 @@ pub use proto::{
 };
 pub use status::StatusReport;
 
-/// Version of this protocol, sent in every [`Hello`].
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of this protocol, sent in every [`Hello`]. 2: peers answer a request of an
+/// older term with the `StaleTerm` message.
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame body accepted or sent (see [`crate::limits`] for how it relates to
 /// the request, entry and record limits).

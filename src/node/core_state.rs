@@ -6,6 +6,7 @@
 //! [`Shared::dispatch`](super::shared::Shared::dispatch) before releasing the lock, so no
 //! output is left behind with nobody woken to handle it.
 
+use super::deferred_log::DeferredLog;
 use super::pending::PendingRequests;
 use crate::kv::KvStore;
 use crate::raft::{Index, LogPosition, NodeId, Raft, Role, Term};
@@ -24,6 +25,8 @@ pub struct CoreState {
     pub pending: PendingRequests,
     /// Role, term and leader as last logged, so `dispatch` logs each change once.
     pub observed: (Role, Term, Option<NodeId>),
+    /// Log lines decided under this lock, written after it is released (bounded).
+    pub deferred_log: DeferredLog,
     /// The time (ms on the node clock) until which the election timer thread sleeps;
     /// dispatch wakes it when Raft needs a tick earlier.
     pub timer_sleep_until_ms: u64,
@@ -57,6 +60,7 @@ impl CoreState {
             applied_index,
             pending: PendingRequests::default(),
             observed: (Role::Follower, 0, None),
+            deferred_log: DeferredLog::default(),
             timer_sleep_until_ms: 0,
             snapshot_job: None,
             snapshot_in_progress: false,

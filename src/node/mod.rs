@@ -19,6 +19,7 @@ pub mod completion;
 pub mod config;
 pub mod connection;
 pub mod core_state;
+pub mod deferred_log;
 pub mod listener;
 #[cfg(all(test, shuttle))]
 mod models;

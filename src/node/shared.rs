@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 use super::completion::Completion;
 use super::config::NodeConfig;
 use super::core_state::CoreState;
+use super::deferred_log::DeferredLog;
 use super::listener::Connections;
 use super::outbox::Outbox;
 use super::pending::Decided;
 use crate::kv::KvStore;
-use crate::logging::Logger;
+use crate::logging::{Level, Logger};
 use crate::raft::{Message, NodeId, Role};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::sync::{lock_io_free, IoFreeGuard, Mutex, MutexGuard, Signal};
@@ -37,11 +38,14 @@ pub struct Wakeups {
     timer: bool,
     /// Requests whose outcome is decided: their connection threads wait on them.
     decided: Vec<Decided>,
+    /// Log lines decided under the core lock (role changes, peer faults).
+    lines: DeferredLog,
 }
 
 impl Wakeups {
-    /// Wakes the threads. Call after releasing the core lock (or, on rare paths, with
-    /// it held: correct, only slower).
+    /// Wakes the threads, then writes the log lines. Call after releasing the core
+    /// lock ([`Shared::dispatch`], which delivers with it held on rare paths, takes
+    /// the lines out first).
     pub fn deliver(self, shared: &Shared) {
         if self.writer {
             shared.persist_wanted.notify_one_unlocked();
@@ -55,6 +59,7 @@ impl Wakeups {
         for decided in self.decided {
             decided.complete();
         }
+        self.lines.write(&shared.log);
     }
 }
 
@@ -166,18 +171,24 @@ impl Shared {
     /// paths that run once per request or per batch, prefer
     /// [`Shared::dispatch_deferred`].
     pub fn dispatch(&self, core: &mut CoreState) {
-        self.dispatch_deferred(core).deliver(self);
+        let mut wakeups = self.dispatch_deferred(core);
+        // Never log under the lock: the lines wait for the next deferred delivery.
+        let lines = std::mem::take(&mut wakeups.lines);
+        core.deferred_log.put_back(lines);
+        wakeups.deliver(self);
     }
 
-    /// [`Shared::dispatch`], except that the wake-ups it decides are returned instead
-    /// of delivered: the caller releases the core lock, then calls
-    /// [`Wakeups::deliver`]. A thread woken while the waker still holds the core lock
-    /// wants that lock first, finds it taken and sleeps again on it (two more context
-    /// switches); and a batch of decided requests (a futex syscall each) would hold
-    /// every other thread out of Raft.
+    /// [`Shared::dispatch`], except that the wake-ups it decides, and the log lines
+    /// queued under the lock, are returned instead of delivered: the caller releases
+    /// the core lock, then calls [`Wakeups::deliver`]. A thread woken while the waker
+    /// still holds the core lock wants that lock first, finds it taken and sleeps
+    /// again on it (two more context switches); a batch of decided requests (a futex
+    /// syscall each) would hold every other thread out of Raft; and a blocked stderr
+    /// would stall the whole node.
     #[must_use = "the wake-ups must be delivered once the core lock is released"]
     pub fn dispatch_deferred(&self, core: &mut CoreState) -> Wakeups {
-        self.log_role_change(core);
+        self.note_role_change(core);
+        self.note_peer_faults(core);
         self.route(core.raft.take_messages());
         self.release_reads(core);
         Wakeups {
@@ -186,35 +197,45 @@ impl Shared {
             timer: core.raft.next_tick_ms() < core.timer_sleep_until_ms
                 && self.tick_wanted.has_waiters(),
             decided: core.pending.take_decided(),
+            lines: std::mem::take(&mut core.deferred_log),
         }
     }
 
-    /// Logs a change of role, term or known leader, once.
-    fn log_role_change(&self, core: &mut CoreState) {
+    /// Queues a line for a change of role, term or known leader, once.
+    fn note_role_change(&self, core: &mut CoreState) {
         let now = (core.raft.role(), core.raft.term(), core.raft.leader());
         if now == core.observed {
             return;
         }
         let (role, term, leader) = now;
-        match role {
-            Role::Leader => self.log.info(format_args!("became leader in term {term}")),
-            Role::PreCandidate => self.log.info(format_args!(
+        let line = match role {
+            Role::Leader => format!("became leader in term {term}"),
+            Role::PreCandidate => format!(
                 "election timeout: asking for pre-votes for term {}",
-                term + 1
-            )),
-            Role::Candidate => self
-                .log
-                .info(format_args!("election started: candidate in term {term}")),
+                term.saturating_add(1)
+            ),
+            Role::Candidate => format!("election started: candidate in term {term}"),
             Role::Follower => match leader {
-                Some(id) => self
-                    .log
-                    .info(format_args!("follower of n{id} in term {term}")),
-                None => self
-                    .log
-                    .info(format_args!("follower in term {term}, leader unknown")),
+                Some(id) => format!("follower of n{id} in term {term}"),
+                None => format!("follower in term {term}, leader unknown"),
             },
-        }
+        };
+        core.deferred_log.push(&self.log, Level::Info, line);
         core.observed = now;
+    }
+
+    /// Queues an error line for each message the core dropped as impossible from a
+    /// correct peer (a broken or corrupt peer; the line names it).
+    fn note_peer_faults(&self, core: &mut CoreState) {
+        let faults = core.raft.take_peer_faults();
+        for fault in faults.faults {
+            core.deferred_log
+                .push(&self.log, Level::Error, fault.to_string());
+        }
+        if faults.dropped > 0 {
+            let line = format!("{} more impossible peer messages dropped", faults.dropped);
+            core.deferred_log.push(&self.log, Level::Error, line);
+        }
     }
 
     /// Puts messages into their peers' outboxes (lock order: core, then outbox).

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::fault::{PeerFaults, MAX_TERM};
 use super::log::RaftLog;
 use super::persist::PersistQueue;
 use super::progress::Progress;
@@ -184,6 +185,12 @@ pub struct Raft {
     /// Follower: the snapshot transfer being received, if any (volatile: a restart
     /// starts any transfer over).
     pub(super) incoming: Option<Incoming>,
+    /// Follower: snapshots whose final chunk was accepted and that the runtime may
+    /// install; until it reports, no entry that conflicts with one is committed.
+    /// Invariant: at most `MAX_INSTALLING`, oldest first.
+    pub(super) installing: Vec<LogPosition>,
+    /// Messages from peers that no correct peer sends, for `take_peer_faults`.
+    pub(super) faults: PeerFaults,
 }
 
 impl Raft {
@@ -230,6 +237,8 @@ impl Raft {
             messages: Vec::new(),
             persist: PersistQueue::new(initial.hard_state),
             incoming: None,
+            installing: Vec::new(),
+            faults: PeerFaults::default(),
             config,
         };
         raft.reset_election_deadline();
@@ -298,13 +307,19 @@ impl Raft {
     }
 
     /// Handles a message from a peer. Messages from unknown members or addressed to
-    /// another member are dropped.
+    /// another member are dropped; a message no correct peer sends is dropped and
+    /// reported (see [`Raft::take_peer_faults`]).
     pub fn step(&mut self, msg: Message, now_ms: u64) {
         self.observe_time(now_ms);
         if msg.to != self.config.id
             || msg.from == self.config.id
             || !self.config.voters.contains(&msg.from)
         {
+            return;
+        }
+        if msg.term > MAX_TERM {
+            let what = format!("a term above {MAX_TERM}");
+            self.peer_fault(msg.from, msg.term, what);
             return;
         }
         if self.step_pre_vote(&msg) {
@@ -358,42 +373,35 @@ impl Raft {
                 done,
             } => self.handle_install_snapshot_response(msg.from, last, next_offset, done),
             MessageBody::PreVote { .. } => {} // answered by `step_pre_vote`
+            // Its term, if newer, was adopted above; in our own term it says nothing.
+            MessageBody::StaleTerm => {}
             MessageBody::PreVoteResponse { vote_granted } => {
                 self.handle_pre_vote_response(msg.from, vote_granted)
             }
         }
     }
 
-    /// Answers a request from an older term with a rejection carrying our term, so the
-    /// sender steps down (§5.1). Responses from older terms are ignored.
+    /// Answers a request from an older term with a [`MessageBody::StaleTerm`] notice
+    /// carrying our term, so the sender steps down (§5.1). The notice echoes nothing of
+    /// the request: the sender may have restarted and be in our term by now, and must
+    /// not take an answer to its old message for one to its new ones. Responses from
+    /// older terms are ignored.
     fn reject_stale(&mut self, msg: Message) {
-        let body = match msg.body {
-            MessageBody::RequestVote { .. } => MessageBody::RequestVoteResponse {
-                vote_granted: false,
-            },
-            MessageBody::AppendEntries {
-                prev_log_index,
-                read_round,
-                ..
-            } => MessageBody::AppendEntriesResponse {
-                success: false,
-                match_index: prev_log_index,
-                conflict: None,
-                read_round,
-            },
-            MessageBody::InstallSnapshot { last, .. } => MessageBody::InstallSnapshotResponse {
-                last,
-                next_offset: 0,
-                done: false,
-            },
+        match msg.body {
+            MessageBody::RequestVote { .. }
+            | MessageBody::AppendEntries { .. }
+            | MessageBody::InstallSnapshot { .. } => {
+                let reply = self.message_to(msg.from, MessageBody::StaleTerm);
+                // Carries our term, which must be durable first.
+                self.send_durable(reply);
+            }
             MessageBody::RequestVoteResponse { .. }
             | MessageBody::AppendEntriesResponse { .. }
             | MessageBody::InstallSnapshotResponse { .. }
             | MessageBody::PreVote { .. }
-            | MessageBody::PreVoteResponse { .. } => return,
-        };
-        let reply = self.message_to(msg.from, body);
-        self.send_durable(reply);
+            | MessageBody::PreVoteResponse { .. }
+            | MessageBody::StaleTerm => {}
+        }
     }
 
     /// A message from this member in its current term.

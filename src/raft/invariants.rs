@@ -16,6 +16,16 @@ impl Raft {
         }
         self.reads.check_invariants();
         assert!(
+            self.installing.len() <= super::snapshot::MAX_INSTALLING,
+            "{} snapshots remembered as being installed",
+            self.installing.len()
+        );
+        assert!(
+            self.persist.messages.len() <= super::persist::MAX_WAITING_MESSAGES,
+            "{} messages wait for persistence",
+            self.persist.messages.len()
+        );
+        assert!(
             self.persist.confirmed_seq <= self.persist.taken_seq,
             "batch {} confirmed but only {} taken",
             self.persist.confirmed_seq,

@@ -107,6 +107,13 @@ pub enum MessageBody {
         /// True if the responder would vote for the pre-candidate now.
         vote_granted: bool,
     },
+    /// The answer to a request of a term older than the responder's: "a newer term
+    /// exists" (§5.1), and nothing else. It carries no read round, grants no contact
+    /// credit, restarts no snapshot transfer and is no vote: it answers a message of an
+    /// earlier term, perhaps of the receiver's previous incarnation, so it says nothing
+    /// about the receiver's current term. A receiver behind its term follows it; a
+    /// receiver already in that term ignores it.
+    StaleTerm,
 }
 
 /// Why an `AppendEntries` was rejected and where the leader should retry (§5.3, the

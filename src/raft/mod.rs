@@ -20,10 +20,12 @@
 //! `progress.rs` (per-follower probe/replicate and in-flight window),
 //! `check_quorum.rs` (a leader cut off from a majority steps down),
 //! `pre_vote.rs` (thesis §9.6: ask before bumping the term),
+//! `fault.rs` (messages no correct peer sends: dropped and reported, never fatal),
 //! `invariants.rs` (`check_invariants`).
 
 mod check_quorum;
 mod election;
+mod fault;
 mod invariants;
 mod log;
 mod message;
@@ -35,6 +37,7 @@ mod replication;
 mod snapshot;
 mod types;
 
+pub use fault::{PeerFault, PeerFaults, MAX_INDEX, MAX_PEER_FAULTS, MAX_TERM};
 pub use message::{ConflictHint, Message, MessageBody};
 pub use snapshot::SnapshotChunk;
 pub use types::{Entry, HardState, Index, LogPosition, NodeId, Payload, Term};

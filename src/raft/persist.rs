@@ -10,6 +10,12 @@
 use super::core::Raft;
 use super::{HardState, LogPosition, Message, PersistBatch, PersistToken, SnapshotChunk};
 
+/// Most messages waiting for the next persist batch. A follower whose disk stalls
+/// would otherwise queue an answer to every heartbeat and retransmission without
+/// bound; past this, a new answer is dropped like a lost message (the leader
+/// retransmits what is not acknowledged).
+pub const MAX_WAITING_MESSAGES: usize = 1024;
+
 /// Bookkeeping of batches handed to storage.
 #[derive(Debug)]
 pub(super) struct PersistQueue {
@@ -21,7 +27,10 @@ pub(super) struct PersistQueue {
     /// Sequence number of the last batch reported durable.
     pub(super) confirmed_seq: u64,
     /// Messages that leave with the next batch.
+    /// Invariant: at most `MAX_WAITING_MESSAGES`.
     pub(super) messages: Vec<Message>,
+    /// Messages dropped because `messages` was full.
+    pub(super) dropped_messages: u64,
     /// Snapshot chunks received, to write with the next batch.
     pub(super) chunks: Vec<SnapshotChunk>,
 }
@@ -34,6 +43,7 @@ impl PersistQueue {
             taken_seq: 0,
             confirmed_seq: 0,
             messages: Vec::new(),
+            dropped_messages: 0,
             chunks: Vec::new(),
         }
     }
@@ -63,12 +73,23 @@ impl Raft {
 
     /// Sends a message that depends on this member's stable state: at once if all of
     /// it is durable, else with the next persist batch.
+    /// A message that would overflow the wait queue is dropped (see
+    /// [`MAX_WAITING_MESSAGES`]).
     pub(super) fn send_durable(&mut self, msg: Message) {
         if self.durability_pending() {
-            self.persist.messages.push(msg);
+            if self.persist.messages.len() < MAX_WAITING_MESSAGES {
+                self.persist.messages.push(msg);
+            } else {
+                self.persist.dropped_messages += 1;
+            }
         } else {
             self.messages.push(msg);
         }
+    }
+
+    /// Messages dropped because too many waited for persistence (a stalled disk).
+    pub fn dropped_waiting_messages(&self) -> u64 {
+        self.persist.dropped_messages
     }
 
     /// True if `take_persist_batch` would return a batch.

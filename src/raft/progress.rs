@@ -100,13 +100,16 @@ impl Progress {
     }
 
     /// A success for everything up to `index`. Returns true if `match_index` advanced.
+    /// A success that moves nothing (a heartbeat's, at `match_index`) leaves the
+    /// probe in flight: the probe starts above `match_index`, so its own success
+    /// always moves it.
     pub(super) fn acked(&mut self, index: Index, now_ms: u64) -> bool {
-        if self.state == ProgressState::Probe {
-            // The probe has been answered, whichever it was.
-            self.inflight.clear();
-        }
         if index <= self.match_index {
             return false;
+        }
+        if self.state == ProgressState::Probe {
+            // The probe has been answered (or overtaken by a later success).
+            self.inflight.clear();
         }
         self.match_index = index;
         self.next_index = self.next_index.max(index + 1);

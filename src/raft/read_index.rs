@@ -36,9 +36,13 @@ pub(super) struct ReadIndexes {
     held: Vec<u64>,
     /// Reads waiting for a majority to acknowledge their round; rounds ascending.
     pending: Vec<PendingRead>,
-    /// The latest closed round: every message sent carries it. Monotonic over the
-    /// member's lifetime, so an echo from an earlier term can never confirm a later
-    /// round.
+    /// The latest closed round: every AppendEntries sent carries it. Not durable: it
+    /// starts at 0 with each incarnation (and grows only within it), so rounds of
+    /// different incarnations overlap. That is safe because only an
+    /// `AppendEntriesResponse` of the leader's current term is counted, and it
+    /// answers an AppendEntries of that same term, which only this incarnation sent
+    /// (a member leads a term at most once; its vote is durable). A request of an
+    /// older term is answered by a `StaleTerm` notice, which carries no round.
     /// Invariant: every pending read's `round <= read_round + 1`, with equality only
     /// while `round_unsent`.
     pub(super) read_round: u64,

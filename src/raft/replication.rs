@@ -2,6 +2,7 @@
 //! follower's AppendEntries handler and the leader's handling of the answers.
 
 use super::core::{Raft, Role};
+use super::fault::MAX_INDEX;
 use super::progress::ProgressState;
 use super::{ConflictHint, Entry, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term};
 
@@ -194,25 +195,33 @@ impl Raft {
 
     /// A valid AppendEntries or InstallSnapshot of the current term came from `leader`:
     /// follow it (a (pre-)candidate of this term steps down, §5.2), note when it was
-    /// heard (the pre-vote lease) and push the election deadline back.
-    pub(super) fn follow_leader_of_current_term(&mut self, leader: NodeId) {
-        assert_ne!(
-            self.role,
-            Role::Leader,
-            "two leaders in term {}: {} and {leader}",
-            self.current_term,
-            self.config.id,
-        );
+    /// heard (the pre-vote lease) and push the election deadline back. Returns false,
+    /// reporting a peer fault, if another member leads this term (we, or the leader we
+    /// know): two leaders in one term break Election Safety (§5.2), so the message is
+    /// from a broken peer and is dropped.
+    pub(super) fn follow_leader_of_current_term(&mut self, leader: NodeId) -> bool {
+        let known = if self.role == Role::Leader {
+            Some(self.config.id)
+        } else {
+            self.leader
+        };
+        if let Some(other) = known.filter(|&l| l != leader) {
+            let what = format!("leads term {} which n{other} leads", self.current_term);
+            self.peer_fault(leader, self.current_term, what);
+            return false;
+        }
         if matches!(self.role, Role::Candidate | Role::PreCandidate) {
             self.become_follower(self.current_term, Some(leader));
         }
         self.leader = Some(leader);
         self.leader_heard_ms = self.now_ms;
         self.reset_election_deadline();
+        true
     }
 
     /// Follower side of AppendEntries of the current term (§5.3).
     pub(super) fn handle_append_entries(&mut self, msg: Message) {
+        let (from, term) = (msg.from, msg.term);
         let MessageBody::AppendEntries {
             prev_log_index,
             prev_log_term,
@@ -223,30 +232,47 @@ impl Raft {
         else {
             return;
         };
-        if !well_formed(prev_log_index, prev_log_term, msg.term, &entries) {
-            return; // a malformed message is dropped like a lost one
-        }
-        self.follow_leader_of_current_term(msg.from);
-        let covered = prev_log_index + entries.len() as Index;
-        let Some((prev_log_index, prev_log_term, entries)) =
-            self.skip_compacted(prev_log_index, prev_log_term, entries)
-        else {
-            let body = MessageBody::AppendEntriesResponse {
-                success: true,
-                match_index: covered.min(self.log.base().index),
-                conflict: None,
-                read_round,
-            };
-            let reply = self.message_to(msg.from, body);
-            self.send_durable(reply);
+        if let Err(why) = well_formed(prev_log_index, prev_log_term, term, &entries) {
+            self.peer_fault(from, term, format!("AppendEntries {why}"));
             return;
-        };
+        }
+        if !self.follow_leader_of_current_term(from) {
+            return;
+        }
+        let covered = entries.last().map_or(prev_log_index, |e| e.index);
+        let (prev_log_index, prev_log_term, entries) =
+            match self.skip_compacted(prev_log_index, prev_log_term, entries) {
+                Skipped::Rebased(prev_index, prev_term, rest) => (prev_index, prev_term, rest),
+                Skipped::Covered => {
+                    // Everything it carries is at or below our base: committed here.
+                    let body = MessageBody::AppendEntriesResponse {
+                        success: true,
+                        match_index: covered,
+                        conflict: None,
+                        read_round,
+                    };
+                    let reply = self.message_to(from, body);
+                    self.send_durable(reply);
+                    return;
+                }
+                Skipped::Conflict(why) => {
+                    self.peer_fault(from, term, format!("AppendEntries {why}"));
+                    return;
+                }
+            };
         let prev = LogPosition {
             term: prev_log_term,
             index: prev_log_index,
         };
         let body = match self.log.term_at(prev_log_index) {
             Some(t) if t == prev_log_term => {
+                let checked = self.check_no_committed_conflict(&entries).and_then(|()| {
+                    self.check_no_installing_conflict(prev, &entries, leader_commit)
+                });
+                if let Err(why) = checked {
+                    self.peer_fault(from, term, format!("AppendEntries {why}"));
+                    return;
+                }
                 let match_index = self.accept_entries(prev, entries, leader_commit);
                 MessageBody::AppendEntriesResponse {
                     success: true,
@@ -262,41 +288,66 @@ impl Raft {
                 read_round,
             },
         };
-        let reply = self.message_to(msg.from, body);
+        let reply = self.message_to(from, body);
         self.send_durable(reply);
     }
 
     /// An AppendEntries whose `prev` is below our snapshot base: the entries up to the
     /// base are committed here, and committed prefixes agree (§5.4), so they match.
-    /// Returns the message re-based on our base, or `None` if it ends at or before it
-    /// (or, malformed, disagrees with the base).
+    /// Returns the message re-based on our base, or says that it ends before the base
+    /// (an old message: all of it is committed here), or that its entry at the base
+    /// disagrees with the committed base (impossible from a correct leader).
     fn skip_compacted(
         &self,
         prev_log_index: Index,
         prev_log_term: Term,
         mut entries: Vec<Entry>,
-    ) -> Option<(Index, Term, Vec<Entry>)> {
+    ) -> Skipped {
         let base = self.log.base();
         if prev_log_index >= base.index {
-            return Some((prev_log_index, prev_log_term, entries));
+            return Skipped::Rebased(prev_log_index, prev_log_term, entries);
         }
-        let k = entries.iter().position(|e| e.index == base.index)?;
+        let Some(k) = entries.iter().position(|e| e.index == base.index) else {
+            return Skipped::Covered;
+        };
         if entries[k].term != base.term {
-            return None;
+            return Skipped::Conflict(format!(
+                "has term {} at index {}, but the committed entry there has term {}",
+                entries[k].term, base.index, base.term
+            ));
         }
-        Some((base.index, base.term, entries.split_off(k + 1)))
+        let rest = entries.split_off(k + 1);
+        Skipped::Rebased(base.index, base.term, rest)
+    }
+
+    /// Err if storing `entries` (whose `prev` matches) would replace a committed entry
+    /// (§5.4: committed entries are never overwritten; only a broken leader asks).
+    fn check_no_committed_conflict(&self, entries: &[Entry]) -> Result<(), String> {
+        let conflict = entries
+            .iter()
+            .find(|e| self.log.term_at(e.index).is_some_and(|t| t != e.term));
+        match conflict {
+            Some(e) if e.index <= self.commit_index => Err(format!(
+                "has term {} at index {}, which conflicts with the committed entry there \
+                 (commit index {})",
+                e.term, e.index, self.commit_index
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The log matches at `prev`: store `entries`, replacing a suffix only from the
     /// first real term conflict, so a stale or duplicated message never truncates
     /// matching entries. Returns the last index now known to match the leader.
+    /// Precondition: `entries` follow `prev` (checked by `well_formed`) and replace
+    /// no committed entry (`check_no_committed_conflict`).
     fn accept_entries(
         &mut self,
         prev: LogPosition,
         entries: Vec<Entry>,
         leader_commit: Index,
     ) -> Index {
-        let match_index = prev.index + entries.len() as Index;
+        let match_index = entries.last().map_or(prev.index, |e| e.index);
         let first_new = entries
             .iter()
             .position(|e| self.log.term_at(e.index) != Some(e.term));
@@ -305,7 +356,7 @@ impl Raft {
             if at <= self.log.last_index() {
                 assert!(
                     at > self.commit_index,
-                    "entry {at} conflicts with committed entry {}",
+                    "entry {at} conflicts with committed entry {}: not checked first",
                     self.commit_index
                 );
                 self.log.truncate_from(at);
@@ -347,8 +398,17 @@ impl Raft {
         conflict: Option<ConflictHint>,
         read_round: u64,
     ) {
-        if self.role != Role::Leader || match_index > self.log.last_index() {
-            return; // stale, or claims entries this leader never sent: malformed
+        if self.role != Role::Leader {
+            return; // stale
+        }
+        if match_index > self.log.last_index() {
+            let what = format!(
+                "AppendEntriesResponse claims index {match_index}, past this leader's last \
+                 index {}",
+                self.log.last_index()
+            );
+            self.peer_fault(peer, self.current_term, what);
+            return;
         }
         let now_ms = self.now_ms;
         let Some(pr) = self.progress.get_mut(&peer) else {
@@ -405,22 +465,52 @@ impl Raft {
     }
 }
 
-/// An AppendEntries is well formed if its entries follow `prev` consecutively with
-/// non-decreasing terms no newer than the message's term. Checked because it came
-/// off the network.
-fn well_formed(prev_index: Index, prev_term: Term, msg_term: Term, entries: &[Entry]) -> bool {
+/// What `skip_compacted` made of an AppendEntries.
+enum Skipped {
+    /// The message re-based at (`prev_index`, `prev_term`) with the entries after it.
+    Rebased(Index, Term, Vec<Entry>),
+    /// It ends at or before our base.
+    Covered,
+    /// Its entry at our base has another term: impossible from a correct leader.
+    Conflict(String),
+}
+
+/// An AppendEntries is well formed if `prev` is a possible index, its entries follow
+/// `prev` consecutively with non-decreasing terms no newer than the message's term.
+/// Checked because it came off the network; every index is checked before `+ 1`.
+fn well_formed(
+    prev_index: Index,
+    prev_term: Term,
+    msg_term: Term,
+    entries: &[Entry],
+) -> Result<(), String> {
+    if prev_index > MAX_INDEX {
+        return Err(format!("has prev index {prev_index}, above {MAX_INDEX}"));
+    }
+    if prev_term > msg_term {
+        return Err(format!(
+            "has prev term {prev_term} above its term {msg_term}"
+        ));
+    }
     let mut prev = LogPosition {
         term: prev_term,
         index: prev_index,
     };
     for e in entries {
-        if e.index != prev.index + 1 || e.term < prev.term || e.term > msg_term {
-            return false;
+        let next = prev.index.checked_add(1).filter(|&n| n <= MAX_INDEX);
+        if next != Some(e.index) {
+            return Err(format!("has entry {} after index {}", e.index, prev.index));
+        }
+        if e.term < prev.term || e.term > msg_term {
+            return Err(format!(
+                "has entry {} of term {} after term {} (message term {msg_term})",
+                e.index, e.term, prev.term
+            ));
         }
         prev = LogPosition {
             term: e.term,
             index: e.index,
         };
     }
-    prev_term <= msg_term
+    Ok(())
 }

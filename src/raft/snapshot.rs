@@ -17,6 +17,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::core::{Raft, Role};
+use super::fault::MAX_INDEX;
 use super::progress::ProgressState;
 use super::{Index, LogPosition, Message, MessageBody, NodeId};
 
@@ -33,6 +34,9 @@ pub struct SnapshotChunk {
     /// True for the final chunk: once it is written, check and install the file.
     pub done: bool,
 }
+
+/// Most snapshots remembered as possibly being installed (see `Raft::installing`).
+pub(super) const MAX_INSTALLING: usize = 8;
 
 /// A transfer this follower is receiving.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,8 +139,17 @@ impl Raft {
         next_offset: u64,
         done: bool,
     ) {
-        if self.role != Role::Leader || last.index > self.log.last_index() {
-            return; // stale, or claims entries this leader never had: malformed
+        if self.role != Role::Leader {
+            return; // stale
+        }
+        if last.index > self.log.last_index() {
+            let what = format!(
+                "InstallSnapshotResponse names index {}, past this leader's last index {}",
+                last.index,
+                self.log.last_index()
+            );
+            self.peer_fault(peer, self.current_term, what);
+            return;
         }
         let now_ms = self.now_ms;
         let Some(pr) = self.progress.get_mut(&peer) else {
@@ -150,6 +163,12 @@ impl Raft {
                 self.maybe_commit();
             }
         } else if pr.state == ProgressState::Snapshot && pr.snapshot_last == last {
+            if next_offset == pr.snapshot_offset && !pr.inflight.is_empty() {
+                // It asks for the chunk already in flight (a duplicated or reordered
+                // answer). Resending would add a second chunk/answer exchange that
+                // never ends, and each further duplicate another: a message storm.
+                return;
+            }
             pr.snapshot_offset = next_offset;
             pr.snapshot_stalls = 0;
             pr.inflight.clear();
@@ -162,6 +181,7 @@ impl Raft {
 
     /// Follower side of InstallSnapshot of the current term.
     pub(super) fn handle_install_snapshot(&mut self, msg: Message) {
+        let (from, term) = (msg.from, msg.term);
         let MessageBody::InstallSnapshot {
             last,
             offset,
@@ -172,29 +192,37 @@ impl Raft {
         else {
             return;
         };
-        if last.term > msg.term || last.index == 0 {
-            return; // malformed: dropped like a lost message
+        if let Err(why) = self.check_snapshot_chunk(last, term, offset, data.len()) {
+            self.peer_fault(from, term, format!("InstallSnapshot {why}"));
+            return;
         }
-        self.follow_leader_of_current_term(msg.from);
+        if !self.follow_leader_of_current_term(from) {
+            return;
+        }
         if last.index <= self.commit_index {
             // Our committed prefix already covers it, and committed prefixes agree
             // (§5.4 Log Matching): nothing to install.
-            self.reply_snapshot(msg.from, last, 0, true);
+            self.reply_snapshot(from, last, 0, true);
             return;
         }
         let expected = match self.incoming {
             Some(inc) if inc.last == last && !inc.complete => inc.next_offset,
-            Some(inc) if inc.last == last => return, // installing it already
+            Some(inc) if inc.last == last => {
+                // Installing it already; the answer goes to whoever sends it now.
+                self.incoming = Some(Incoming { from, ..inc });
+                return;
+            }
             _ => 0,
         };
         if offset != expected {
             // Even this answer carries our term, which must be durable first.
-            self.reply_snapshot(msg.from, last, expected, false);
+            self.reply_snapshot(from, last, expected, false);
             return;
         }
-        let next_offset = offset + data.len() as u64;
+        // Checked by `check_snapshot_chunk`.
+        let next_offset = offset.saturating_add(data.len() as u64);
         self.incoming = Some(Incoming {
-            from: msg.from,
+            from,
             last,
             next_offset,
             complete: done,
@@ -205,10 +233,43 @@ impl Raft {
             data,
             done,
         });
+        if done {
+            if self.installing.len() == MAX_INSTALLING {
+                self.installing.remove(0);
+            }
+            self.installing.push(last);
+        }
         if !done {
             // Rides the batch that writes the chunk.
-            self.reply_snapshot(msg.from, last, next_offset, false);
+            self.reply_snapshot(from, last, next_offset, false);
         }
+    }
+
+    /// Err if a chunk of the snapshot at `last`, sent in `term`, is impossible: a
+    /// snapshot of a later term than its sender's or of nothing, an index or offset
+    /// that cannot be, or one that conflicts with an entry committed here.
+    fn check_snapshot_chunk(
+        &self,
+        last: LogPosition,
+        term: super::Term,
+        offset: u64,
+        len: usize,
+    ) -> Result<(), String> {
+        if last.term > term || last.index == 0 || last.index > MAX_INDEX {
+            return Err(format!(
+                "names snapshot {last:?}, impossible in term {term}"
+            ));
+        }
+        if offset.checked_add(len as u64).is_none() {
+            return Err(format!("has offset {offset} + {len} bytes, past u64"));
+        }
+        let ours = self.log.term_at(last.index);
+        if last.index <= self.commit_index && ours.is_some_and(|t| t != last.term) {
+            return Err(format!(
+                "names snapshot {last:?}, but the committed entry there has term {ours:?}"
+            ));
+        }
+        Ok(())
     }
 
     /// Queues an answer to a chunk; it leaves once everything before it is durable.
@@ -232,6 +293,7 @@ impl Raft {
     /// this one whenever the runtime's single writer is between operations).
     pub fn snapshot_installed(&mut self, last: LogPosition, now_ms: u64) -> bool {
         self.observe_time(now_ms);
+        self.installing.retain(|&p| p != last);
         assert!(
             last.index > self.snapshot.index,
             "installed snapshot {last:?} not after the snapshot {:?}",
@@ -241,6 +303,9 @@ impl Raft {
         if self.log.term_at(last.index) == Some(last.term) {
             self.log.compact_to(last);
         } else {
+            // Own state: nothing that conflicts with a snapshot being installed is
+            // committed (`check_no_installing_conflict`), and a chunk of one that
+            // conflicts with a committed entry is refused (`check_snapshot_chunk`).
             assert!(
                 last.index > self.commit_index,
                 "snapshot {last:?} conflicts with committed entry {}",
@@ -256,7 +321,13 @@ impl Raft {
         // was already accepted, leave it installed but never answered.
         if let Some(inc) = self.incoming.filter(|inc| inc.last == last) {
             self.incoming = None;
-            self.reply_snapshot(inc.from, last, 0, true);
+            // To the leader of our current term if we know one (the transfer may have
+            // begun under an older leader), else to whoever sent the last chunk.
+            let to = self
+                .leader
+                .filter(|&l| l != self.config.id)
+                .unwrap_or(inc.from);
+            self.reply_snapshot(to, last, 0, true);
         }
         restore
     }
@@ -264,6 +335,7 @@ impl Raft {
     /// The runtime could not check or install the snapshot at `last`: forget the
     /// transfer; the leader's next retry starts it over.
     pub fn snapshot_rejected(&mut self, last: LogPosition) {
+        self.installing.retain(|&p| p != last);
         if self.incoming.is_some_and(|inc| inc.last == last) {
             self.incoming = None;
         }
@@ -272,6 +344,33 @@ impl Raft {
     /// The snapshot transfer being received, if any: its position and next offset.
     pub fn incoming_snapshot(&self) -> Option<(LogPosition, u64)> {
         self.incoming.map(|inc| (inc.last, inc.next_offset))
+    }
+
+    /// Err if accepting `entries` after `prev` with `leader_commit` would commit, at
+    /// the index of a snapshot that may be being installed, an entry of another term
+    /// (the snapshot holds committed entries only, so a correct leader agrees with it).
+    pub(super) fn check_no_installing_conflict(
+        &self,
+        prev: LogPosition,
+        entries: &[super::Entry],
+        leader_commit: Index,
+    ) -> Result<(), String> {
+        let match_index = entries.last().map_or(prev.index, |e| e.index);
+        let new_commit = leader_commit.min(match_index).max(self.commit_index);
+        for snap in self.installing.iter().filter(|p| p.index <= new_commit) {
+            let term = match entries.iter().find(|e| e.index == snap.index) {
+                Some(e) => Some(e.term),
+                None => self.log.term_at(snap.index),
+            };
+            if term.is_some_and(|t| t != snap.term) {
+                return Err(format!(
+                    "would commit term {term:?} at index {}, where the snapshot {snap:?} \
+                     it sent is being installed",
+                    snap.index
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Index below which this leader would have to send `peer` a snapshot.

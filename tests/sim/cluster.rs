@@ -121,7 +121,7 @@ impl Cluster {
             members: (1..=opts.members as NodeId)
                 .map(|id| Member::new(opts.config(id), opts.group_commit))
                 .collect(),
-            net: Network::new(opts.members, opts.net),
+            net: Network::new(opts.members, opts.net, seed),
             checker: Checker::new(opts.members),
             history: History::new(opts.members),
             trace: Trace::new(),
@@ -466,6 +466,31 @@ impl Cluster {
         self.note(format_args!("PARTITION {groups:?}: cut {cuts}"));
     }
 
+    /// Starts holding messages from `from` to `to`, as a receiver that stops reading
+    /// that connection (a paused process: its socket buffer keeps them).
+    pub fn hold(&mut self, from: NodeId, to: NodeId) {
+        self.net.set_holding(from, to, true);
+        self.note(format_args!("HOLD {from}->{to}"));
+    }
+
+    /// Stops holding messages from `from` to `to`; those already held stay held.
+    pub fn unhold(&mut self, from: NodeId, to: NodeId) {
+        self.net.set_holding(from, to, false);
+        self.note(format_args!("UNHOLD {from}->{to}"));
+    }
+
+    /// Delivers the held messages from `from` to `to` now, oldest first, whatever the
+    /// partition: they are already in the receiver's socket buffer.
+    pub fn release_held(&mut self, from: NodeId, to: NodeId) -> usize {
+        let held = self.net.take_held(from, to);
+        let count = held.len();
+        self.note(format_args!("RELEASE {count} held {from}->{to}"));
+        for msg in held {
+            self.deliver(msg);
+        }
+        count
+    }
+
     /// Restores every link.
     pub fn heal(&mut self) {
         self.net.heal();
@@ -494,7 +519,7 @@ impl Cluster {
         let h = &self.history.stats;
         format!(
             "t={}ms events={} committed={} leader-terms={} proposals={} acked={} lost={} reads={} ok={} refused={} \
-             msgs sent={} delivered={} dropped={} dup={} cut={} rejected-appends={}",
+             msgs sent={} delivered={} dropped={} dup={} cut={} long-delayed={} rejected-appends={}",
             self.now_ms,
             self.events,
             self.checker.committed().len(),
@@ -510,6 +535,7 @@ impl Cluster {
             n.dropped,
             n.duplicated,
             n.cut,
+            n.long_delayed,
             self.appends_rejected
         )
     }

@@ -46,6 +46,9 @@ pub struct Member {
     /// A snapshot whose final chunk is written, and its bytes; it is installed once
     /// the writer has no batch in flight.
     pub pending_install: Option<(LogPosition, Vec<u8>)>,
+    /// The encoding of this member's snapshot last sent from (its committed entries
+    /// never change), so a transfer in small chunks encodes it once, not per chunk.
+    pub snapshot_cache: Option<(LogPosition, Vec<u8>)>,
 }
 
 impl Member {
@@ -68,6 +71,7 @@ impl Member {
             led_term: 0,
             recv: Vec::new(),
             pending_install: None,
+            snapshot_cache: None,
         }
     }
 

@@ -1,5 +1,7 @@
 //! The simulated network: per-message loss, duplication and random delay (which also
-//! reorders), plus a link matrix for partitions, including one-way ones.
+//! reorders), a small share of long delays (seconds: a message stuck in the socket
+//! buffer of a paused process), a link matrix for partitions, including one-way ones,
+//! and held links whose messages wait until a scenario releases them.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -7,7 +9,7 @@ use std::fmt;
 
 use raftkv::raft::{Message, MessageBody, NodeId};
 use rand::rngs::SmallRng;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 
 /// Most messages in flight at once; beyond this the network drops, like a full queue.
 pub const MAX_IN_FLIGHT: usize = 20_000;
@@ -23,7 +25,14 @@ pub struct NetFaults {
     pub delay_min_ms: u64,
     /// Longest delay (inclusive). A spread larger than the send interval reorders.
     pub delay_max_ms: u64,
+    /// Chance a message is held `LONG_DELAY_MS` instead: long past an election
+    /// timeout, so a message of a member's previous incarnation, or of a term long
+    /// gone, can arrive after a restart and an election.
+    pub long_delay_per_mille: u32,
 }
+
+/// The range of a long delay.
+pub const LONG_DELAY_MS: std::ops::RangeInclusive<u64> = 1_000..=5_000;
 
 impl NetFaults {
     /// A network that loses nothing and delays a little.
@@ -32,6 +41,7 @@ impl NetFaults {
         dup_per_mille: 0,
         delay_min_ms: 1,
         delay_max_ms: 5,
+        long_delay_per_mille: 0,
     };
 }
 
@@ -48,6 +58,8 @@ pub struct NetStats {
     pub duplicated: u64,
     /// Messages stopped by a partition.
     pub cut: u64,
+    /// Messages given a long delay.
+    pub long_delayed: u64,
 }
 
 struct Flight {
@@ -81,6 +93,14 @@ pub struct Network {
     next_seq: u64,
     /// `blocked[(from - 1) * members + (to - 1)]`: messages from `from` to `to` are cut.
     blocked: Vec<bool>,
+    /// Same layout: messages from `from` to `to` wait in `held` (a receiver that
+    /// stopped reading that connection).
+    holding: Vec<bool>,
+    /// Messages of held links, in the order they were sent.
+    held: Vec<Message>,
+    /// The long-delay draws: their own stream, so that every other draw of a seed
+    /// stays what it was before long delays existed.
+    long_rng: SmallRng,
     /// Current loss, duplication and delay.
     pub faults: NetFaults,
     /// Counters.
@@ -89,12 +109,15 @@ pub struct Network {
 
 impl Network {
     /// A fully connected network with the given faults.
-    pub fn new(members: usize, faults: NetFaults) -> Network {
+    pub fn new(members: usize, faults: NetFaults, seed: u64) -> Network {
         Network {
             members,
             in_flight: BinaryHeap::new(),
             next_seq: 0,
             blocked: vec![false; members * members],
+            holding: vec![false; members * members],
+            held: Vec::new(),
+            long_rng: SmallRng::seed_from_u64(seed ^ 0x10_6de1),
             faults,
             stats: NetStats::default(),
         }
@@ -118,6 +141,23 @@ impl Network {
     pub fn set_blocked(&mut self, from: NodeId, to: NodeId, blocked: bool) {
         let link = self.link(from, to);
         self.blocked[link] = blocked;
+    }
+
+    /// Starts or stops holding messages from `from` to `to` (messages already held
+    /// stay held until [`Network::take_held`]).
+    pub fn set_holding(&mut self, from: NodeId, to: NodeId, holding: bool) {
+        let link = self.link(from, to);
+        self.holding[link] = holding;
+    }
+
+    /// Removes and returns the held messages from `from` to `to`, oldest first: they
+    /// already crossed the network, so the caller delivers them directly.
+    pub fn take_held(&mut self, from: NodeId, to: NodeId) -> Vec<Message> {
+        let (taken, kept) = std::mem::take(&mut self.held)
+            .into_iter()
+            .partition(|m| m.from == from && m.to == to);
+        self.held = kept;
+        taken
     }
 
     /// Restores every link.
@@ -155,6 +195,10 @@ impl Network {
             self.stats.cut += 1;
             return;
         }
+        if self.holding[self.link(msg.from, msg.to)] {
+            self.held.push(msg);
+            return;
+        }
         if rng.gen_range(0..1000) < self.faults.drop_per_mille {
             self.stats.dropped += 1;
             return;
@@ -171,7 +215,12 @@ impl Network {
             self.stats.dropped += 1;
             return;
         }
-        let delay_ms = rng.gen_range(self.faults.delay_min_ms..=self.faults.delay_max_ms);
+        let mut delay_ms = rng.gen_range(self.faults.delay_min_ms..=self.faults.delay_max_ms);
+        let long = self.faults.long_delay_per_mille;
+        if long > 0 && self.long_rng.gen_range(0..1000) < long {
+            self.stats.long_delayed += 1;
+            delay_ms = self.long_rng.gen_range(LONG_DELAY_MS);
+        }
         assert!(
             delay_ms >= 1,
             "zero network delay would let time stand still"
@@ -284,6 +333,7 @@ impl fmt::Display for Brief<'_> {
             MessageBody::PreVoteResponse { vote_granted } => {
                 write!(f, "PreVoteResponse granted={vote_granted}")
             }
+            MessageBody::StaleTerm => write!(f, "StaleTerm"),
         }
     }
 }

@@ -18,8 +18,15 @@ fn encode(store: &DurableStore, last: LogPosition) -> Vec<u8> {
 
 /// Fills the data of an `InstallSnapshot` the core asked for, as the runtime's
 /// replicator does. Returns false if the message must be dropped (the store's
-/// snapshot is no longer the one asked for). Other messages pass untouched.
-pub fn fill_chunk(store: &DurableStore, msg: &mut Message, max: usize) -> bool {
+/// snapshot is no longer the one asked for). Other messages pass untouched. `cache`
+/// keeps the latest encoding (entries up to a snapshot are committed: they never
+/// change).
+pub fn fill_chunk(
+    store: &DurableStore,
+    cache: &mut Option<(LogPosition, Vec<u8>)>,
+    msg: &mut Message,
+    max: usize,
+) -> bool {
     let MessageBody::InstallSnapshot {
         last,
         offset,
@@ -38,7 +45,12 @@ pub fn fill_chunk(store: &DurableStore, msg: &mut Message, max: usize) -> bool {
     if last.index > store.base.index || !held || (*offset == 0 && *last != store.base) {
         return false;
     }
-    let bytes = encode(store, *last);
+    if cache.as_ref().is_none_or(|(at, _)| at != last) {
+        *cache = Some((*last, encode(store, *last)));
+    }
+    let Some((_, bytes)) = cache.as_ref() else {
+        unreachable!("filled just above");
+    };
     let start = (*offset as usize).min(bytes.len());
     let end = (start + max).min(bytes.len());
     *data = bytes[start..end].to_vec();

@@ -60,13 +60,18 @@ impl Cluster {
         for mut msg in raft.take_messages() {
             assert_eq!(msg.from, id, "n{id} sends a message from n{}", msg.from);
             let max = self.opts.snapshot_chunk_bytes;
-            if !super::snapshots::fill_chunk(&m.store, &mut msg, max) {
+            if !super::snapshots::fill_chunk(&m.store, &mut m.snapshot_cache, &mut msg, max) {
                 continue; // the snapshot changed since Raft asked: dropped, Raft retries
             }
             self.trace.record(now, format_args!("send {}", Brief(&msg)));
             check_send(id, &m.store, vouched_term(&m.shadow, &msg), &msg);
             self.net.send(msg, now, &mut self.rng);
         }
+        let faults = raft.take_peer_faults();
+        assert!(
+            faults.is_empty(),
+            "n{id} reports a fault of a correct peer: {faults:?}"
+        );
         self.observe_commit(i);
         self.apply(i);
         self.maybe_compact(i);

@@ -183,16 +183,8 @@ fn requests_from_an_older_term_are_refused_with_our_term() {
     let mut r = node(2, 3, &[1], 3);
     step(&mut r, vote_request(1, 2, 2, (9, 9)));
     step(&mut r, append(1, 2, 2, (1, 1), vec![], 1));
-    let refused_append = MessageBody::AppendEntriesResponse {
-        success: false,
-        match_index: 1,
-        conflict: None,
-        read_round: 0,
-    };
-    assert_eq!(
-        r.take_messages(),
-        vec![vote(2, 1, 3, false), msg(2, 1, 3, refused_append)]
-    );
+    let stale = msg(2, 1, 3, MessageBody::StaleTerm);
+    assert_eq!(r.take_messages(), vec![stale.clone(), stale]);
     assert_eq!(
         (r.term(), r.voted_for(), r.leader(), r.commit_index()),
         (3, None, None, 0)

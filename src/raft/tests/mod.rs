@@ -4,11 +4,14 @@
 mod check_quorum;
 mod cluster;
 mod election;
+mod fuzz;
+mod peer_fault;
 mod persistence;
 mod pre_vote;
 mod read_index;
 mod replication;
 mod snapshot;
+mod stale_term;
 
 use super::*;
 

@@ -101,3 +101,20 @@ fn status_reports_every_field_and_peer_progress_on_a_leader() {
     };
     assert_eq!(r.status(), expected);
 }
+
+#[test]
+fn answers_waiting_for_a_stalled_disk_are_bounded() {
+    let mut r = node(2, 3, &[], 1);
+    step(&mut r, append(1, 2, 1, (0, 0), vec![ent(1, 1)], 0));
+    // The disk stalls on this batch; the leader's heartbeats keep coming.
+    let stalled = r.take_persist_batch().expect("entry 1");
+    let limit = super::super::persist::MAX_WAITING_MESSAGES;
+    for _ in 0..limit + 10 {
+        step(&mut r, append(1, 2, 1, (1, 1), vec![], 0));
+    }
+    assert_eq!(r.dropped_waiting_messages(), 10);
+    r.on_persisted(stalled.token, 0);
+    let next = r.take_persist_batch().expect("the waiting answers");
+    assert_eq!(next.messages.len(), limit);
+    assert!(next.messages.iter().all(|m| *m == ack(2, 1, 1, 0)));
+}

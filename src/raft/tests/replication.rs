@@ -76,15 +76,6 @@ fn conflicting_suffix_is_truncated_and_the_batch_starts_at_the_first_replaced_in
 }
 
 #[test]
-#[should_panic(expected = "entry 3 conflicts with committed entry 3")]
-fn truncating_a_committed_entry_is_a_bug() {
-    let mut r = node(2, 3, &[1, 1, 2], 2);
-    step(&mut r, append(1, 2, 2, (2, 3), vec![], 3));
-    assert_eq!(r.commit_index(), 3);
-    step(&mut r, append(1, 2, 3, (1, 2), vec![ent(3, 3)], 3));
-}
-
-#[test]
 fn stale_duplicate_append_never_truncates_matching_entries() {
     let mut r = node(2, 3, &[1, 1, 1, 1], 1);
     // A delayed copy of an earlier message: its entries match ours, and ours go further.
@@ -316,4 +307,22 @@ fn responses_claiming_entries_the_leader_never_had_are_dropped() {
     step(&mut r, reject(3, 1, 9, hint));
     assert_eq!(r.status().match_index, vec![(2, 0), (3, 0)]);
     assert_eq!(r.take_messages(), vec![]);
+}
+
+#[test]
+fn a_heartbeat_ack_does_not_answer_the_probe_in_flight() {
+    // Leader of term 2 over [1]: its no-op (2, 2) is in flight to 2 and 3 as a probe.
+    let mut r = leader(3, &[1], 1);
+    persist_all(&mut r);
+    // 2 answers a heartbeat at its match index 0: not the probe.
+    step(&mut r, ack(2, 2, 0, 0));
+    let resent: Vec<Message> = r
+        .take_messages()
+        .into_iter()
+        .filter(|m| matches!(&m.body, MessageBody::AppendEntries { entries, .. } if !entries.is_empty()))
+        .collect();
+    assert_eq!(resent, vec![], "a heartbeat ack resent the probe");
+    // The probe's own answer moves it to replicate.
+    step(&mut r, ack(2, 2, 2, 0));
+    assert_eq!(r.status().match_index, vec![(2, 2), (3, 0)]);
 }

@@ -434,3 +434,72 @@ fn installing_a_snapshot_keeps_a_newer_transfer_in_progress() {
         vec![snapshot_reply(2, 1, 3, newer, 0, true)]
     );
 }
+
+/// Follower 2 in term 2 that accepted the final chunk of the snapshot (1, 4) from 1.
+fn follower_installing() -> Raft {
+    let mut r = node(2, 3, &[], 1);
+    step(&mut r, chunk_for_term(2, pos(1, 4)));
+    let batch = r.take_persist_batch().expect("the chunk");
+    assert_eq!(batch.snapshot_to_install(), Some(pos(1, 4)));
+    r.on_persisted(batch.token, 0);
+    r
+}
+
+#[test]
+fn the_done_answer_goes_to_the_leader_that_now_sends_the_snapshot() {
+    let mut r = follower_installing();
+    // Leader 3 of term 3 sends a chunk of the same snapshot while it is installed.
+    let mut again = chunk_for_term(3, pos(1, 4));
+    again.from = 3;
+    step(&mut r, again);
+    persist_all(&mut r);
+    r.take_messages();
+    r.snapshot_installed(pos(1, 4), 0);
+    let done = snapshot_reply(2, 3, 3, pos(1, 4), 0, true);
+    let mut sent = r.take_messages();
+    sent.extend(persist_all(&mut r));
+    assert_eq!(sent, vec![done]);
+}
+
+#[test]
+fn the_done_answer_goes_to_the_current_leader_not_the_old_one() {
+    let mut r = follower_installing();
+    // Leader 3 of term 3 is heard from (a heartbeat) before the install finishes.
+    step(
+        &mut r,
+        msg(3, 2, 3, append(3, 2, 3, (0, 0), vec![], 0).body),
+    );
+    persist_all(&mut r);
+    r.take_messages();
+    r.snapshot_installed(pos(1, 4), 0);
+    let mut sent = r.take_messages();
+    sent.extend(persist_all(&mut r));
+    assert_eq!(sent, vec![snapshot_reply(2, 3, 3, pos(1, 4), 0, true)]);
+}
+
+#[test]
+fn a_duplicate_answer_does_not_resend_the_chunk_in_flight() {
+    let mut r = compacted_leader();
+    let reject = MessageBody::AppendEntriesResponse {
+        success: false,
+        match_index: 4,
+        conflict: Some(ConflictHint {
+            term: None,
+            first_index: 1,
+        }),
+        read_round: 0,
+    };
+    step(&mut r, msg(3, 1, 2, reject));
+    assert_eq!(r.take_messages(), vec![chunk_request(3, 2, pos(1, 4), 0)]);
+    let answer = snapshot_reply(3, 1, 2, pos(1, 4), 10, false);
+    step(&mut r, answer.clone());
+    assert_eq!(r.take_messages(), vec![chunk_request(3, 2, pos(1, 4), 10)]);
+    // The network duplicated the answer: the chunk it asks for is already in
+    // flight. Resending it would start a second chunk/answer exchange, and each
+    // further duplicate another (seed 1445 of the sweep: millions of messages).
+    step(&mut r, answer);
+    assert_eq!(r.take_messages(), vec![]);
+    // The in-flight chunk's own answer moves the transfer on.
+    step(&mut r, snapshot_reply(3, 1, 2, pos(1, 4), 20, false));
+    assert_eq!(r.take_messages(), vec![chunk_request(3, 2, pos(1, 4), 20)]);
+}
