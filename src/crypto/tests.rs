@@ -12,15 +12,26 @@ fn hex(bytes: &[u8]) -> String {
 #[test]
 fn sha256_matches_the_nist_vectors() {
     let cases: [(&[u8], &str); 3] = [
-        (b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"),
-        (b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (
+            b"",
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        ),
+        (
+            b"abc",
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        ),
         (
             b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
             "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
         ),
     ];
     for (message, want) in cases {
-        assert_eq!(hex(&sha256(message)), want, "{:?}", String::from_utf8_lossy(message));
+        assert_eq!(
+            hex(&sha256(message)),
+            want,
+            "{:?}",
+            String::from_utf8_lossy(message)
+        );
     }
     let mut million = Sha256::new();
     for _ in 0..1000 {
@@ -71,7 +82,12 @@ fn hmac_sha256_matches_rfc_4231() {
         ),
     ];
     for (i, (key, data, want)) in cases.iter().enumerate() {
-        assert_eq!(hex(&hmac_sha256(key, data)), *want, "RFC 4231 case {}", i + 1);
+        assert_eq!(
+            hex(&hmac_sha256(key, data)),
+            *want,
+            "RFC 4231 case {}",
+            i + 1
+        );
     }
     // Case 5 is truncated to 128 bits.
     let tag = hmac_sha256(&[0x0c; 20], b"Test With Truncation");
