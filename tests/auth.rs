@@ -112,6 +112,11 @@ fn strangers_are_refused_and_the_cluster_keeps_committing() {
     );
     assert_eq!(out.code, Some(4), "a client without a secret: {out:?}");
     assert!(out.stderr.contains("demands a secret"), "{}", out.stderr);
+    assert!(
+        log_shows(&cluster, 0, "authentication failed from a client"),
+        "node 1 did not log the secretless client\n{}",
+        cluster.logs()
+    );
     assert_commits(&cluster, "after-no-secret");
 
     // A real client's handshake and request, recorded and replayed, are refused.

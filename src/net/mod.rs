@@ -49,4 +49,6 @@ pub const MAX_CLIENT_FRAME_BYTES: u32 = crate::limits::MAX_CLIENT_FRAME_BYTES;
 pub const MAX_HELLO_BYTES: u32 = 64 << 10;
 
 #[cfg(test)]
+mod auth_tests;
+#[cfg(test)]
 mod tests;

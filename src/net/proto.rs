@@ -322,6 +322,12 @@ fn demand_proof<R: Read, W: Write>(
             let _ = refuse(writer, AUTH_REFUSAL.to_string());
             return Err(auth_failed(hello, "its proof did not decode"));
         }
+        Err(e) if matches!(e.kind(), NetErrorKind::Closed) => {
+            return Err(auth_failed(
+                hello,
+                "it closed the connection instead of proving",
+            ));
+        }
         Err(e) => return Err(e),
     };
     let transcript = Transcript {
