@@ -7,9 +7,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::thread;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use raftkv::client::{Client, ClientOptions};
 use raftkv::net::{self, HelloFrom, HelloReply, NetErrorKind, Secret, AUTH_REFUSAL};
 use support::{free_ports, keygen, run_binary, wait_for, write_private, Cluster};
 
@@ -59,6 +62,36 @@ fn record_one(listener: TcpListener, target: String) -> thread::JoinHandle<Vec<u
     })
 }
 
+/// Kills a child process when dropped, even if the test panics.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A library client with the cluster's secret writing until `stop`; returns how many
+/// writes succeeded, and the errors.
+fn background_writer(cluster: &Cluster, stop: Arc<AtomicBool>) -> JoinHandle<(u64, Vec<String>)> {
+    let opts = ClientOptions {
+        secret: cluster.client_secret(),
+        ..ClientOptions::default()
+    };
+    let mut client = Client::new(cluster.addrs.clone(), opts);
+    thread::spawn(move || {
+        let (mut ok, mut errors) = (0, Vec::new());
+        while !stop.load(Ordering::Relaxed) {
+            match client.put(&format!("w{ok}"), "v") {
+                Ok(()) => ok += 1,
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        (ok, errors)
+    })
+}
+
 #[test]
 fn strangers_are_refused_and_the_cluster_keeps_committing() {
     let mut cluster = Cluster::new(3, &[]);
@@ -67,81 +100,83 @@ fn strangers_are_refused_and_the_cluster_keeps_committing() {
         cluster.start_node(i);
     }
     let leader = cluster.leader();
-    assert_commits(&cluster, "before");
-
-    // A peer with a wrong secret, claiming to be node 2, is refused by node 1.
-    let wrong = Secret::parse(&keygen()).expect("a secret");
-    let mut stream = TcpStream::connect(&cluster.addrs[0]).expect("connect");
-    let err = net::client_handshake(
-        &mut stream,
-        "raftkv",
-        HelloFrom::Peer { id: 2 },
-        Some(&wrong),
-    )
-    .expect_err("a wrong peer secret must be refused");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = background_writer(&cluster, Arc::clone(&stop));
+    wrong_peer_secrets_are_refused(&cluster);
+    assert_commits(&cluster, "after-wrong-peer");
+    a_client_without_a_secret_is_refused(&cluster);
+    assert_commits(&cluster, "after-no-secret");
+    a_replayed_handshake_is_refused(&cluster, leader);
+    assert_commits(&cluster, "after-replay");
+    let _impostor = a_node_with_a_wrong_secret_cannot_join(&mut cluster, leader);
+    assert_commits(&cluster, "with-impostor");
+    stop.store(true, Ordering::Relaxed);
+    let (ok, errors) = writer.join().expect("writer");
     assert!(
-        matches!(err.kind(), NetErrorKind::Refused(r) if r == AUTH_REFUSAL),
-        "{err}"
+        ok > 0 && errors.is_empty(),
+        "{ok} writes, errors: {errors:?}"
     );
+}
+
+/// A peer with a wrong secret, claiming to be node 2, is refused by node 1 and
+/// logged; so is one using the client secret as a peer secret.
+fn wrong_peer_secrets_are_refused(cluster: &Cluster) {
+    let wrong = Secret::parse(&keygen()).expect("a secret");
+    let client_secret = cluster.client_secret().expect("the cluster has secrets");
+    for secret in [wrong, client_secret] {
+        let mut stream = TcpStream::connect(&cluster.addrs[0]).expect("connect");
+        let from = HelloFrom::Peer { id: 2 };
+        let err = net::client_handshake(&mut stream, "raftkv", from, Some(&secret))
+            .expect_err("a wrong peer secret must be refused");
+        assert!(
+            matches!(err.kind(), NetErrorKind::Refused(r) if r == AUTH_REFUSAL),
+            "{err}"
+        );
+    }
     assert!(
         log_shows(
-            &cluster,
+            cluster,
             0,
             "authentication failed from a peer claiming id 2"
         ),
         "node 1 did not log the refusal\n{}",
         cluster.logs()
     );
-    // The client secret is no peer secret.
-    let client_secret = cluster.client_secret().expect("the cluster has secrets");
-    let mut stream = TcpStream::connect(&cluster.addrs[0]).expect("connect");
-    net::client_handshake(
-        &mut stream,
-        "raftkv",
-        HelloFrom::Peer { id: 2 },
-        Some(&client_secret),
-    )
-    .expect_err("the client secret must not admit a peer");
-    assert_commits(&cluster, "after-wrong-peer");
+}
 
-    // A client without a secret is refused, with a message saying why.
+/// A client without a secret is refused, with a message saying why, and logged.
+fn a_client_without_a_secret_is_refused(cluster: &Cluster) {
     let addr = cluster.addrs.join(",");
-    let out = run_binary(
-        &["client", "--addr", &addr, "put", "k", "v"],
-        Duration::from_secs(30),
-    );
+    let args = ["client", "--addr", &addr, "put", "k", "v"];
+    let out = run_binary(&args, Duration::from_secs(30));
     assert_eq!(out.code, Some(4), "a client without a secret: {out:?}");
     assert!(out.stderr.contains("demands a secret"), "{}", out.stderr);
     assert!(
-        log_shows(&cluster, 0, "authentication failed from a client"),
+        log_shows(cluster, 0, "authentication failed from a client"),
         "node 1 did not log the secretless client\n{}",
         cluster.logs()
     );
-    assert_commits(&cluster, "after-no-secret");
+}
 
-    // A real client's handshake and request, recorded and replayed, are refused.
+/// A real client's handshake and request, recorded through a relay and replayed on
+/// a new connection, are refused after the challenge.
+fn a_replayed_handshake_is_refused(cluster: &Cluster, leader: usize) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let relay_addr = listener.local_addr().expect("addr").to_string();
     let recording = record_one(listener, cluster.addrs[leader].clone());
-    let secret_file = cluster
-        .secret_files()
-        .expect("files")
-        .client
-        .display()
-        .to_string();
-    let real = run_binary(
-        &[
-            "client",
-            "--addr",
-            &relay_addr,
-            "--client-secret-file",
-            &secret_file,
-            "put",
-            "replayed",
-            "1",
-        ],
-        Duration::from_secs(30),
-    );
+    let files = cluster.secret_files().expect("files");
+    let secret_file = files.client.display().to_string();
+    let args = [
+        "client",
+        "--addr",
+        &relay_addr,
+        "--client-secret-file",
+        &secret_file,
+        "put",
+        "replayed",
+        "1",
+    ];
+    let real = run_binary(&args, Duration::from_secs(30));
     assert_eq!(real.code, Some(0), "the recorded client: {real:?}");
     let recorded = recording.join().expect("relay");
     let mut replay = TcpStream::connect(&cluster.addrs[leader]).expect("connect");
@@ -156,47 +191,38 @@ fn strangers_are_refused_and_the_cluster_keeps_committing() {
         "{challenge:?}"
     );
     let verdict: HelloReply = net::read_frame(&mut replay, net::MAX_HELLO_BYTES).expect("verdict");
-    assert_eq!(
-        verdict,
-        HelloReply::Refused {
-            reason: AUTH_REFUSAL.to_string()
-        },
-        "a replayed handshake must be refused"
-    );
-    assert_commits(&cluster, "after-replay");
+    let refused = HelloReply::Refused {
+        reason: AUTH_REFUSAL.to_string(),
+    };
+    assert_eq!(verdict, refused, "a replayed handshake must be refused");
+}
 
-    // A node started with a wrong peer secret cannot join; the other two still commit.
+/// Restarts a follower with a wrong peer secret: the members refuse it and log it.
+/// Returns the impostor process (killed when dropped).
+fn a_node_with_a_wrong_secret_cannot_join(cluster: &mut Cluster, leader: usize) -> KillOnDrop {
     let bad = cluster.path().join("wrong-peer.key");
     write_private(&bad, &keygen());
     let victim = (leader + 1) % 3;
     cluster.kill(victim);
     let mut args = cluster.node_args(victim);
-    let at = args
-        .iter()
-        .position(|a| a == "--peer-secret-file")
-        .expect("flag")
-        + 1;
-    args[at] = bad.display().to_string();
+    let flag = args.iter().position(|a| a == "--peer-secret-file");
+    args[flag.expect("the flag") + 1] = bad.display().to_string();
     let log = std::fs::File::create(cluster.path().join("wrong.log")).expect("log");
-    let mut impostor = std::process::Command::new(support::BIN)
+    let impostor = std::process::Command::new(support::BIN)
         .args(&args)
         .stdout(log.try_clone().expect("clone"))
         .stderr(log)
         .spawn()
         .expect("spawn");
+    let impostor = KillOnDrop(impostor);
+    let claim = format!("a peer claiming id {}", victim + 1);
     let others: Vec<usize> = (0..3).filter(|&i| i != victim).collect();
     assert!(
-        others.iter().any(|&i| log_shows(
-            &cluster,
-            i,
-            &format!("a peer claiming id {}", victim + 1)
-        )),
+        others.iter().any(|&i| log_shows(cluster, i, &claim)),
         "no member logged the impostor's refusal\n{}",
         cluster.logs()
     );
-    assert_commits(&cluster, "with-impostor");
-    let _ = impostor.kill();
-    let _ = impostor.wait();
+    impostor
 }
 
 #[test]
