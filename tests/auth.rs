@@ -296,6 +296,31 @@ fn bad_secret_files_are_refused_with_the_fix() {
 }
 
 #[test]
+fn the_same_secret_for_peers_and_clients_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("both.key");
+    write_private(&key, &keygen());
+    let path = key.display().to_string();
+    let data = dir.path().join("data").display().to_string();
+    let args = [
+        "node",
+        "--addr",
+        ":0",
+        "--peers",
+        ":0",
+        "--data",
+        &data,
+        "--peer-secret-file",
+        &path,
+        "--client-secret-file",
+        &path,
+    ];
+    let out = run_binary(&args, Duration::from_secs(30));
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("must differ"), "{}", out.stderr);
+}
+
+#[test]
 fn a_client_with_a_secret_refuses_a_node_without_one() {
     let cluster = Cluster::start(1);
     cluster

@@ -79,6 +79,16 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
         peer: keygen_cmd::load_secret(args.peer_secret_file.as_deref())?,
         client: keygen_cmd::load_secret(args.client_secret_file.as_deref())?,
     };
+    if let (Some(peer), Some(client)) = (&secrets.peer, &secrets.client) {
+        if peer.shares_a_key_with(client) {
+            return Err(
+                "--peer-secret-file and --client-secret-file hold the same secret; \
+                 they must differ, or any client could act as a member (make another with \
+                 `raftkv keygen`)"
+                    .to_string(),
+            );
+        }
+    }
     check_protected_mode(&args, &secrets)?;
     let mut config = NodeConfig::new(args.id, args.addr, peers, args.data);
     config.cluster = args.cluster;

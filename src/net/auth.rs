@@ -111,6 +111,12 @@ impl Secret {
         Secret { keys }
     }
 
+    /// True if the two hold a key in common (a peer and a client secret must not: a
+    /// client could then act as a member).
+    pub fn shares_a_key_with(&self, other: &Secret) -> bool {
+        self.keys.iter().any(|key| other.keys.contains(key))
+    }
+
     /// The key this side proves itself with.
     pub(crate) fn current(&self) -> &[u8] {
         &self.keys[0]
