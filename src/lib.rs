@@ -19,6 +19,8 @@
 //!   writes safely and reports an unknown outcome honestly. Uses `net` and `kv`.
 //! - [`node`] — the threaded runtime: the only module that spawns threads or takes
 //!   locks (through [`sync`]). Ties the others together.
+//! - [`crypto`] — SHA-256 and HMAC-SHA256 for the handshake's authentication. Uses
+//!   nothing of ours.
 //! - [`logging`] — one line per event on stderr.
 //! - [`limits`] — the size limits (request, entry, frames, WAL record) and how they
 //!   relate; constants only, usable by every module above.
@@ -27,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod crypto;
 pub mod kv;
 pub mod limits;
 pub mod logging;

@@ -290,6 +290,7 @@ fn wrong_cluster_is_a_protocol_error() {
     let opts = ClientOptions {
         cluster: "other".to_string(),
         timeout: Duration::from_secs(2),
+        secret: None,
     };
     let mut c = Client::new(vec![node.addr.clone()], opts);
     let err = c.put("k", "v").expect_err("refused");

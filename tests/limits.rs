@@ -39,6 +39,7 @@ impl Raw {
         match net::read_frame(&mut stream, net::MAX_HELLO_BYTES) {
             Ok(HelloReply::Welcome { .. }) => Ok(Raw { stream }),
             Ok(HelloReply::Refused { reason }) => Err(reason),
+            Ok(other) => Err(format!("unexpected hello reply {other:?}")),
             Err(e) => Err(format!("no hello reply: {e}")),
         }
     }

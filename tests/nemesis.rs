@@ -16,7 +16,9 @@
 //! and the 5-node run keeps the node's default threshold. Each run ends by counting,
 //! from the node logs, the snapshots saved and installed, and fails on any panic or
 //! fatal error a node logged. RAFTKV_NEMESIS_LOG_DIR=dir keeps a copy of every node's
-//! log there (as `<nodes>n-<seed>-node<i>.log`) for a closer look.
+//! log there (as `<nodes>n-<seed>-node<i>.log`) for a closer look. Every node and
+//! client uses a peer and a client secret (the authenticated handshake meets every
+//! fault); RAFTKV_NEMESIS_SECRETS=0 runs without them.
 
 mod support;
 
@@ -26,6 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use raftkv::client::{CasOutcome, Client, ClientError, ClientErrorKind, ClientOptions};
+use raftkv::net::Secret;
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -137,10 +140,18 @@ fn write_error(e: &ClientError) -> Output {
 }
 
 /// One client thread: random operations on the keys until `end`.
-fn client_loop(id: usize, addrs: Vec<String>, end: Instant, rec: &Recorder, seed: u64) {
+fn client_loop(
+    id: usize,
+    addrs: Vec<String>,
+    end: Instant,
+    rec: &Recorder,
+    seed: u64,
+    secret: Option<Secret>,
+) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let opts = ClientOptions {
         timeout: Duration::from_millis(1500),
+        secret,
         ..ClientOptions::default()
     };
     let mut client = Client::new(addrs, opts);
@@ -206,13 +217,15 @@ fn client_loop(id: usize, addrs: Vec<String>, end: Instant, rec: &Recorder, seed
 }
 
 /// The node that says it leads, asked directly with a short timeout.
-fn find_leader(addrs: &[String]) -> Option<usize> {
-    (0..addrs.len()).find(|&i| {
+fn find_leader(cluster: &Cluster) -> Option<usize> {
+    let secret = cluster.client_secret();
+    (0..cluster.addrs.len()).find(|&i| {
         let opts = ClientOptions {
             timeout: Duration::from_millis(300),
+            secret: secret.clone(),
             ..ClientOptions::default()
         };
-        let mut c = Client::new(vec![addrs[i].clone()], opts);
+        let mut c = Client::new(vec![cluster.addrs[i].clone()], opts);
         c.status().is_ok_and(|s| s.role == "leader")
     })
 }
@@ -227,7 +240,7 @@ fn one_fault(cluster: &mut Cluster, net: &Net, rng: &mut SmallRng) -> String {
     let mut nodes: Vec<usize> = (0..n).collect();
     nodes.shuffle(rng);
     let victim = match rng.gen_bool(0.6) {
-        true => find_leader(&cluster.addrs).unwrap_or(nodes[0]),
+        true => find_leader(cluster).unwrap_or(nodes[0]),
         false => nodes[0],
     };
     let what = match rng.gen_range(0..6) {
@@ -278,6 +291,7 @@ fn one_fault(cluster: &mut Cluster, net: &Net, rng: &mut SmallRng) -> String {
 fn final_reads(cluster: &Cluster, rec: &Recorder) {
     let opts = ClientOptions {
         timeout: Duration::from_secs(5),
+        secret: cluster.client_secret(),
         ..ClientOptions::default()
     };
     let mut client = Client::new(cluster.addrs.clone(), opts);
@@ -399,6 +413,9 @@ fn keep_logs(cluster: &Cluster, seed: u64) {
 /// Starts `n` nodes that reach each other only through the proxies of a `Net`.
 fn proxied_cluster(n: usize, extra: &[&str]) -> (Cluster, Net) {
     let mut cluster = Cluster::new(n, extra);
+    if std::env::var("RAFTKV_NEMESIS_SECRETS").map_or(true, |v| v != "0") {
+        cluster.use_secrets();
+    }
     let net = Net::new(&cluster.addrs);
     for i in 0..n {
         let peers = net.peers_of(i, &cluster.addrs);
@@ -438,7 +455,8 @@ fn run(n: usize, clients: usize, snapshot_default: Option<u64>) {
             addrs.rotate_left(c % n);
             let rec = Arc::clone(&rec);
             let client_seed = rng.gen();
-            thread::spawn(move || client_loop(c, addrs, end, &rec, client_seed))
+            let secret = cluster.client_secret();
+            thread::spawn(move || client_loop(c, addrs, end, &rec, client_seed, secret))
         })
         .collect();
     let mut faults = Vec::new();

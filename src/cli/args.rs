@@ -34,6 +34,9 @@ pub enum Command {
     Client(ClientArgs),
     /// Measure throughput and latency of a running cluster.
     Bench(BenchArgs),
+    /// Print a new random secret (64 hex digits) for --peer-secret-file or
+    /// --client-secret-file: `raftkv keygen > peer.key && chmod 600 peer.key`.
+    Keygen,
 }
 
 /// Flags of `raftkv node`.
@@ -105,6 +108,20 @@ pub struct NodeArgs {
     /// SnapshotCatchUpEntries is the same 5,000.
     #[arg(long, default_value_t = 5000)]
     pub snapshot_catchup_entries: u64,
+    /// File holding the secret every member proves to every other in the hello (make
+    /// one with `raftkv keygen`; mode 600; a second line is an older secret still
+    /// accepted, for rotation). Default: none, peers are not authenticated.
+    #[arg(long, value_name = "FILE")]
+    pub peer_secret_file: Option<PathBuf>,
+    /// File holding the secret clients must prove in the hello (a different one from
+    /// the peer secret, so a client can never act as a member). Default: none, any
+    /// client is served.
+    #[arg(long, value_name = "FILE")]
+    pub client_secret_file: Option<PathBuf>,
+    /// Run on a non-loopback --addr without both secret files. Without this flag such
+    /// a node refuses to start, as anyone who reaches the port could act as a member.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 /// Flags of `raftkv client`.
@@ -129,6 +146,15 @@ pub struct ClientArgs {
     /// Give up after this many seconds (a write then exits 3, "outcome unknown").
     #[arg(long, global = true, default_value_t = 5.0)]
     pub timeout: f64,
+    /// File holding the cluster's client secret (the nodes' --client-secret-file).
+    /// Default: none.
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "RAFTKV_CLIENT_SECRET_FILE"
+    )]
+    pub client_secret_file: Option<PathBuf>,
     /// The operation.
     #[command(subcommand)]
     pub op: ClientOp,
@@ -236,6 +262,13 @@ pub struct BenchArgs {
     /// Per-operation deadline in seconds; an operation that overruns it is an error.
     #[arg(long, default_value_t = 5.0)]
     pub timeout: f64,
+    /// File holding the cluster's client secret (the nodes' --client-secret-file).
+    /// Default: none.
+    #[arg(long, value_name = "FILE", env = "RAFTKV_CLIENT_SECRET_FILE")]
+    pub client_secret_file: Option<PathBuf>,
+    /// The secret loaded from --client-secret-file (not a flag).
+    #[arg(skip)]
+    pub secret: Option<raftkv::net::Secret>,
     /// put, get or mixed.
     #[arg(value_enum)]
     pub workload: Workload,

@@ -59,10 +59,17 @@ struct Progress {
 }
 
 /// Runs the benchmark; returns the exit code.
-pub fn run(args: BenchArgs) -> u8 {
+pub fn run(mut args: BenchArgs) -> u8 {
     if let Err(message) = validate(&args) {
         eprintln!("raftkv bench: {message}");
         return EXIT_USAGE;
+    }
+    match super::keygen_cmd::load_secret(args.client_secret_file.as_deref()) {
+        Ok(secret) => args.secret = secret,
+        Err(message) => {
+            eprintln!("raftkv bench: {message}");
+            return EXIT_USAGE;
+        }
     }
     let progress = Arc::new(Progress {
         claimed: AtomicU64::new(0),
@@ -152,6 +159,7 @@ fn run_client(args: &BenchArgs, progress: &Progress, ready: &Barrier, n: u64) ->
     let options = ClientOptions {
         cluster: args.cluster.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
+        secret: args.secret.clone(),
     };
     let mut client = Client::new(split_addrs(&args.addr), options);
     let mut rng = SmallRng::seed_from_u64(rand::random::<u64>() ^ n);

@@ -9,7 +9,7 @@ use raftkv::client::{CasOutcome, Client, ClientError, ClientErrorKind, ClientOpt
 use raftkv::kv::MAX_REQUEST_BYTES;
 
 use super::args::{ClientArgs, ClientOp};
-use super::{split_addrs, EXIT_NO, EXIT_OK, EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE};
+use super::{keygen_cmd, split_addrs, EXIT_NO, EXIT_OK, EXIT_OTHER, EXIT_UNAVAILABLE, EXIT_USAGE};
 
 /// Runs one client operation; returns the exit code.
 pub fn run(args: ClientArgs) -> u8 {
@@ -22,9 +22,17 @@ pub fn run(args: ClientArgs) -> u8 {
         eprintln!("raftkv client: --timeout must be a positive number of seconds");
         return EXIT_USAGE;
     }
+    let secret = match keygen_cmd::load_secret(args.client_secret_file.as_deref()) {
+        Ok(secret) => secret,
+        Err(message) => {
+            eprintln!("raftkv client: {message}");
+            return EXIT_USAGE;
+        }
+    };
     let options = ClientOptions {
         cluster: args.cluster,
         timeout: Duration::from_secs_f64(args.timeout),
+        secret,
     };
     let op = match read_value_files(args.op) {
         Ok(op) => op,

@@ -1,4 +1,4 @@
-//! The command line: `raftkv node`, `raftkv client ...`, `raftkv bench`. Flags, defaults, outputs and
+//! The command line: `raftkv node`, `raftkv client ...`, `raftkv bench`, `raftkv keygen`. Flags, defaults, outputs and
 //! exit codes are a contract: scripts and tests depend on them (README.md lists them).
 
 mod addrs;
@@ -6,6 +6,7 @@ mod args;
 mod bench_cmd;
 mod client_cmd;
 mod histogram;
+mod keygen_cmd;
 mod node_cmd;
 
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ pub fn main() -> ExitCode {
     let code = match cli.command {
         Command::Node(args) => node_cmd::run(args),
         Command::Client(args) => client_cmd::run(args),
+        Command::Keygen => keygen_cmd::run(),
         Command::Bench(mut args) => {
             if args.ops.is_none() && args.duration.is_none() {
                 args.duration = Some(10.0);

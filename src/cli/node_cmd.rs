@@ -1,12 +1,12 @@
 //! `raftkv node`: start a member and run it until Ctrl-C or SIGTERM.
 
 use raftkv::logging::{Level, Logger};
-use raftkv::net::normalize_addr;
+use raftkv::net::{normalize_addr, NodeSecrets};
 use raftkv::node::{Node, NodeConfig, NodeError};
 use raftkv::storage::StorageErrorKind;
 
 use super::args::NodeArgs;
-use super::{addrs, split_addrs, EXIT_OK, EXIT_OTHER, EXIT_USAGE};
+use super::{addrs, keygen_cmd, split_addrs, EXIT_OK, EXIT_OTHER, EXIT_USAGE};
 
 /// Runs the node; returns the exit code.
 pub fn run(args: NodeArgs) -> u8 {
@@ -75,6 +75,21 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
         ));
     }
     warn_if_own_entry_differs(&args, &peers, level);
+    let secrets = NodeSecrets {
+        peer: keygen_cmd::load_secret(args.peer_secret_file.as_deref())?,
+        client: keygen_cmd::load_secret(args.client_secret_file.as_deref())?,
+    };
+    if let (Some(peer), Some(client)) = (&secrets.peer, &secrets.client) {
+        if peer.shares_a_key_with(client) {
+            return Err(
+                "--peer-secret-file and --client-secret-file hold the same secret; \
+                 they must differ, or any client could act as a member (make another with \
+                 `raftkv keygen`)"
+                    .to_string(),
+            );
+        }
+    }
+    check_protected_mode(&args, &secrets)?;
     let mut config = NodeConfig::new(args.id, args.addr, peers, args.data);
     config.cluster = args.cluster;
     config.log_level = level;
@@ -87,8 +102,27 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.max_clients = args.max_clients;
     config.client_idle_timeout_ms = args.client_idle_timeout_ms;
     config.snapshot_catchup_entries = args.snapshot_catchup_entries;
+    config.secrets = secrets;
     config.validate()?;
     Ok(config)
+}
+
+/// Protected mode: a node reachable from other machines must authenticate both kinds
+/// of connection, unless told `--insecure`.
+fn check_protected_mode(args: &NodeArgs, secrets: &NodeSecrets) -> Result<(), String> {
+    if args.insecure
+        || (secrets.peer.is_some() && secrets.client.is_some())
+        || keygen_cmd::is_loopback(&args.addr)
+    {
+        return Ok(());
+    }
+    Err(format!(
+        "--addr {} is not a loopback address, so anyone who reaches it could act as a \
+         member or a client: give --peer-secret-file and --client-secret-file (make each \
+         with `raftkv keygen > FILE; chmod 600 FILE`), or --insecure to run \
+         unauthenticated anyway",
+        args.addr
+    ))
 }
 
 /// `--addr` is where this node listens and `--peers[id-1]` how it names itself to

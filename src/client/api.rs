@@ -7,7 +7,7 @@ use rand::Rng;
 use super::error::{ClientError, ClientErrorKind};
 use super::retry::{call_once, Transport, MAX_WAIT_PER_TRY};
 use crate::kv::{encode_request, Command, CommandResult, Request, MAX_REQUEST_BYTES};
-use crate::net::{ClientRequest, ClientResponse, StatusReport};
+use crate::net::{ClientRequest, ClientResponse, Secret, StatusReport};
 
 /// How a client reaches the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub struct ClientOptions {
     pub cluster: String,
     /// Overall deadline of one call, retries included. Default 5 s.
     pub timeout: Duration,
+    /// The client secret to prove in every hello (`--client-secret-file`); with one,
+    /// a node that does not prove it back is refused. Default none.
+    pub secret: Option<Secret>,
 }
 
 impl Default for ClientOptions {
@@ -23,6 +26,7 @@ impl Default for ClientOptions {
         ClientOptions {
             cluster: "raftkv".to_string(),
             timeout: Duration::from_secs(5),
+            secret: None,
         }
     }
 }
@@ -69,7 +73,7 @@ impl Client {
         assert!(!addrs.is_empty(), "a client needs at least one address");
         assert!(!opts.timeout.is_zero(), "client timeout must be positive");
         Client {
-            transport: Transport::new(addrs.clone(), opts.cluster.clone()),
+            transport: Transport::new(addrs.clone(), opts.cluster.clone(), opts.secret.clone()),
             addrs,
             opts,
             client_id: rand::thread_rng().gen_range(1..=u64::MAX),
@@ -175,11 +179,17 @@ impl Client {
             } else {
                 left.min(MAX_WAIT_PER_TRY)
             };
-            let answer = call_once(addr, &self.opts.cluster, &ClientRequest::Status, wait)
-                .and_then(|response| match response {
-                    ClientResponse::Status(report) => Ok(report),
-                    other => Err(answer_error("status", other)),
-                });
+            let answer = call_once(
+                addr,
+                &self.opts.cluster,
+                self.opts.secret.as_ref(),
+                &ClientRequest::Status,
+                wait,
+            )
+            .and_then(|response| match response {
+                ClientResponse::Status(report) => Ok(report),
+                other => Err(answer_error("status", other)),
+            });
             match answer {
                 Ok(report) => return Ok((addr.clone(), report)),
                 Err(e) if self.addrs.len() == 1 => return Err(e),

@@ -14,7 +14,7 @@ use super::error::{ClientError, ClientErrorKind};
 use crate::net::peer::connect_with_timeout;
 use crate::net::{
     client_handshake, read_frame, write_frame, ClientRequest, ClientResponse, HelloFrom, NetError,
-    NetErrorKind, MAX_FRAME_BYTES,
+    NetErrorKind, Secret, MAX_FRAME_BYTES,
 };
 
 /// Longest wait for one connect or one response; also bounded by the deadline.
@@ -76,6 +76,8 @@ pub(super) struct Transport {
     addrs: Vec<String>,
     /// `--cluster`, sent in the hello.
     cluster: String,
+    /// The client secret proved in the hello, if any.
+    secret: Option<Secret>,
     /// The current connection, to the node that answered last (the cached leader).
     conn: Option<Conn>,
     /// Where to connect next before falling back to `addrs`: a redirect target.
@@ -108,11 +110,12 @@ struct CallState {
 
 impl Transport {
     /// A transport over `addrs` (at least one).
-    pub fn new(addrs: Vec<String>, cluster: String) -> Transport {
+    pub fn new(addrs: Vec<String>, cluster: String, secret: Option<Secret>) -> Transport {
         assert!(!addrs.is_empty(), "a client needs at least one address");
         Transport {
             addrs,
             cluster,
+            secret,
             conn: None,
             redirect: None,
             reached: HashMap::new(),
@@ -268,7 +271,12 @@ impl Transport {
             .ok_or_else(|| OpenFailure::NotSent("deadline passed".to_string()))?;
         let mut stream = connect_with_timeout(&addr, wait)
             .map_err(|e| OpenFailure::NotSent(format!("connecting to {addr}: {e}")))?;
-        match client_handshake(&mut stream, &self.cluster, HelloFrom::Client) {
+        match client_handshake(
+            &mut stream,
+            &self.cluster,
+            HelloFrom::Client,
+            self.secret.as_ref(),
+        ) {
             Ok(node_id) => {
                 if !self.last_open_was_redirect {
                     self.reached.insert(node_id, addr.clone());
@@ -377,6 +385,7 @@ fn give_up(state: &CallState, request: &ClientRequest, timeout: Duration) -> Cli
 pub(super) fn call_once(
     addr: &str,
     cluster: &str,
+    secret: Option<&Secret>,
     request: &ClientRequest,
     timeout: Duration,
 ) -> Result<ClientResponse, ClientError> {
@@ -389,7 +398,7 @@ pub(super) fn call_once(
         )
     };
     let mut stream = connect_with_timeout(addr, timeout).map_err(unavailable)?;
-    if let Err(e) = client_handshake(&mut stream, cluster, HelloFrom::Client) {
+    if let Err(e) = client_handshake(&mut stream, cluster, HelloFrom::Client, secret) {
         return Err(match handshake_failure(addr, e) {
             OpenFailure::Fatal(fatal) => fatal,
             OpenFailure::NotSent(reason) => ClientError::new(

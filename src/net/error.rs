@@ -39,6 +39,9 @@ pub enum NetErrorKind {
     Io(io::ErrorKind),
     /// The other side refused our hello, with its reason.
     Refused(String),
+    /// The other side failed to prove the secret in the hello (the detail is for our
+    /// log only; the other side got a generic refusal).
+    AuthFailed(String),
     /// A read or write timed out before any byte of the frame moved; the stream is
     /// still in step and the call may be repeated.
     Timeout,
@@ -99,6 +102,7 @@ impl fmt::Display for NetError {
                 None => write!(f, "i/o error"),
             },
             NetErrorKind::Refused(reason) => write!(f, "refused: {reason}"),
+            NetErrorKind::AuthFailed(who) => write!(f, "authentication failed from {who}"),
             NetErrorKind::Timeout => write!(f, "timed out"),
         }
     }

@@ -4,28 +4,32 @@
 //! (`bincode::DefaultOptions`, decoded from the slice with a size limit). The length is
 //! checked against a maximum before anything is allocated. Every connection starts
 //! with a [`Hello`] carrying [`PROTOCOL_VERSION`] and the cluster id, answered by a
-//! [`HelloReply`]; a mismatch is refused. One listening port serves both kinds of
-//! connection, and the hello says which:
+//! [`HelloReply`]; a mismatch is refused. A node given a secret for the caller's kind
+//! answers with a challenge instead, and both sides prove the secret ([`auth`]
+//! describes the proofs). One listening port serves both kinds of connection, and the
+//! hello says which:
 //!
 //! - a **peer** connection then carries `raft::Message` frames one way only; answers
 //!   travel on the responder's own outbound connection;
 //! - a **client** connection carries strict [`ClientRequest`] / [`ClientResponse`] pairs.
 //!
-//! `net` uses `raft`'s types, `kv`'s command types and `limits`, nothing else of this
+//! `net` uses `raft`'s types, `kv`'s command types, `crypto` and `limits`, nothing else of this
 //! crate.
 
+pub mod auth;
 mod error;
 mod frame;
 pub mod peer;
 mod proto;
 mod status;
 
+pub use auth::{generate_secret, Secret};
 pub use error::{NetError, NetErrorKind};
 pub use frame::{encode_frame, frame_buffered, read_frame, read_frame_or_skip, write_frame};
 pub use peer::{check_addr, connect_with_timeout, normalize_addr};
 pub use proto::{
     accept_hello, accept_hello_with, check_hello, client_handshake, ClientRequest, ClientResponse,
-    Hello, HelloFrom, HelloReply,
+    Hello, HelloFrom, HelloProof, HelloReply, NodeSecrets, AUTH_REFUSAL,
 };
 pub use status::StatusReport;
 
@@ -45,5 +49,7 @@ pub const MAX_CLIENT_FRAME_BYTES: u32 = crate::limits::MAX_CLIENT_FRAME_BYTES;
 /// not make us allocate much before we know who it is.
 pub const MAX_HELLO_BYTES: u32 = 64 << 10;
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod tests;

@@ -5,6 +5,7 @@ use std::net::TcpStream;
 
 use serde::{Deserialize, Serialize};
 
+use super::auth::{fresh_nonce, Mac, Nonce, Secret, Side, Transcript};
 use super::error::{NetError, NetErrorKind};
 use super::frame::{read_frame, write_frame};
 use super::status::StatusReport;
@@ -48,7 +49,42 @@ pub enum HelloReply {
         /// Why, for a human.
         reason: String,
     },
+    /// The node demands proof of the secret for this kind of connection: answer with a
+    /// [`HelloProof`].
+    Challenge {
+        /// The answering node's id.
+        node_id: NodeId,
+        /// The node's fresh nonce.
+        nonce: Nonce,
+    },
+    /// The connector's proof was accepted, and this is the node's own proof.
+    Proven {
+        /// The node's proof over the same transcript.
+        mac: Mac,
+    },
 }
+
+/// The connector's answer to a [`HelloReply::Challenge`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HelloProof {
+    /// The connector's fresh nonce.
+    pub nonce: Nonce,
+    /// The connector's proof (see `net::auth`).
+    pub mac: Mac,
+}
+
+/// The secrets a node demands of connections, per kind; `None` admits without proof.
+#[derive(Clone, Debug, Default)]
+pub struct NodeSecrets {
+    /// Demanded of peers (`--peer-secret-file`).
+    pub peer: Option<Secret>,
+    /// Demanded of clients (`--client-secret-file`).
+    pub client: Option<Secret>,
+}
+
+/// The refusal a connector gets whatever failed in the proof (a wrong secret, a
+/// replayed proof, a malformed one): nothing that helps a guesser.
+pub const AUTH_REFUSAL: &str = "authentication failed";
 
 /// What a client asks, one at a time on its connection.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -132,12 +168,15 @@ pub fn check_hello(hello: &Hello, cluster: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Connecting side: sends a [`Hello`] and reads the [`HelloReply`]. Returns the
-/// answering node's id; a refusal is [`NetErrorKind::Refused`] with its reason.
+/// Connecting side: sends a [`Hello`] and reads the [`HelloReply`], proving `secret`
+/// if the node demands it. Returns the answering node's id; a refusal is
+/// [`NetErrorKind::Refused`] with its reason. With a `secret`, a node that does not
+/// demand one, or fails to prove it, is refused too (no silent downgrade).
 pub fn client_handshake(
     stream: &mut TcpStream,
     cluster: &str,
     from: HelloFrom,
+    secret: Option<&Secret>,
 ) -> Result<NodeId, NetError> {
     let hello = Hello {
         version: PROTOCOL_VERSION,
@@ -145,47 +184,186 @@ pub fn client_handshake(
         from,
     };
     write_frame(stream, &hello)?;
+    let (node_id, acceptor_nonce) = match read_frame(stream, MAX_HELLO_BYTES)? {
+        HelloReply::Welcome { node_id } => {
+            return match secret {
+                None => Ok(node_id),
+                Some(_) => Err(NetError::refused(format!(
+                    "node n{node_id} did not authenticate itself: it runs without the \
+                     secret this side was given"
+                ))),
+            };
+        }
+        HelloReply::Challenge { node_id, nonce } => (node_id, nonce),
+        HelloReply::Refused { reason } => return Err(NetError::refused(reason)),
+        HelloReply::Proven { .. } => return Err(unexpected("a proof before a challenge")),
+    };
+    let Some(secret) = secret else {
+        return Err(NetError::refused(format!(
+            "node n{node_id} demands a secret and this side was given none"
+        )));
+    };
+    let connector_nonce = fresh_nonce();
+    let transcript = Transcript {
+        version: PROTOCOL_VERSION,
+        cluster,
+        peer: peer_of(&hello.from),
+        node_id,
+        acceptor_nonce: &acceptor_nonce,
+        connector_nonce: &connector_nonce,
+    };
+    let proof = HelloProof {
+        nonce: connector_nonce,
+        mac: transcript.prove(secret.current(), Side::Connector),
+    };
+    write_frame(stream, &proof)?;
     match read_frame(stream, MAX_HELLO_BYTES)? {
-        HelloReply::Welcome { node_id } => Ok(node_id),
-        HelloReply::Refused { reason } => Err(NetError::new(NetErrorKind::Refused(reason))),
+        HelloReply::Proven { mac } => {
+            let expected = transcript.prove(secret.current(), Side::Acceptor);
+            if crate::crypto::macs_equal(&expected, &mac) {
+                Ok(node_id)
+            } else {
+                Err(NetError::refused(format!(
+                    "node n{node_id} failed to prove the secret"
+                )))
+            }
+        }
+        HelloReply::Refused { reason } => Err(NetError::refused(reason)),
+        _ => Err(unexpected(
+            "another hello reply instead of the node's proof",
+        )),
+    }
+}
+
+fn unexpected(what: &str) -> NetError {
+    NetError::new(NetErrorKind::Decode(format!(
+        "handshake out of order: {what}"
+    )))
+}
+
+fn peer_of(from: &HelloFrom) -> Option<NodeId> {
+    match *from {
+        HelloFrom::Peer { id } => Some(id),
+        HelloFrom::Client => None,
     }
 }
 
 /// Accepting side: reads the [`Hello`], checks it with [`check_hello`] and answers
-/// `Welcome { node_id }` or `Refused`. Returns who is calling; a refused hello is
-/// [`NetErrorKind::Refused`] (the refusal was sent; close the connection).
+/// `Welcome { node_id }` or `Refused`, demanding no secret. Returns who is calling; a
+/// refused hello is [`NetErrorKind::Refused`] (the refusal was sent; close the
+/// connection).
 pub fn accept_hello(
     stream: &mut TcpStream,
     cluster: &str,
     node_id: NodeId,
 ) -> Result<HelloFrom, NetError> {
     let mut reader = stream.try_clone().map_err(NetError::io)?;
-    accept_hello_with(&mut reader, stream, cluster, node_id, |_| Ok(()))
+    let secrets = NodeSecrets::default();
+    accept_hello_with(&mut reader, stream, cluster, node_id, &secrets, |_| Ok(()))
 }
 
-/// [`accept_hello`] on a separate reader and writer, with a further check: `admit`
-/// sees who is calling once version and cluster passed, and may refuse with a reason
-/// (a node checks a peer's id and its connection budgets here).
+/// [`accept_hello`] on a separate reader and writer, demanding proof of `secrets` for
+/// the caller's kind, with a further check: `admit` sees who is calling once version,
+/// cluster and proof passed, and may refuse with a reason (a node checks a peer's id
+/// and its connection budgets here). A failed proof is answered with the generic
+/// [`AUTH_REFUSAL`] and returned as [`NetErrorKind::AuthFailed`] with the detail.
 pub fn accept_hello_with<R: Read, W: Write>(
     reader: &mut R,
     writer: &mut W,
     cluster: &str,
     node_id: NodeId,
+    secrets: &NodeSecrets,
     admit: impl FnOnce(&HelloFrom) -> Result<(), String>,
 ) -> Result<HelloFrom, NetError> {
     let hello: Hello = read_frame(reader, MAX_HELLO_BYTES)?;
-    match check_hello(&hello, cluster).and_then(|()| admit(&hello.from)) {
-        Ok(()) => {
-            write_frame(writer, &HelloReply::Welcome { node_id })?;
-            Ok(hello.from)
+    if let Err(reason) = check_hello(&hello, cluster) {
+        return Err(refuse(writer, reason));
+    }
+    let secret = match hello.from {
+        HelloFrom::Peer { .. } => secrets.peer.as_ref(),
+        HelloFrom::Client => secrets.client.as_ref(),
+    };
+    let proof = match secret {
+        Some(secret) => Some(demand_proof(reader, writer, &hello, node_id, secret)?),
+        None => None,
+    };
+    if let Err(reason) = admit(&hello.from) {
+        return Err(refuse(writer, reason));
+    }
+    let reply = match proof {
+        Some(mac) => HelloReply::Proven { mac },
+        None => HelloReply::Welcome { node_id },
+    };
+    write_frame(writer, &reply)?;
+    Ok(hello.from)
+}
+
+/// Sends a challenge and checks the connector's proof; returns this node's own proof
+/// (under the key the connector proved) to send once the connection is admitted.
+fn demand_proof<R: Read, W: Write>(
+    reader: &mut R,
+    writer: &mut W,
+    hello: &Hello,
+    node_id: NodeId,
+    secret: &Secret,
+) -> Result<Mac, NetError> {
+    let acceptor_nonce = fresh_nonce();
+    write_frame(
+        writer,
+        &HelloReply::Challenge {
+            node_id,
+            nonce: acceptor_nonce,
+        },
+    )?;
+    writer.flush().map_err(NetError::io)?;
+    let proof: HelloProof = match read_frame(reader, MAX_HELLO_BYTES) {
+        Ok(proof) => proof,
+        Err(e) if matches!(e.kind(), NetErrorKind::Decode(_)) => {
+            let _ = refuse(writer, AUTH_REFUSAL.to_string());
+            return Err(auth_failed(hello, "its proof did not decode"));
         }
-        Err(reason) => {
-            let refusal = HelloReply::Refused {
-                reason: reason.clone(),
-            };
-            // Best effort: the caller closes the connection either way.
-            let _ = write_frame(writer, &refusal);
-            Err(NetError::new(NetErrorKind::Refused(reason)))
+        Err(e) if matches!(e.kind(), NetErrorKind::Closed) => {
+            return Err(auth_failed(
+                hello,
+                "it closed the connection instead of proving",
+            ));
+        }
+        Err(e) => return Err(e),
+    };
+    let transcript = Transcript {
+        version: hello.version,
+        cluster: &hello.cluster,
+        peer: peer_of(&hello.from),
+        node_id,
+        acceptor_nonce: &acceptor_nonce,
+        connector_nonce: &proof.nonce,
+    };
+    match secret.verify(&transcript, Side::Connector, &proof.mac) {
+        Some(key) => Ok(transcript.prove(key, Side::Acceptor)),
+        None => {
+            let _ = refuse(writer, AUTH_REFUSAL.to_string());
+            Err(auth_failed(hello, "wrong proof"))
         }
     }
+}
+
+fn auth_failed(hello: &Hello, why: &str) -> NetError {
+    let who = match hello.from {
+        HelloFrom::Peer { id } => format!("a peer claiming id {id}"),
+        HelloFrom::Client => "a client".to_string(),
+    };
+    NetError::new(NetErrorKind::AuthFailed(format!("{who}: {why}")))
+}
+
+/// Sends a refusal (best effort: the caller closes the connection either way) and
+/// returns it as an error.
+fn refuse<W: Write>(writer: &mut W, reason: String) -> NetError {
+    let _ = write_frame(
+        writer,
+        &HelloReply::Refused {
+            reason: reason.clone(),
+        },
+    );
+    let _ = writer.flush();
+    NetError::refused(reason)
 }

@@ -246,7 +246,7 @@ fn handshake_over_tcp_welcomes_and_refuses() {
     let (addr, server) = hello_server("raftkv");
     let mut stream = connect_with_timeout(&addr, timeout).expect("connect");
     assert!(stream.nodelay().expect("nodelay"));
-    let node_id = client_handshake(&mut stream, "raftkv", HelloFrom::Client);
+    let node_id = client_handshake(&mut stream, "raftkv", HelloFrom::Client, None);
     assert_eq!(node_id.expect("welcome"), 3);
     assert_eq!(
         server.join().expect("server").expect("accepted"),
@@ -255,7 +255,12 @@ fn handshake_over_tcp_welcomes_and_refuses() {
 
     let (addr, server) = hello_server("raftkv");
     let mut stream = connect_with_timeout(&addr, timeout).expect("connect");
-    let kind = kind_of(client_handshake(&mut stream, "other", HelloFrom::Client));
+    let kind = kind_of(client_handshake(
+        &mut stream,
+        "other",
+        HelloFrom::Client,
+        None,
+    ));
     assert!(matches!(kind, NetErrorKind::Refused(ref why) if why.contains("other")));
     let server_kind = kind_of(server.join().expect("server"));
     assert!(matches!(server_kind, NetErrorKind::Refused(_)));

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use crate::logging::Level;
+use crate::net::NodeSecrets;
 use crate::raft::NodeId;
 
 /// Default of `--max-clients`.
@@ -51,6 +52,9 @@ pub struct NodeConfig {
     pub snapshot_catchup_entries: u64,
     /// Most snapshot bytes in one InstallSnapshot chunk.
     pub snapshot_chunk_bytes: usize,
+    /// The secrets demanded of peers and clients in the hello, and proved to peers
+    /// (`--peer-secret-file`, `--client-secret-file`); none by default.
+    pub secrets: NodeSecrets,
 }
 
 impl NodeConfig {
@@ -78,6 +82,7 @@ impl NodeConfig {
             snapshot_bytes: 64 << 20,
             snapshot_catchup_entries: 5000,
             snapshot_chunk_bytes: 1 << 20,
+            secrets: NodeSecrets::default(),
         }
     }
 

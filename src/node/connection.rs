@@ -24,6 +24,9 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer_addr: &str, id: u64) {
     match serve_inner(shared, stream, id) {
         Ok(()) => {}
         Err(err) if matches!(err.kind(), NetErrorKind::Closed) || shared.is_stopping() => {}
+        Err(err) if matches!(err.kind(), NetErrorKind::AuthFailed(_)) => shared
+            .log
+            .warn(format_args!("connection from {peer_addr} refused: {err}")),
         Err(err) => shared
             .log
             .info(format_args!("connection from {peer_addr} closed: {err}")),
@@ -41,6 +44,7 @@ fn serve_inner(shared: &Shared, stream: TcpStream, id: u64) -> Result<(), NetErr
         &mut writer,
         &shared.config.cluster,
         shared.config.id,
+        &shared.config.secrets,
         |from| admit(shared, id, from),
     )?;
     match from {

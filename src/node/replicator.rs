@@ -114,6 +114,7 @@ fn connect(shared: &Shared, link: &mut Link) -> bool {
             HelloFrom::Peer {
                 id: shared.config.id,
             },
+            shared.config.secrets.peer.as_ref(),
         )?;
         Ok(stream)
     });

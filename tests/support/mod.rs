@@ -1,6 +1,10 @@
 //! Shared helpers for process tests: a cluster of real `raftkv node` processes on
 //! ephemeral ports with temporary data directories, killed in `Drop` even when the test
 //! panics, and client calls with deadlines. On failure the node logs are printed.
+//!
+//! Secrets: [`Cluster::use_secrets`] (or RAFTKV_TEST_SECRETS=1 for every cluster) writes
+//! a peer and a client secret file into the cluster's directory and gives them to every
+//! node and to every client call made through the cluster.
 
 #![allow(dead_code)]
 
@@ -92,6 +96,31 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// Per node, its own `--peers` list if set (e.g. peers reached through proxies).
     peer_lists: Vec<Option<String>>,
+    /// The peer and client secret files, if the cluster uses secrets.
+    secrets: Option<SecretFiles>,
+}
+
+/// A cluster's secret files (mode 600, in its temporary directory).
+#[derive(Clone, Debug)]
+pub struct SecretFiles {
+    /// `--peer-secret-file`.
+    pub peer: PathBuf,
+    /// `--client-secret-file`.
+    pub client: PathBuf,
+}
+
+/// Writes `text` to `path` with mode 600 (a secret file a node accepts).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).expect("write a secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod 600");
+}
+
+/// A new secret, as `raftkv keygen` prints it.
+pub fn keygen() -> String {
+    let out = run_binary(&["keygen"], Duration::from_secs(10));
+    assert_eq!(out.code, Some(0), "keygen: {}", out.stderr);
+    out.stdout
 }
 
 impl Cluster {
@@ -119,13 +148,41 @@ impl Cluster {
             .into_iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        Cluster {
+        let mut cluster = Cluster {
             root,
             addrs,
             children: (0..n).map(|_| None).collect(),
             peer_lists: vec![None; n],
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
+            secrets: None,
+        };
+        if std::env::var("RAFTKV_TEST_SECRETS").is_ok_and(|v| v == "1") {
+            cluster.use_secrets();
         }
+        cluster
+    }
+
+    /// Gives every node (from its next start) and every client call a new peer and
+    /// client secret, made with `raftkv keygen`.
+    pub fn use_secrets(&mut self) {
+        let files = SecretFiles {
+            peer: self.root.path().join("peer.key"),
+            client: self.root.path().join("client.key"),
+        };
+        write_private(&files.peer, &keygen());
+        write_private(&files.client, &keygen());
+        self.secrets = Some(files);
+    }
+
+    /// The secret files, if the cluster uses secrets.
+    pub fn secret_files(&self) -> Option<&SecretFiles> {
+        self.secrets.as_ref()
+    }
+
+    /// The client secret for library clients (`ClientOptions::secret`), if any.
+    pub fn client_secret(&self) -> Option<raftkv::net::Secret> {
+        let files = self.secrets.as_ref()?;
+        Some(raftkv::net::Secret::load(&files.client).expect("load the client secret"))
     }
 
     /// Data directory of node `i` (0-based).
@@ -153,6 +210,12 @@ impl Cluster {
             "--data".into(),
             self.data_dir(i).display().to_string(),
         ];
+        if let Some(files) = &self.secrets {
+            args.push("--peer-secret-file".into());
+            args.push(files.peer.display().to_string());
+            args.push("--client-secret-file".into());
+            args.push(files.client.display().to_string());
+        }
         args.extend(self.extra_args.iter().cloned());
         args
     }
@@ -218,6 +281,13 @@ impl Cluster {
             .collect::<Vec<_>>()
             .join(",");
         let mut full = vec!["client", "--addr", addr.as_str()];
+        let secret_path = self
+            .secrets
+            .as_ref()
+            .map(|f| f.client.display().to_string());
+        if let Some(path) = &secret_path {
+            full.extend_from_slice(&["--client-secret-file", path]);
+        }
         full.extend_from_slice(args);
         run_binary(&full, Duration::from_secs(30))
     }
