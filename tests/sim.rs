@@ -39,6 +39,7 @@ mod trace;
 use cluster::{Cluster, ClusterOptions};
 use history::Fate;
 use network::NetFaults;
+use params::SimParams;
 use raftkv::raft::{NodeId, Role};
 use rand::Rng;
 use run::{liveness_phase, scenario};
@@ -108,15 +109,19 @@ fn regression_seeds() {
     }
 }
 
-/// Seeds that found a flaw of the core, replayed on every run. 1445 (with long
-/// delays): duplicated snapshot answers each restarted a chunk/answer exchange that
+/// Seeds that found a flaw of the core, replayed on every run with the parameters
+/// they failed with. 1445 (with long delays, 64-byte snapshot chunks, no trailing
+/// entries): duplicated snapshot answers each restarted a chunk/answer exchange that
 /// never ended, millions of messages; a duplicate now asks for the chunk in flight
 /// and is ignored. The run must also stay cheap: a storm shows as a message count.
 #[test]
 fn core_regression_seeds() {
-    const SEEDS: &[u64] = &[1445];
-    for &seed in SEEDS {
-        let summary = run::run_seed(seed);
+    let mut seed_1445 = SimParams::from_seed(1445);
+    seed_1445.cluster.snapshot_chunk_bytes = 64;
+    seed_1445.cluster.snapshot_catchup_entries = 0;
+    for params in [seed_1445] {
+        let seed = params.seed;
+        let summary = run::run_params(params);
         println!("sim seed={seed} ok: {summary}");
         let sent: u64 = summary
             .split_whitespace()

@@ -50,6 +50,9 @@ pub struct ClusterOptions {
     pub snapshot_per_mille: u32,
     /// `Config::max_snapshot_chunk_bytes` of every member.
     pub snapshot_chunk_bytes: usize,
+    /// Entries a member keeps before each snapshot when it compacts (the node's
+    /// `--snapshot-catchup-entries`; 0 keeps none).
+    pub snapshot_catchup_entries: u64,
     /// `Config::pre_vote` of every member.
     pub pre_vote: bool,
 }
@@ -70,6 +73,7 @@ impl ClusterOptions {
             max_bytes_per_append: defaults.max_bytes_per_append,
             snapshot_per_mille: 0,
             snapshot_chunk_bytes: defaults.max_snapshot_chunk_bytes,
+            snapshot_catchup_entries: 0,
             pre_vote: defaults.pre_vote,
         }
     }
@@ -373,7 +377,7 @@ impl Cluster {
             index: through,
         };
         m.store.compact(pos);
-        raft.compact(pos);
+        raft.compact_keeping(pos, self.opts.snapshot_catchup_entries, u64::MAX);
         self.trace.record(
             now,
             format_args!("n{} snapshot+compact ({},{})", m.id, term, through),

@@ -80,6 +80,7 @@ impl SimParams {
             max_bytes_per_append: *[64, 1024, 1 << 20].choose(&mut rng).unwrap_or(&1024),
             snapshot_per_mille: 0,
             snapshot_chunk_bytes: 1 << 20,
+            snapshot_catchup_entries: 0,
             // Pre-vote on in three seeds of four, from its own stream so every seed
             // keeps the other parameters it had before pre-vote existed.
             pre_vote: SmallRng::seed_from_u64(seed ^ 0x9e_7073).gen_bool(0.75),
@@ -92,9 +93,15 @@ impl SimParams {
         let allowed = std::env::var("RAFTKV_SIM_SNAPSHOTS").map_or(true, |v| v != "0");
         if snap_rng.gen_bool(0.75) && allowed {
             cluster.snapshot_per_mille = snap_rng.gen_range(1..=100);
-            cluster.snapshot_chunk_bytes = *[64, 512, 4096, 1 << 20]
+            cluster.snapshot_chunk_bytes = *[256, 512, 4096, 1 << 20]
                 .choose(&mut snap_rng)
-                .unwrap_or(&64);
+                .unwrap_or(&256);
+        }
+        // The trailing window kept at compaction, from its own stream too: none in one
+        // seed of four, as before the window existed.
+        let mut keep_rng = SmallRng::seed_from_u64(seed ^ 0xca7c_0b5e);
+        if keep_rng.gen_bool(0.75) {
+            cluster.snapshot_catchup_entries = keep_rng.gen_range(1..=500);
         }
         let client_gap_min_ms = rng.gen_range(1..=20);
         let fault_gap_min_ms = rng.gen_range(50..=500);
@@ -120,7 +127,7 @@ impl fmt::Display for SimParams {
             f,
             "seed={} members={} safety={}ms net(drop={}‰ dup={}‰ delay={}..={}ms long={}‰) write={}..={}ms torn={} group_commit={} \
              append(max_entries={} max_bytes={} inflight={}) clients(gap={}..={}ms reads={}‰ pad<={}B) \
-             faults(gap={}..={}ms max_down={}) snapshots(chance={}‰ chunk={}B) pre_vote={}",
+             faults(gap={}..={}ms max_down={}) snapshots(chance={}‰ chunk={}B keep={}) pre_vote={}",
             self.seed,
             c.members,
             self.safety_ms,
@@ -145,6 +152,7 @@ impl fmt::Display for SimParams {
             self.max_down,
             c.snapshot_per_mille,
             c.snapshot_chunk_bytes,
+            c.snapshot_catchup_entries,
             c.pre_vote
         )
     }
