@@ -128,21 +128,7 @@ fn a_follower_behind_the_leaders_snapshot_catches_up_through_install_snapshot() 
     put("before", "one");
     cluster.kill(follower);
     let follower_last = 1 + 3; // generous: a no-op, "before", and at most a few more
-    let addr = cluster.addrs[leader].clone();
-    let bench = run_binary(
-        &[
-            "bench",
-            "--addr",
-            &addr,
-            "--clients",
-            "16",
-            "--ops",
-            "3000",
-            "put",
-        ],
-        Duration::from_secs(120),
-    );
-    assert_eq!(bench.code, Some(0), "bench failed: {bench:?}");
+    bench_puts(&cluster.addrs[leader], 16, 3000);
     let out = cluster.client(&[leader], &["put", "after", "two"]);
     assert_eq!(out.code, Some(0), "put after: {out:?}");
     let compacted = wait_for(Duration::from_secs(20), || {
@@ -203,21 +189,7 @@ fn a_follower_a_few_hundred_entries_behind_catches_up_by_append_entries() {
     })
     .expect("the follower never applied the first write");
     cluster.kill(follower);
-    let addr = cluster.addrs[leader].clone();
-    let bench = run_binary(
-        &[
-            "bench",
-            "--addr",
-            &addr,
-            "--clients",
-            "8",
-            "--ops",
-            "600",
-            "put",
-        ],
-        Duration::from_secs(120),
-    );
-    assert_eq!(bench.code, Some(0), "bench failed: {bench:?}");
+    bench_puts(&cluster.addrs[leader], 8, 600);
     // The leader took a snapshot past everything the follower has.
     let snapshotted = wait_for(Duration::from_secs(20), || {
         let snapshot = status_u64(&cluster, leader, "snapshot_index")?;
@@ -253,4 +225,22 @@ fn a_follower_a_few_hundred_entries_behind_catches_up_by_append_entries() {
         (Some(0), "one\n"),
         "{out:?}"
     );
+}
+
+/// Writes `ops` keys through `addr` with `raftkv bench` and `clients` clients; every
+/// write must succeed.
+fn bench_puts(addr: &str, clients: u32, ops: u32) {
+    let (clients, ops) = (clients.to_string(), ops.to_string());
+    let args = [
+        "bench",
+        "--addr",
+        addr,
+        "--clients",
+        &clients,
+        "--ops",
+        &ops,
+        "put",
+    ];
+    let bench = run_binary(&args, Duration::from_secs(120));
+    assert_eq!(bench.code, Some(0), "bench failed: {bench:?}");
 }
