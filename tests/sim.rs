@@ -119,7 +119,8 @@ fn core_regression_seeds() {
     let mut seed_1445 = SimParams::from_seed(1445);
     seed_1445.cluster.snapshot_chunk_bytes = 64;
     seed_1445.cluster.snapshot_catchup_entries = 0;
-    for params in [seed_1445] {
+    let regressions: Vec<SimParams> = vec![seed_1445];
+    for params in regressions {
         let seed = params.seed;
         let summary = run::run_params(params);
         println!("sim seed={seed} ok: {summary}");
