@@ -221,10 +221,11 @@ impl Raft {
             "max_entries_per_append must be at least 1"
         );
         let base = initial.log_base;
-        let mut rng = SmallRng::seed_from_u64(seed);
-        let forwarded = ForwardedReads::new(rng.gen());
+        // Its own stream, so the election timeouts are those the seed always gave.
+        let first_batch = SmallRng::seed_from_u64(seed ^ 0x5eed_f0a2_d5ea_d5ed).gen();
+        let forwarded = ForwardedReads::new(first_batch);
         let mut raft = Raft {
-            rng,
+            rng: SmallRng::seed_from_u64(seed),
             forwarded,
             now_ms,
             current_term: initial.hard_state.current_term,

@@ -140,7 +140,8 @@ impl super::core::Raft {
             sent_ms: now,
         });
         let msg = self.message_to(leader, MessageBody::ReadIndexRequest { batch: id });
-        self.messages.push(msg);
+        // It carries our term, which may have just been adopted and not yet durable.
+        self.send_durable(msg);
     }
 
     /// Follower: the leader's answer to a batch. An answer to any other batch (an
