@@ -107,9 +107,16 @@ impl Raft {
             return;
         }
         let id = self.config.id;
-        assert_eq!(self.role, Role::Follower, "{id} forwards reads but is not a follower");
+        assert_eq!(
+            self.role,
+            Role::Follower,
+            "{id} forwards reads but is not a follower"
+        );
         let leader = self.leader;
-        assert!(leader.is_some(), "follower {id} forwards reads to no leader");
+        assert!(
+            leader.is_some(),
+            "follower {id} forwards reads to no leader"
+        );
         if let Some(sent_to) = self.forwarded.in_flight_to() {
             assert_eq!(
                 Some(sent_to),

@@ -108,7 +108,11 @@ impl Cluster {
         }
         for state in r.take_read_states() {
             let Some(issued_after) = self.reads.remove(&(k, state.read_id)) else {
-                panic!("member {} answers read {} it never took", k + 1, state.read_id);
+                panic!(
+                    "member {} answers read {} it never took",
+                    k + 1,
+                    state.read_id
+                );
             };
             if let Ok(index) = state.result {
                 // Linearizable reads: serving at `index` shows every acknowledged write.

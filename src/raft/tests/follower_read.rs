@@ -24,7 +24,12 @@ fn requests(messages: &[Message]) -> Vec<(NodeId, u64)> {
 }
 
 fn answer(batch: u64, read_index: Index) -> Message {
-    msg(1, 2, 2, MessageBody::ReadIndexResponse { batch, read_index })
+    msg(
+        1,
+        2,
+        2,
+        MessageBody::ReadIndexResponse { batch, read_index },
+    )
 }
 
 fn ok(read_id: u64, index: Index) -> ReadState {
@@ -52,7 +57,11 @@ fn reads_on_a_follower_share_one_request_and_are_served_at_the_leaders_index() {
     step(&mut r, answer(batch, 5));
     assert_eq!(r.take_read_states(), vec![ok(1, 5), ok(2, 5)]);
     step(&mut r, answer(batch, 5));
-    assert_eq!(r.take_read_states(), vec![], "a duplicate answer is ignored");
+    assert_eq!(
+        r.take_read_states(),
+        vec![],
+        "a duplicate answer is ignored"
+    );
     let next = requests(&r.take_messages());
     assert_eq!(next.len(), 1);
     assert_ne!(next[0].1, batch, "a new batch number");
@@ -68,7 +77,9 @@ fn the_leader_answers_a_followers_request_only_after_a_majority_round() {
     step(&mut r, request);
     let round = r.take_messages();
     assert!(
-        round.iter().all(|m| !matches!(m.body, MessageBody::ReadIndexResponse { .. })),
+        round
+            .iter()
+            .all(|m| !matches!(m.body, MessageBody::ReadIndexResponse { .. })),
         "no answer before the round is confirmed: {round:?}"
     );
     step(&mut r, ack(3, 2, 2, 1));
@@ -101,8 +112,14 @@ fn a_change_of_leader_fails_every_forwarded_read() {
     assert_eq!(
         states,
         vec![
-            ReadState { read_id: 1, ..failed },
-            ReadState { read_id: 2, ..failed }
+            ReadState {
+                read_id: 1,
+                ..failed
+            },
+            ReadState {
+                read_id: 2,
+                ..failed
+            }
         ]
     );
     // A late answer from the old leader is of an older term: it changes nothing.
@@ -140,7 +157,11 @@ fn an_unanswered_request_is_sent_again_under_a_new_number() {
     assert_eq!(again.len(), 1, "sent again once the timeout passed");
     assert_ne!(again[0].1, first);
     step(&mut r, answer(first, 2));
-    assert_eq!(r.take_read_states(), vec![], "the lost batch's number is retired");
+    assert_eq!(
+        r.take_read_states(),
+        vec![],
+        "the lost batch's number is retired"
+    );
     step(&mut r, answer(again[0].1, 2));
     assert_eq!(r.take_read_states(), vec![ok(1, 2)]);
 }
