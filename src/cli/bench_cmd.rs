@@ -323,7 +323,9 @@ mod tests {
     #[test]
     fn spread_clients_start_round_robin_and_keep_the_rest_as_fallbacks() {
         let addrs: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
-        let firsts: Vec<String> = (0..4).map(|n| spread(addrs.clone(), n)[0].clone()).collect();
+        let firsts: Vec<String> = (0..4)
+            .map(|n| spread(addrs.clone(), n)[0].clone())
+            .collect();
         assert_eq!(firsts, ["a", "b", "c", "a"]);
         assert_eq!(spread(addrs.clone(), 1), ["b", "c", "a"]);
         assert!(spread(Vec::new(), 5).is_empty());
