@@ -449,12 +449,13 @@ impl Raft {
 
     /// Asks for a linearizable read (ReadIndex, thesis §6.4). The answer comes later
     /// through [`Raft::take_read_states`]. A follower that knows the leader asks it
-    /// for a read index (`follower_read.rs`); anyone else refuses.
+    /// for a read index (`follower_read.rs`) unless too many reads wait already;
+    /// anyone else refuses.
     pub fn read_index(&mut self, read_id: u64, now_ms: u64) -> Result<(), NotLeader> {
         self.observe_time(now_ms);
         match (self.role, self.leader) {
             (Role::Leader, _) => self.start_read(ReadRef::Local(read_id)),
-            (Role::Follower, Some(_)) => self.forward_read(read_id),
+            (Role::Follower, Some(_)) => self.forward_read(read_id)?,
             _ => {
                 return Err(NotLeader {
                     leader: self.leader,

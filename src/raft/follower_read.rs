@@ -25,6 +25,13 @@
 use super::fault::MAX_INDEX;
 use super::{Index, MessageBody, NodeId, NotLeader, ReadState, Role, Term};
 
+/// Most reads a follower keeps waiting for a read index (sent or not). Past it a
+/// read is refused with [`NotLeader`] naming the leader, so the client goes there.
+/// Without it, reads the runtime gave up on (their client timed out) would pile up
+/// while requests to a leader that still sends heartbeats go unanswered (a one-way
+/// cut).
+pub(super) const MAX_FORWARDED_READS: usize = 4096;
+
 /// A request for a read index in flight to the leader.
 #[derive(Debug)]
 struct Batch {
@@ -60,6 +67,11 @@ impl ForwardedReads {
         }
     }
 
+    /// How many reads wait, sent or not.
+    pub(super) fn len(&self) -> usize {
+        self.waiting.len() + self.in_flight.as_ref().map_or(0, |b| b.reads.len())
+    }
+
     /// True if no read waits.
     pub(super) fn is_idle(&self) -> bool {
         self.waiting.is_empty() && self.in_flight.is_none()
@@ -72,10 +84,16 @@ impl ForwardedReads {
 }
 
 impl super::core::Raft {
-    /// Follower: takes a read to ask the leader about. The caller checked that a
-    /// leader is known.
-    pub(super) fn forward_read(&mut self, read_id: u64) {
+    /// Follower: takes a read to ask the leader about, unless
+    /// [`MAX_FORWARDED_READS`] wait already. The caller checked that a leader is known.
+    pub(super) fn forward_read(&mut self, read_id: u64) -> Result<(), NotLeader> {
+        if self.forwarded.len() >= MAX_FORWARDED_READS {
+            return Err(NotLeader {
+                leader: self.leader,
+            });
+        }
         self.forwarded.waiting.push(read_id);
+        Ok(())
     }
 
     /// Fails every forwarded read if this member no longer follows the leader (in the

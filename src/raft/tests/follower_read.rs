@@ -2,6 +2,7 @@
 //! at the leader's confirmed index, failed on a change of leader, sent again if lost.
 
 use super::*;
+use crate::raft::follower_read::MAX_FORWARDED_READS;
 
 /// Follower 2 of 3 in term 2, following leader 1, with [1, 2] committed.
 fn follower() -> Raft {
@@ -164,4 +165,19 @@ fn an_unanswered_request_is_sent_again_under_a_new_number() {
     );
     step(&mut r, answer(again[0].1, 2));
     assert_eq!(r.take_read_states(), vec![ok(1, 2)]);
+}
+
+#[test]
+fn a_follower_refuses_reads_past_its_bound_naming_the_leader() {
+    let mut r = follower();
+    for read_id in 0..MAX_FORWARDED_READS as u64 {
+        r.read_index(read_id, 0).expect("under the bound");
+    }
+    let over = MAX_FORWARDED_READS as u64;
+    assert_eq!(r.read_index(over, 0), Err(NotLeader { leader: Some(1) }));
+    // Once the batch in flight is answered, there is room again.
+    let batch = requests(&r.take_messages())[0].1;
+    step(&mut r, answer(batch, 2));
+    assert_eq!(r.take_read_states().len(), MAX_FORWARDED_READS);
+    r.read_index(over, 0).expect("room again");
 }
