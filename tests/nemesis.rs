@@ -1,5 +1,6 @@
 //! The fault-injection suite: real node processes, concurrent library clients doing
-//! put / get / cas / delete on a few keys, and a nemesis that kills (-9) and restarts
+//! put / get / cas / delete on a few keys (each client reading from its own member,
+//! so followers serve linearizable reads too), and a nemesis that kills (-9) and restarts
 //! nodes, pauses them (SIGSTOP/SIGCONT) and cuts directed network links. Every node
 //! reaches every peer through a proxy the test owns, so single links can be cut. The
 //! recorded history must be linearizable, and after healing, killing every node and
@@ -154,6 +155,10 @@ fn client_loop(
         secret,
         ..ClientOptions::default()
     };
+    // Reads go to this client's own member (the first of its rotated list), so
+    // linearizable reads are served by followers as well as the leader; writes go
+    // through the library's leader-following client.
+    let mut reader = Client::new(vec![addrs[0].clone()], opts.clone());
     let mut client = Client::new(addrs, opts);
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut n = 0;
@@ -164,7 +169,7 @@ fn client_loop(
         let call = rec.now();
         let (input, output) = match rng.gen_range(0..20) {
             0..=7 => {
-                let out = match client.get(&key, false) {
+                let out = match reader.get(&key, false) {
                     Ok(v) => {
                         seen.insert(key.clone(), v.clone());
                         Output::Value(v)

@@ -259,6 +259,11 @@ pub struct BenchArgs {
     /// Print one JSON object on stdout instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Client i starts at address i mod the count of --addr (round-robin over every
+    /// member) instead of every client at the first, so reads are served by all
+    /// members; a follower redirects writes to the leader. Default off.
+    #[arg(long)]
+    pub spread: bool,
     /// Per-operation deadline in seconds; an operation that overruns it is an error.
     #[arg(long, default_value_t = 5.0)]
     pub timeout: f64,

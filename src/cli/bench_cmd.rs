@@ -155,13 +155,34 @@ fn key_name(i: u64, size: usize) -> String {
     format!("k{digits:0>width$}")
 }
 
+/// The addresses client `n` tries, in order: `--addr` as given, or with `--spread`
+/// rotated to start at entry `n` (round-robin over the members, the rest kept as
+/// fallbacks).
+fn client_addrs(args: &BenchArgs, n: u64) -> Vec<String> {
+    let addrs = split_addrs(&args.addr);
+    if args.spread {
+        spread(addrs, n)
+    } else {
+        addrs
+    }
+}
+
+/// `addrs` rotated to start at entry `n` (modulo their count).
+fn spread(mut addrs: Vec<String>, n: u64) -> Vec<String> {
+    if !addrs.is_empty() {
+        let first = (n % addrs.len() as u64) as usize;
+        addrs.rotate_left(first);
+    }
+    addrs
+}
+
 fn run_client(args: &BenchArgs, progress: &Progress, ready: &Barrier, n: u64) -> ClientResult {
     let options = ClientOptions {
         cluster: args.cluster.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
         secret: args.secret.clone(),
     };
-    let mut client = Client::new(split_addrs(&args.addr), options);
+    let mut client = Client::new(client_addrs(args, n), options);
     let mut rng = SmallRng::seed_from_u64(rand::random::<u64>() ^ n);
     let value = "v".repeat(args.value_size);
     let mut result = ClientResult::new();
@@ -305,7 +326,18 @@ fn report(args: &BenchArgs, total: &ClientResult, elapsed: Duration) {
 
 #[cfg(test)]
 mod tests {
-    use super::key_name;
+    use super::{key_name, spread};
+
+    #[test]
+    fn spread_clients_start_round_robin_and_keep_the_rest_as_fallbacks() {
+        let addrs: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let firsts: Vec<String> = (0..4)
+            .map(|n| spread(addrs.clone(), n)[0].clone())
+            .collect();
+        assert_eq!(firsts, ["a", "b", "c", "a"]);
+        assert_eq!(spread(addrs.clone(), 1), ["b", "c", "a"]);
+        assert!(spread(Vec::new(), 5).is_empty());
+    }
 
     #[test]
     fn key_names_have_the_requested_size_and_are_distinct() {

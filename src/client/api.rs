@@ -112,8 +112,9 @@ impl Client {
         }
     }
 
-    /// Reads `key`: linearizable through the leader, or the first node that answers
-    /// if `stale`.
+    /// Reads `key`: linearizable (served by the node asked, leader or follower; a
+    /// follower that knows no leader redirects), or from the first node that answers
+    /// with no check if `stale`.
     pub fn get(&mut self, key: &str, stale: bool) -> Result<Option<String>, ClientError> {
         let request = ClientRequest::Get {
             key: key.to_string(),

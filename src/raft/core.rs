@@ -8,10 +8,11 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::fault::{PeerFaults, MAX_TERM};
+use super::follower_read::ForwardedReads;
 use super::log::RaftLog;
 use super::persist::PersistQueue;
 use super::progress::Progress;
-use super::read_index::ReadIndexes;
+use super::read_index::{ReadIndexes, ReadRef};
 use super::snapshot::{Incoming, SnapshotChunk};
 use super::{
     Config, Entry, HardState, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term,
@@ -178,6 +179,8 @@ pub struct Raft {
     pub(super) progress: BTreeMap<NodeId, Progress>,
     /// Leader: ReadIndex requests and rounds.
     pub(super) reads: ReadIndexes,
+    /// Follower: reads waiting for a read index from the leader.
+    pub(super) forwarded: ForwardedReads,
     /// Messages that may be sent at once.
     pub(super) messages: Vec<Message>,
     /// Batches for storage and the messages waiting for them.
@@ -218,8 +221,12 @@ impl Raft {
             "max_entries_per_append must be at least 1"
         );
         let base = initial.log_base;
+        // Its own stream, so the election timeouts are those the seed always gave.
+        let first_batch = SmallRng::seed_from_u64(seed ^ 0x5eed_f0a2_d5ea_d5ed).gen();
+        let forwarded = ForwardedReads::new(first_batch);
         let mut raft = Raft {
             rng: SmallRng::seed_from_u64(seed),
+            forwarded,
             now_ms,
             current_term: initial.hard_state.current_term,
             voted_for: initial.hard_state.voted_for,
@@ -294,6 +301,7 @@ impl Raft {
                 }
             }
         }
+        self.settle_forwarded_reads();
     }
 
     /// The earliest time at which [`Raft::tick`] has something to do.
@@ -310,6 +318,12 @@ impl Raft {
     /// another member are dropped; a message no correct peer sends is dropped and
     /// reported (see [`Raft::take_peer_faults`]).
     pub fn step(&mut self, msg: Message, now_ms: u64) {
+        self.step_message(msg, now_ms);
+        self.settle_forwarded_reads();
+    }
+
+    /// [`Raft::step`], before forwarded reads are settled.
+    fn step_message(&mut self, msg: Message, now_ms: u64) {
         self.observe_time(now_ms);
         if msg.to != self.config.id
             || msg.from == self.config.id
@@ -378,6 +392,12 @@ impl Raft {
             MessageBody::PreVoteResponse { vote_granted } => {
                 self.handle_pre_vote_response(msg.from, vote_granted)
             }
+            MessageBody::ReadIndexRequest { batch } => {
+                self.handle_read_index_request(msg.from, batch)
+            }
+            MessageBody::ReadIndexResponse { batch, read_index } => {
+                self.handle_read_index_response(msg.from, batch, read_index)
+            }
         }
     }
 
@@ -400,7 +420,9 @@ impl Raft {
             | MessageBody::InstallSnapshotResponse { .. }
             | MessageBody::PreVote { .. }
             | MessageBody::PreVoteResponse { .. }
-            | MessageBody::StaleTerm => {}
+            | MessageBody::StaleTerm
+            | MessageBody::ReadIndexRequest { .. }
+            | MessageBody::ReadIndexResponse { .. } => {}
         }
     }
 
@@ -426,21 +448,29 @@ impl Raft {
     }
 
     /// Asks for a linearizable read (ReadIndex, thesis §6.4). The answer comes later
-    /// through [`Raft::take_read_states`].
+    /// through [`Raft::take_read_states`]. A follower that knows the leader asks it
+    /// for a read index (`follower_read.rs`) unless too many reads wait already;
+    /// anyone else refuses.
     pub fn read_index(&mut self, read_id: u64, now_ms: u64) -> Result<(), NotLeader> {
         self.observe_time(now_ms);
-        if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader: self.leader,
-            });
+        match (self.role, self.leader) {
+            (Role::Leader, _) => self.start_read(ReadRef::Local(read_id)),
+            (Role::Follower, Some(_)) => self.forward_read(read_id)?,
+            _ => {
+                return Err(NotLeader {
+                    leader: self.leader,
+                })
+            }
         }
-        self.start_read(read_id);
         Ok(())
     }
 
     /// Messages that may be sent at once. Heartbeats of a newly opened ReadIndex round
-    /// are generated here, so every read recorded since the last call shares one round.
+    /// are generated here, so every read recorded since the last call shares one round;
+    /// so is a follower's batch of reads for the leader.
     pub fn take_messages(&mut self) -> Vec<Message> {
+        self.answer_remote_reads();
+        self.flush_forwarded_reads();
         self.flush_read_round();
         std::mem::take(&mut self.messages)
     }

@@ -15,6 +15,7 @@ impl Raft {
             Role::PreCandidate => self.check_pre_candidate(),
         }
         self.reads.check_invariants();
+        self.check_forwarded_reads();
         assert!(
             self.installing.len() <= super::snapshot::MAX_INSTALLING,
             "{} snapshots remembered as being installed",
@@ -98,6 +99,31 @@ impl Raft {
             "leader {id} keeps votes {:?}",
             self.votes
         );
+    }
+
+    /// Forwarded reads wait only on a follower, for the leader (and term) it follows.
+    fn check_forwarded_reads(&self) {
+        if self.forwarded.is_idle() {
+            return;
+        }
+        let id = self.config.id;
+        assert_eq!(
+            self.role,
+            Role::Follower,
+            "{id} forwards reads but is not a follower"
+        );
+        let leader = self.leader;
+        assert!(
+            leader.is_some(),
+            "follower {id} forwards reads to no leader"
+        );
+        if let Some(sent_to) = self.forwarded.in_flight_to() {
+            assert_eq!(
+                Some(sent_to),
+                leader.map(|l| (l, self.current_term)),
+                "follower {id} waits on a read batch sent to another leader or term"
+            );
+        }
     }
 
     /// A candidate voted for itself and knows no leader.

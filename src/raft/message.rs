@@ -114,6 +114,21 @@ pub enum MessageBody {
     /// about the receiver's current term. A receiver behind its term follows it; a
     /// receiver already in that term ignores it.
     StaleTerm,
+    /// A follower asks the leader for a read index for a batch of its reads
+    /// (thesis §6.4; etcd's `MsgReadIndex`).
+    ReadIndexRequest {
+        /// The follower's number for the batch, echoed in the answer.
+        batch: u64,
+    },
+    /// The leader's answer to `ReadIndexRequest`, once a majority confirmed its
+    /// leadership after the request arrived: the batch's reads may be served once
+    /// the follower has applied `read_index`.
+    ReadIndexResponse {
+        /// The batch answered.
+        batch: u64,
+        /// The leader's commit index when the request arrived.
+        read_index: Index,
+    },
 }
 
 /// Why an `AppendEntries` was rejected and where the leader should retry (§5.3, the

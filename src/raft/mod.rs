@@ -14,7 +14,8 @@
 //!
 //! Files, one concern each: `core.rs` (the struct, inputs and outputs, dispatch),
 //! `election.rs` (§5.2, role changes), `replication.rs` (§5.3, §5.4.2, flow control),
-//! `read_index.rs` (thesis §6.4), `snapshot.rs` (§7: compaction and
+//! `read_index.rs` (thesis §6.4), `follower_read.rs` (a follower's reads, by
+//! a read index from the leader), `snapshot.rs` (§7: compaction and
 //! InstallSnapshot), `persist.rs` (batches and which messages wait for
 //! them), `log.rs` (entries after a base; durable and handed-out boundaries),
 //! `progress.rs` (per-follower probe/replicate and in-flight window),
@@ -26,6 +27,7 @@
 mod check_quorum;
 mod election;
 mod fault;
+mod follower_read;
 mod invariants;
 mod log;
 mod message;

@@ -19,12 +19,26 @@
 //! when its heartbeats are generated, so every message carrying a round was created
 //! after every read of that round was recorded.
 
-use super::{Index, NodeId, NotLeader, ReadState};
+use super::{Index, MessageBody, NodeId, NotLeader, ReadState};
+
+/// Most follower requests (`follower_read.rs`) a leader keeps waiting at once. A
+/// correct follower has one in flight; more come only from a broken peer, and are
+/// dropped (the follower sends again).
+pub(super) const MAX_REMOTE_READS: usize = 1024;
+
+/// Whose read it is: the caller's own, or a follower's batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ReadRef {
+    /// A read the caller asked for with [`super::Raft::read_index`].
+    Local(u64),
+    /// A follower's request for a read index, by batch number.
+    Remote { from: NodeId, batch: u64 },
+}
 
 /// A read waiting for its round to be confirmed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PendingRead {
-    read_id: u64,
+    who: ReadRef,
     read_index: Index,
     round: u64,
 }
@@ -33,7 +47,7 @@ struct PendingRead {
 #[derive(Debug, Default)]
 pub(super) struct ReadIndexes {
     /// Reads that arrived before the leader committed an entry of its term (§6.4 step 1).
-    held: Vec<u64>,
+    held: Vec<ReadRef>,
     /// Reads waiting for a majority to acknowledge their round; rounds ascending.
     pending: Vec<PendingRead>,
     /// The latest closed round: every AppendEntries sent carries it. Not durable: it
@@ -50,24 +64,26 @@ pub(super) struct ReadIndexes {
     pub(super) round_unsent: bool,
     /// Reads whose fate is decided, for `take_read_states`.
     pub(super) ready: Vec<ReadState>,
+    /// Followers' requests confirmed, to answer: (follower, batch, read index).
+    pub(super) remote_ready: Vec<(NodeId, u64, Index)>,
 }
 
 impl ReadIndexes {
     /// Parks a read until the leader commits an entry of its own term.
-    pub(super) fn hold(&mut self, read_id: u64) {
-        self.held.push(read_id);
+    pub(super) fn hold(&mut self, who: ReadRef) {
+        self.held.push(who);
     }
 
     /// Reads parked by `hold`, to be recorded now that they may be.
-    pub(super) fn take_held(&mut self) -> Vec<u64> {
+    pub(super) fn take_held(&mut self) -> Vec<ReadRef> {
         std::mem::take(&mut self.held)
     }
 
     /// Records a read at `commit_index` in the open round (opening one if needed).
-    pub(super) fn record(&mut self, read_id: u64, commit_index: Index) {
+    pub(super) fn record(&mut self, who: ReadRef, commit_index: Index) {
         self.round_unsent = true;
         self.pending.push(PendingRead {
-            read_id,
+            who,
             read_index: commit_index,
             round: self.read_round + 1,
         });
@@ -88,21 +104,36 @@ impl ReadIndexes {
     }
 
     /// Serves at once (a single-voter cluster is its own majority).
-    pub(super) fn confirm_now(&mut self, read_id: u64, commit_index: Index) {
-        self.ready.push(ReadState {
-            read_id,
-            result: Ok(commit_index),
-        });
+    pub(super) fn confirm_now(&mut self, who: ReadRef, commit_index: Index) {
+        self.confirmed(who, commit_index);
+    }
+
+    /// Hands a confirmed read to its owner.
+    fn confirmed(&mut self, who: ReadRef, read_index: Index) {
+        match who {
+            ReadRef::Local(read_id) => self.ready.push(ReadState {
+                read_id,
+                result: Ok(read_index),
+            }),
+            ReadRef::Remote { from, batch } => self.remote_ready.push((from, batch, read_index)),
+        }
+    }
+
+    /// How many followers' requests wait (held or pending).
+    pub(super) fn remote_count(&self) -> usize {
+        let pending = self.pending.iter().map(|r| r.who);
+        let waiting = self.held.iter().copied().chain(pending);
+        waiting
+            .filter(|who| matches!(who, ReadRef::Remote { .. }))
+            .count()
     }
 
     /// Releases every pending read of a round `<= round`.
     pub(super) fn confirm_through(&mut self, round: u64) {
         let split = self.pending.iter().take_while(|r| r.round <= round).count();
-        for r in self.pending.drain(..split) {
-            self.ready.push(ReadState {
-                read_id: r.read_id,
-                result: Ok(r.read_index),
-            });
+        let confirmed: Vec<PendingRead> = self.pending.drain(..split).collect();
+        for r in confirmed {
+            self.confirmed(r.who, r.read_index);
         }
     }
 
@@ -112,26 +143,27 @@ impl ReadIndexes {
     }
 
     /// Leadership is lost: every held or pending read fails, naming the new leader.
+    /// Followers' requests are dropped unanswered: each follower fails its reads
+    /// when it learns of the new term, or sends its request again.
     pub(super) fn fail_all(&mut self, leader: Option<NodeId>) {
         let err = Err(NotLeader { leader });
-        for read_id in self.held.drain(..) {
-            self.ready.push(ReadState {
-                read_id,
-                result: err,
-            });
+        let pending = self.pending.drain(..).map(|r| r.who);
+        let all: Vec<ReadRef> = self.held.drain(..).chain(pending).collect();
+        for who in all {
+            if let ReadRef::Local(read_id) = who {
+                self.ready.push(ReadState {
+                    read_id,
+                    result: err,
+                });
+            }
         }
-        for r in self.pending.drain(..) {
-            self.ready.push(ReadState {
-                read_id: r.read_id,
-                result: err,
-            });
-        }
+        self.remote_ready.clear();
         self.round_unsent = false;
     }
 
     /// True if reads wait for anything.
     pub(super) fn is_idle(&self) -> bool {
-        self.held.is_empty() && self.pending.is_empty()
+        self.held.is_empty() && self.pending.is_empty() && self.remote_ready.is_empty()
     }
 
     /// Asserts the bookkeeping's invariants.
@@ -156,27 +188,44 @@ impl ReadIndexes {
 
 impl super::core::Raft {
     /// Leader: takes a read, holding it if no entry of this term is committed yet.
-    pub(super) fn start_read(&mut self, read_id: u64) {
+    pub(super) fn start_read(&mut self, who: ReadRef) {
         if self.log.term_at(self.commit_index) == Some(self.current_term) {
-            self.record_read(read_id);
+            self.record_read(who);
         } else {
-            self.reads.hold(read_id);
+            self.reads.hold(who);
+        }
+    }
+
+    /// Leader: takes a follower's request for a read index (`follower_read.rs`),
+    /// unless too many wait already.
+    pub(super) fn start_remote_read(&mut self, from: NodeId, batch: u64) {
+        if self.reads.remote_count() < MAX_REMOTE_READS {
+            self.start_read(ReadRef::Remote { from, batch });
+        }
+    }
+
+    /// Leader: answers the followers' requests whose round is confirmed.
+    pub(super) fn answer_remote_reads(&mut self) {
+        for (to, batch, read_index) in std::mem::take(&mut self.reads.remote_ready) {
+            let body = MessageBody::ReadIndexResponse { batch, read_index };
+            let msg = self.message_to(to, body);
+            self.messages.push(msg);
         }
     }
 
     /// Records a read at the current commit index in the open round.
-    fn record_read(&mut self, read_id: u64) {
+    fn record_read(&mut self, who: ReadRef) {
         if self.quorum() == 1 {
-            self.reads.confirm_now(read_id, self.commit_index);
+            self.reads.confirm_now(who, self.commit_index);
         } else {
-            self.reads.record(read_id, self.commit_index);
+            self.reads.record(who, self.commit_index);
         }
     }
 
     /// Leader: the first entry of this term committed; held reads may proceed.
     pub(super) fn release_held_reads(&mut self) {
-        for read_id in self.reads.take_held() {
-            self.record_read(read_id);
+        for who in self.reads.take_held() {
+            self.record_read(who);
         }
     }
 

@@ -175,7 +175,8 @@ impl History {
         self.reads[id as usize - 1].len()
     }
 
-    /// Member `id`, whose commit index is `commit_index`, released `state`.
+    /// Member `id` released `state`; no read may be served beyond `commit_index` (its
+    /// own commit index on a leader, the highest committed anywhere on a follower).
     pub fn on_read_state(&mut self, id: NodeId, state: &ReadState, commit_index: Index) {
         let read = self.reads[id as usize - 1].remove(&state.read_id);
         let Some(read) = read else {

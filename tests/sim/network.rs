@@ -334,6 +334,10 @@ impl fmt::Display for Brief<'_> {
                 write!(f, "PreVoteResponse granted={vote_granted}")
             }
             MessageBody::StaleTerm => write!(f, "StaleTerm"),
+            MessageBody::ReadIndexRequest { batch } => write!(f, "ReadIndexRequest {batch}"),
+            MessageBody::ReadIndexResponse { batch, read_index } => {
+                write!(f, "ReadIndexResponse {batch} at {read_index}")
+            }
         }
     }
 }

@@ -131,13 +131,16 @@ fn safety_phase(cluster: &mut Cluster, params: &SimParams) {
     cluster.check_durable();
 }
 
-/// A client writes or reads at a member that believes it leads (now and then at any
-/// running member, to exercise refusals). Clients hold back writes while the member
+/// A client writes at a member that believes it leads (now and then at any running
+/// member, to exercise refusals); it reads at a leader or, half the time, at any
+/// running member (a follower asks its leader for a read index). Clients hold back writes while the member
 /// has [`MAX_UNCOMMITTED`] entries uncommitted, as clients waiting for answers do;
 /// without that, a slow configuration (one entry per append, slow disks) piles up
 /// thousands of entries that no bounded liveness phase can commit (seed 4036).
 fn client_operation(cluster: &mut Cluster, params: &SimParams) {
-    let candidates = if cluster.rng.gen_bool(0.05) {
+    let read = cluster.rng.gen_range(0..1000) < params.read_per_mille;
+    let anywhere = if read { 0.5 } else { 0.05 };
+    let candidates = if cluster.rng.gen_bool(anywhere) {
         cluster.up()
     } else {
         cluster.leaders()
@@ -146,7 +149,7 @@ fn client_operation(cluster: &mut Cluster, params: &SimParams) {
         return;
     }
     let id = candidates[cluster.rng.gen_range(0..candidates.len())];
-    if cluster.rng.gen_range(0..1000) < params.read_per_mille {
+    if read {
         let _ = cluster.read(id);
         return;
     }
@@ -192,8 +195,9 @@ pub fn liveness_phase(cluster: &mut Cluster) {
     ));
 }
 
-/// Waits for a settled leader, writes and reads through it and waits for every member
-/// to apply the log; returns the leader if all of that worked within `left_ms`.
+/// Waits for a settled leader, writes and reads through it (and reads through every
+/// follower) and waits for every member to apply the log; returns the leader if all of
+/// that worked within `left_ms`.
 fn liveness_round(cluster: &mut Cluster, left_ms: u64) -> Option<NodeId> {
     let deadline_ms = cluster.now_ms + left_ms;
     if !cluster.run_until(left_ms, |c| settled_leader(c).is_some()) {
@@ -202,12 +206,15 @@ fn liveness_round(cluster: &mut Cluster, left_ms: u64) -> Option<NodeId> {
     let leader = settled_leader(cluster)?;
     cluster.propose_new(leader, 8).ok()?;
     let reads_ok = cluster.history.stats.reads_ok;
-    cluster.read(leader).ok()?;
+    let members = cluster.up();
+    for &id in &members {
+        cluster.read(id).ok()?;
+    }
     let left_ms = deadline_ms.saturating_sub(cluster.now_ms);
     cluster.run_until(left_ms, |c| {
-        c.converged() && c.history.reads_waiting(leader) == 0
+        c.converged() && members.iter().all(|&id| c.history.reads_waiting(id) == 0)
     });
-    let served = cluster.history.stats.reads_ok == reads_ok + 1;
+    let served = cluster.history.stats.reads_ok == reads_ok + members.len() as u64;
     (served && cluster.converged() && cluster.leader() == Some(leader)).then_some(leader)
 }
 

@@ -138,12 +138,19 @@ impl Cluster {
                 }
             }
         }
+        // A leader serves at most its own commit index; a follower serves at the
+        // leader's, which it may not have learned yet (it waits to apply it).
+        let limit = if raft.role() == Role::Leader {
+            m.commit_index
+        } else {
+            self.checker.committed().len() as Index
+        };
         for state in raft.take_read_states() {
             self.trace.record(
                 now,
                 format_args!("n{id} read {} -> {:?}", state.read_id, state.result),
             );
-            self.history.on_read_state(id, &state, m.commit_index);
+            self.history.on_read_state(id, &state, limit);
         }
     }
 

@@ -42,6 +42,12 @@ struct Cluster {
     faults: bool,
     leaders: BTreeMap<Term, NodeId>,
     applied: BTreeMap<Index, Entry>,
+    /// Reads asked for and not yet answered: (member, read id) -> the highest index
+    /// applied anywhere when the read was issued (every write acknowledged by then).
+    reads: BTreeMap<(usize, u64), Index>,
+    next_read: u64,
+    /// Reads answered with an index by followers.
+    served_by_followers: usize,
 }
 
 impl Cluster {
@@ -59,6 +65,9 @@ impl Cluster {
             faults: true,
             leaders: BTreeMap::new(),
             applied: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            next_read: 0,
+            served_by_followers: 0,
         }
     }
 
@@ -97,7 +106,27 @@ impl Cluster {
                 e.index
             );
         }
-        r.take_read_states();
+        for state in r.take_read_states() {
+            let Some(issued_after) = self.reads.remove(&(k, state.read_id)) else {
+                panic!(
+                    "member {} answers read {} it never took",
+                    k + 1,
+                    state.read_id
+                );
+            };
+            if let Ok(index) = state.result {
+                // Linearizable reads: serving at `index` shows every acknowledged write.
+                assert!(
+                    index >= issued_after,
+                    "member {} serves read {} at {index}, before {issued_after} applied",
+                    k + 1,
+                    state.read_id
+                );
+                if r.role() != Role::Leader {
+                    self.served_by_followers += 1;
+                }
+            }
+        }
         if r.role() == Role::Leader {
             if !self.leaders.contains_key(&r.term()) {
                 // Leader completeness (§5.4): a new leader holds every applied entry.
@@ -139,12 +168,25 @@ impl Cluster {
             if self.nodes[k].role() == Role::Leader && self.rng.gen_bool(0.3) {
                 let data = self.rng.gen::<u32>().to_le_bytes().to_vec();
                 let _ = self.nodes[k].propose(data, now);
-                let _ = self.nodes[k].read_index(now, now);
+                self.read(k);
+            }
+            if self.rng.gen_bool(0.1) {
+                self.read(k);
             }
             if self.faults && self.rng.gen_bool(0.002) {
                 self.crash(k);
             }
             self.drain(k);
+        }
+    }
+
+    /// Asks member `k` (leader or follower) for a linearizable read.
+    fn read(&mut self, k: usize) {
+        let read_id = self.next_read;
+        self.next_read += 1;
+        let issued_after = self.applied.keys().next_back().copied().unwrap_or(0);
+        if self.nodes[k].read_index(read_id, self.now_ms).is_ok() {
+            self.reads.insert((k, read_id), issued_after);
         }
     }
 
@@ -170,6 +212,7 @@ impl Cluster {
     /// Kill member `k`: unwritten batches are lost; restart from its disk.
     fn crash(&mut self, k: usize) {
         self.writing[k].clear();
+        self.reads.retain(|&(member, _), _| member != k);
         let disk = &self.disks[k];
         let initial = InitialState {
             hard_state: disk.hard_state,
@@ -196,6 +239,7 @@ fn randomized_clusters_stay_safe_under_faults_and_make_progress_when_healed() {
         }
         c.faults = false;
         let before = c.applied.len();
+        let served_before = c.served_by_followers;
         for _ in 0..2000 {
             c.step();
         }
@@ -207,5 +251,11 @@ fn randomized_clusters_stay_safe_under_faults_and_make_progress_when_healed() {
             "seed {seed}: no progress once healed ({before} -> {})",
             c.applied.len()
         );
+        if n > 1 {
+            assert!(
+                c.served_by_followers > served_before + 10,
+                "seed {seed}: followers served no reads once healed"
+            );
+        }
     }
 }

@@ -4,6 +4,7 @@
 mod check_quorum;
 mod cluster;
 mod election;
+mod follower_read;
 mod fuzz;
 mod peer_fault;
 mod persistence;

@@ -200,9 +200,9 @@ fn single_voter_confirms_reads_at_once_after_its_first_commit() {
 }
 
 #[test]
-fn followers_refuse_reads_and_proposals_naming_the_leader() {
+fn followers_refuse_proposals_naming_the_leader_and_reads_without_a_leader() {
     let mut r = node(2, 3, &[], 1);
+    assert_eq!(r.read_index(1, 0), Err(NotLeader { leader: None }));
     step(&mut r, append(1, 2, 1, (0, 0), vec![], 0));
-    assert_eq!(r.read_index(1, 0), Err(NotLeader { leader: Some(1) }));
     assert_eq!(r.propose(vec![1], 0), Err(NotLeader { leader: Some(1) }));
 }
