@@ -6,6 +6,7 @@ use bincode::Options;
 use serde::{Deserialize, Serialize};
 
 use super::command::{decode_request, Command, CommandResult};
+use super::digest::StateDigest;
 use super::error::{KvError, KvErrorKind};
 use super::session::{Check, Session, SessionTable};
 
@@ -18,8 +19,8 @@ pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
 pub const DEFAULT_MAX_SESSION_BYTES: u64 = 32 << 20;
 
 /// Version of the snapshot encoding, checked by [`KvStore::restore`]. Format 2 added
-/// the session byte bound.
-const SNAPSHOT_FORMAT: u32 = 2;
+/// the session byte bound; format 3 the state digest. Format 2 is still read.
+const SNAPSHOT_FORMAT: u32 = 3;
 
 /// The replicated state machine.
 ///
@@ -42,6 +43,8 @@ pub struct KvStore {
     sessions: SessionTable,
     /// Index of the last log entry applied (0 before any).
     applied_index: u64,
+    /// Invariant: the digest of `map` (module `kv::digest`).
+    digest: StateDigest,
 }
 
 /// The snapshot layout, borrowed for encoding.
@@ -53,11 +56,30 @@ struct SnapshotRef<'a> {
     max_session_bytes: u64,
     map: &'a BTreeMap<Box<str>, Box<str>>,
     sessions: &'a BTreeMap<u64, Session>,
+    digest: u64,
 }
 
 /// The snapshot layout, owned for decoding; same fields in the same order.
 #[derive(Deserialize)]
 struct SnapshotOwned {
+    format: u32,
+    applied_index: u64,
+    max_sessions: u64,
+    max_session_bytes: u64,
+    map: BTreeMap<Box<str>, Box<str>>,
+    sessions: BTreeMap<u64, Session>,
+    /// `None` in format 2, which had no digest.
+    #[serde(deserialize_with = "some_u64")]
+    digest: Option<u64>,
+}
+
+fn some_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    u64::deserialize(d).map(Some)
+}
+
+/// Format 2's layout, without the digest.
+#[derive(Deserialize)]
+struct SnapshotV2 {
     format: u32,
     applied_index: u64,
     max_sessions: u64,
@@ -93,6 +115,7 @@ impl KvStore {
             map: BTreeMap::new(),
             sessions: SessionTable::new(max_sessions, max_session_bytes),
             applied_index: 0,
+            digest: StateDigest::default(),
         }
     }
 
@@ -141,16 +164,22 @@ impl KvStore {
     fn execute(&mut self, command: Command) -> CommandResult {
         match command {
             Command::Put { key, value } => {
-                self.map.insert(key.into(), value.into());
+                self.set(key, value);
                 CommandResult::Put
             }
-            Command::Delete { key } => CommandResult::Deleted {
-                existed: self.map.remove(key.as_str()).is_some(),
-            },
+            Command::Delete { key } => {
+                let old = self.map.remove(key.as_str());
+                if let Some(old) = &old {
+                    self.digest.remove(key.as_bytes(), old.as_bytes());
+                }
+                CommandResult::Deleted {
+                    existed: old.is_some(),
+                }
+            }
             Command::Cas { key, expected, new } => {
                 let current = self.map.get(key.as_str()).map(|v| &**v);
                 if current == expected.as_deref() {
-                    self.map.insert(key.into(), new.into());
+                    self.set(key, new);
                     CommandResult::CasOk
                 } else {
                     CommandResult::CasMismatch {
@@ -159,6 +188,20 @@ impl KvStore {
                 }
             }
         }
+    }
+
+    /// Sets `key` to `value`, keeping the digest.
+    fn set(&mut self, key: String, value: String) {
+        self.digest.add(key.as_bytes(), value.as_bytes());
+        if let Some(old) = self.map.insert(key.as_str().into(), value.into()) {
+            self.digest.remove(key.as_bytes(), old.as_bytes());
+        }
+    }
+
+    /// The digest of the map as of `applied_index`: equal on every member that
+    /// applied the same entries (module `kv::digest`).
+    pub fn digest(&self) -> u64 {
+        self.digest.value()
     }
 
     /// The value of `key`, as of `applied_index`.
@@ -201,6 +244,7 @@ impl KvStore {
             max_session_bytes: self.sessions.max_bytes(),
             map: &self.map,
             sessions: self.sessions.sessions(),
+            digest: self.digest.value(),
         };
         match bincode::DefaultOptions::new().serialize(&view) {
             Ok(bytes) => bytes,
@@ -222,15 +266,13 @@ impl KvStore {
         Ok(kv)
     }
 
-    /// Decodes a snapshot made by [`KvStore::snapshot`], checking its invariants.
+    /// Decodes a snapshot made by [`KvStore::snapshot`], checking its invariants and
+    /// that its data hashes to the digest it carries: a snapshot altered after it was
+    /// encoded is refused even if its file checksum was recomputed.
     pub fn restore(bytes: &[u8]) -> Result<KvStore, KvError> {
         let bad = |why: String| KvError::new(KvErrorKind::BadSnapshot(why));
-        let snap: SnapshotOwned = bincode::DefaultOptions::new()
-            .with_limit(bytes.len() as u64)
-            .reject_trailing_bytes()
-            .deserialize(bytes)
-            .map_err(|e| bad(e.to_string()))?;
-        if snap.format != SNAPSHOT_FORMAT {
+        let snap = decode_snapshot(bytes).map_err(|e| bad(e.to_string()))?;
+        if snap.format != SNAPSHOT_FORMAT && snap.format != 2 {
             return Err(bad(format!("unknown format {}", snap.format)));
         }
         let max_sessions = usize::try_from(snap.max_sessions)
@@ -245,10 +287,45 @@ impl KvStore {
                 snap.applied_index
             )));
         }
+        let digest = StateDigest::of(
+            snap.map
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        );
+        if let Some(carried) = snap.digest {
+            if carried != digest.value() {
+                return Err(bad(format!(
+                    "state digest mismatch: the snapshot says {carried:#018x}, its data \
+                     hashes to {:#018x}; the data was altered after it was written",
+                    digest.value()
+                )));
+            }
+        }
         Ok(KvStore {
             map: snap.map,
             sessions,
             applied_index: snap.applied_index,
+            digest,
         })
     }
+}
+
+/// Decodes either layout: the format number comes first in both.
+fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotOwned, bincode::Error> {
+    let options = bincode::DefaultOptions::new().with_limit(bytes.len() as u64);
+    let format: u32 = options.allow_trailing_bytes().deserialize(bytes)?;
+    let options = options.reject_trailing_bytes();
+    if format != 2 {
+        return options.deserialize(bytes);
+    }
+    let v2: SnapshotV2 = options.deserialize(bytes)?;
+    Ok(SnapshotOwned {
+        format: v2.format,
+        applied_index: v2.applied_index,
+        max_sessions: v2.max_sessions,
+        max_session_bytes: v2.max_session_bytes,
+        map: v2.map,
+        sessions: v2.sessions,
+        digest: None,
+    })
 }
