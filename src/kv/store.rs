@@ -287,11 +287,7 @@ impl KvStore {
                 snap.applied_index
             )));
         }
-        let digest = StateDigest::of(
-            snap.map
-                .iter()
-                .map(|(k, v)| (k.as_bytes(), v.as_bytes())),
-        );
+        let digest = StateDigest::of(snap.map.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
         if let Some(carried) = snap.digest {
             if carried != digest.value() {
                 return Err(bad(format!(
