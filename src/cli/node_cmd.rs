@@ -87,6 +87,8 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.max_clients = args.max_clients;
     config.client_idle_timeout_ms = args.client_idle_timeout_ms;
     config.snapshot_catchup_entries = args.snapshot_catchup_entries;
+    config.digest_check_entries = args.digest_check_entries;
+    config.quota_bytes = args.quota_bytes;
     config.validate()?;
     Ok(config)
 }

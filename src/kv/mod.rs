@@ -19,7 +19,8 @@ mod session;
 mod store;
 
 pub use command::{
-    decode_request, encode_request, Command, CommandResult, Request, MAX_REQUEST_BYTES,
+    decode_request, encode_check, encode_request, Command, CommandResult, Request,
+    MAX_REQUEST_BYTES,
 };
 pub use digest::{pair_hash, StateDigest};
 pub use error::{KvError, KvErrorKind};

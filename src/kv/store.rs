@@ -45,6 +45,12 @@ pub struct KvStore {
     applied_index: u64,
     /// Invariant: the digest of `map` (module `kv::digest`).
     digest: StateDigest,
+    /// Invariant: the sum of the lengths of the keys and values in `map`.
+    data_bytes: u64,
+    /// Test-only fault: a put of this key stores its value with the first byte's low
+    /// bit flipped, as a non-deterministic or buggy state machine would (set from the
+    /// environment variable `RAFTKV_TEST_FLIP_KEY` by the node; never in snapshots).
+    flip_key: Option<Box<str>>,
 }
 
 /// The snapshot layout, borrowed for encoding.
@@ -116,7 +122,19 @@ impl KvStore {
             sessions: SessionTable::new(max_sessions, max_session_bytes),
             applied_index: 0,
             digest: StateDigest::default(),
+            data_bytes: 0,
+            flip_key: None,
         }
+    }
+
+    /// Test-only fault: see the `flip_key` field. Used by the divergence tests.
+    pub fn set_flip_key(&mut self, key: Option<String>) {
+        self.flip_key = key.map(Into::into);
+    }
+
+    /// Bytes of keys and values held: what `--quota-bytes` limits.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
     }
 
     /// Applies the payload of the committed entry at `index` (must be
@@ -126,6 +144,11 @@ impl KvStore {
     pub fn apply(&mut self, index: u64, payload: &[u8]) -> Result<CommandResult, KvError> {
         self.advance(index);
         let request = decode_request(payload)?;
+        if request.command == Command::Check {
+            return Ok(CommandResult::Checked {
+                digest: self.digest.value(),
+            });
+        }
         let (client_id, seq) = (request.client_id, request.seq);
         match self.sessions.check(client_id, seq) {
             Check::Fresh => {
@@ -171,6 +194,7 @@ impl KvStore {
                 let old = self.map.remove(key.as_str());
                 if let Some(old) = &old {
                     self.digest.remove(key.as_bytes(), old.as_bytes());
+                    self.data_bytes -= (key.len() + old.len()) as u64;
                 }
                 CommandResult::Deleted {
                     existed: old.is_some(),
@@ -187,14 +211,23 @@ impl KvStore {
                     }
                 }
             }
+            // Handled before the session table in `apply`; kept total here.
+            Command::Check => CommandResult::Checked {
+                digest: self.digest.value(),
+            },
         }
     }
 
-    /// Sets `key` to `value`, keeping the digest.
-    fn set(&mut self, key: String, value: String) {
+    /// Sets `key` to `value`, keeping the digest and the byte count.
+    fn set(&mut self, key: String, mut value: String) {
+        if self.flip_key.as_deref() == Some(key.as_str()) {
+            value = flip_first_byte(value);
+        }
         self.digest.add(key.as_bytes(), value.as_bytes());
+        self.data_bytes += (key.len() + value.len()) as u64;
         if let Some(old) = self.map.insert(key.as_str().into(), value.into()) {
             self.digest.remove(key.as_bytes(), old.as_bytes());
+            self.data_bytes -= (key.len() + old.len()) as u64;
         }
     }
 
@@ -297,13 +330,32 @@ impl KvStore {
                 )));
             }
         }
+        let data_bytes = snap
+            .map
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
         Ok(KvStore {
             map: snap.map,
             sessions,
             applied_index: snap.applied_index,
             digest,
+            data_bytes,
+            flip_key: None,
         })
     }
+}
+
+/// `value` with its first byte's low bit flipped (if that keeps it UTF-8 and it is
+/// not empty), for the test-only fault.
+fn flip_first_byte(value: String) -> String {
+    let mut bytes = value.into_bytes();
+    if let Some(first) = bytes.first_mut() {
+        if first.is_ascii() {
+            *first ^= 1;
+        }
+    }
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Decodes either layout: the format number comes first in both.

@@ -368,6 +368,7 @@ mod model {
                         CommandResult::CasMismatch { current }
                     }
                 }
+                Command::Check => unreachable!("the model's histories hold no checks"),
             }
         }
     }
@@ -483,4 +484,33 @@ fn digest_depends_only_on_the_map() {
     assert_ne!(a.digest(), KvStore::new().digest());
     let restored = KvStore::restore(&a.snapshot()).expect("own snapshot restores");
     assert_eq!(restored.digest(), a.digest());
+}
+
+#[test]
+fn a_check_entry_reports_the_digest_and_changes_nothing_else() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 1, 1, put("k", "v"));
+    let before = kv.snapshot();
+    let result = kv.apply(2, &encode_check()).expect("check applies");
+    assert_eq!(
+        result,
+        CommandResult::Checked {
+            digest: kv.digest()
+        }
+    );
+    assert_eq!(kv.session_count(), 1, "a check opened a session");
+    let mut expected = KvStore::restore(&before).expect("own snapshot restores");
+    expected.apply_noop(2);
+    assert_eq!(kv, expected);
+}
+
+#[test]
+fn data_bytes_follow_puts_and_deletes() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 1, 1, put("ab", "cde"));
+    assert_eq!(kv.data_bytes(), 5);
+    apply(&mut kv, 1, 2, put("ab", "c"));
+    assert_eq!(kv.data_bytes(), 3);
+    apply(&mut kv, 1, 3, del("ab"));
+    assert_eq!(kv.data_bytes(), 0);
 }

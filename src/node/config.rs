@@ -51,7 +51,16 @@ pub struct NodeConfig {
     pub snapshot_catchup_entries: u64,
     /// Most snapshot bytes in one InstallSnapshot chunk.
     pub snapshot_chunk_bytes: usize,
+    /// The leader appends a state digest check every this many entries; 0 never
+    /// (`--digest-check-entries`, module `node::integrity`).
+    pub digest_check_entries: u64,
+    /// Writes that set a value are refused once the keys and values held reach this
+    /// many bytes (`--quota-bytes`).
+    pub quota_bytes: u64,
 }
+
+/// Default of `--quota-bytes`: 2 GiB, etcd's default backend quota.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
 
 impl NodeConfig {
     /// The defaults (as `raftkv node --help` shows them) for member `id` of `peers`.
@@ -78,6 +87,8 @@ impl NodeConfig {
             snapshot_bytes: 64 << 20,
             snapshot_catchup_entries: 5000,
             snapshot_chunk_bytes: 1 << 20,
+            digest_check_entries: super::integrity::DEFAULT_DIGEST_CHECK_ENTRIES,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
         }
     }
 

@@ -177,6 +177,7 @@ impl Shared {
     /// every other thread out of Raft.
     #[must_use = "the wake-ups must be delivered once the core lock is released"]
     pub fn dispatch_deferred(&self, core: &mut CoreState) -> Wakeups {
+        super::integrity::compare(core, self.config.id, self.config.peers.len());
         self.log_role_change(core);
         self.route(core.raft.take_messages());
         self.release_reads(core);

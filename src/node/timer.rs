@@ -6,6 +6,9 @@
 //! earlier (e.g. on becoming leader); shutdown. A valid heartbeat moves the election
 //! deadline later: the timer then wakes at the old deadline, finds nothing due and
 //! sleeps again.
+//!
+//! It also writes the integrity alarms `dispatch` queued under the core lock
+//! (`Integrity::unlogged`), after releasing it; they wait at most until its next wake.
 
 use super::shared::Shared;
 use crate::raft::Role;
@@ -17,6 +20,16 @@ pub fn run(shared: &Shared) {
     while !core.shutdown {
         let now = shared.now_ms();
         let due = core.raft.next_tick_ms();
+        if !core.integrity.unlogged.is_empty() {
+            // Integrity alarms are decided under the core lock; log them without it.
+            let lines = std::mem::take(&mut core.integrity.unlogged);
+            drop(core);
+            for line in lines {
+                shared.log.error(format_args!("{line}"));
+            }
+            core = shared.lock_core();
+            continue;
+        }
         if now >= due {
             core.raft.tick(now);
             shared.dispatch(&mut core);

@@ -184,6 +184,8 @@ pub struct Raft {
     /// Follower: the snapshot transfer being received, if any (volatile: a restart
     /// starts any transfer over).
     pub(super) incoming: Option<Incoming>,
+    /// State digest checks to attach and those received.
+    pub(super) digests: super::digest_check::DigestChecks,
 }
 
 impl Raft {
@@ -230,6 +232,7 @@ impl Raft {
             messages: Vec::new(),
             persist: PersistQueue::new(initial.hard_state),
             incoming: None,
+            digests: Default::default(),
             config,
         };
         raft.reset_election_deadline();
@@ -324,6 +327,7 @@ impl Raft {
             self.reject_stale(msg);
             return;
         }
+        self.note_digest_report(&msg);
         match msg.body {
             MessageBody::RequestVote {
                 last_log_index,
@@ -344,6 +348,7 @@ impl Raft {
                 match_index,
                 conflict,
                 read_round,
+                ..
             } => self.handle_append_entries_response(
                 msg.from,
                 success,
@@ -380,6 +385,7 @@ impl Raft {
                 match_index: prev_log_index,
                 conflict: None,
                 read_round,
+                check: None,
             },
             MessageBody::InstallSnapshot { last, .. } => MessageBody::InstallSnapshotResponse {
                 last,

@@ -23,6 +23,7 @@
 //! `invariants.rs` (`check_invariants`).
 
 mod check_quorum;
+mod digest_check;
 mod election;
 mod invariants;
 mod log;
@@ -35,6 +36,7 @@ mod replication;
 mod snapshot;
 mod types;
 
+pub use digest_check::{DigestCheck, MAX_DIGEST_REPORTS};
 pub use message::{ConflictHint, Message, MessageBody};
 pub use snapshot::SnapshotChunk;
 pub use types::{Entry, HardState, Index, LogPosition, NodeId, Payload, Term};

@@ -71,6 +71,7 @@ impl Raft {
                 entries,
                 leader_commit: self.commit_index,
                 read_round: self.reads.read_round,
+                check: self.digests.local,
             },
         );
         let now_ms = self.now_ms;
@@ -121,6 +122,7 @@ impl Raft {
             entries: Vec::new(),
             leader_commit: self.commit_index,
             read_round: self.reads.read_round,
+            check: self.digests.local,
         };
         let msg = self.message_to(peer, body);
         let now_ms = self.now_ms;
@@ -219,6 +221,7 @@ impl Raft {
             entries,
             leader_commit,
             read_round,
+            ..
         } = msg.body
         else {
             return;
@@ -236,6 +239,7 @@ impl Raft {
                 match_index: covered.min(self.log.base().index),
                 conflict: None,
                 read_round,
+                check: self.digests.local,
             };
             let reply = self.message_to(msg.from, body);
             self.send_durable(reply);
@@ -253,6 +257,7 @@ impl Raft {
                     match_index,
                     conflict: None,
                     read_round,
+                    check: self.digests.local,
                 }
             }
             _ => MessageBody::AppendEntriesResponse {
@@ -260,6 +265,7 @@ impl Raft {
                 match_index: prev_log_index,
                 conflict: Some(self.conflict_hint(prev_log_index)),
                 read_round,
+                check: self.digests.local,
             },
         };
         let reply = self.message_to(msg.from, body);

@@ -92,6 +92,8 @@ pub struct Cluster {
     extra_args: Vec<String>,
     /// Per node, its own `--peers` list if set (e.g. peers reached through proxies).
     peer_lists: Vec<Option<String>>,
+    /// Per node, environment variables set from its next start (test-only faults).
+    envs: Vec<Vec<(String, String)>>,
 }
 
 impl Cluster {
@@ -124,6 +126,7 @@ impl Cluster {
             addrs,
             children: (0..n).map(|_| None).collect(),
             peer_lists: vec![None; n],
+            envs: vec![Vec::new(); n],
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -164,6 +167,11 @@ impl Cluster {
         self.peer_lists[i] = Some(peers.join(","));
     }
 
+    /// Sets an environment variable for node `i` from its next start.
+    pub fn set_env(&mut self, i: usize, key: &str, value: &str) {
+        self.envs[i].push((key.to_string(), value.to_string()));
+    }
+
     /// Sends `signal` (e.g. "STOP", "CONT") to node `i` if it runs.
     pub fn signal(&mut self, i: usize, signal: &str) {
         if let Some(child) = self.children[i].as_ref() {
@@ -186,6 +194,7 @@ impl Cluster {
         let log2 = log.try_clone().expect("clone log handle");
         let child = Command::new(BIN)
             .args(self.node_args(i))
+            .envs(self.envs[i].iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

@@ -188,6 +188,7 @@ fn requests_from_an_older_term_are_refused_with_our_term() {
         match_index: 1,
         conflict: None,
         read_round: 0,
+        check: None,
     };
     assert_eq!(
         r.take_messages(),
