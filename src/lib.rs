@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod client;
+pub mod fuzzing;
 pub mod kv;
 pub mod limits;
 pub mod logging;
