@@ -5,7 +5,10 @@
 use std::path::Path;
 
 /// The targets and their entry points; a corpus directory not listed here fails.
-const TARGETS: [(&str, fn(&[u8])); 4] = [
+/// A decoder entry point.
+type Target = fn(&[u8]);
+
+const TARGETS: [(&str, Target); 4] = [
     ("frames", raftkv::fuzzing::frames),
     ("messages", raftkv::fuzzing::messages),
     ("snapshot", raftkv::fuzzing::snapshot),
