@@ -94,6 +94,8 @@ pub struct Cluster {
     peer_lists: Vec<Option<String>>,
     /// Per node, environment variables set from its next start (test-only faults).
     envs: Vec<Vec<(String, String)>>,
+    /// Per node, `raftkv node` flags after the common ones, from its next start.
+    node_extra: Vec<Vec<String>>,
 }
 
 impl Cluster {
@@ -127,6 +129,7 @@ impl Cluster {
             children: (0..n).map(|_| None).collect(),
             peer_lists: vec![None; n],
             envs: vec![Vec::new(); n],
+            node_extra: vec![Vec::new(); n],
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
         }
     }
@@ -157,6 +160,7 @@ impl Cluster {
             self.data_dir(i).display().to_string(),
         ];
         args.extend(self.extra_args.iter().cloned());
+        args.extend(self.node_extra[i].iter().cloned());
         args
     }
 
@@ -165,6 +169,12 @@ impl Cluster {
     pub fn set_peers(&mut self, i: usize, peers: Vec<String>) {
         assert_eq!(peers[i], self.addrs[i], "node {}'s own entry", i + 1);
         self.peer_lists[i] = Some(peers.join(","));
+    }
+
+    /// Adds `raftkv node` flags for node `i` alone (after the common ones, so they
+    /// win), from its next start.
+    pub fn set_node_args(&mut self, i: usize, args: &[&str]) {
+        self.node_extra[i] = args.iter().map(|s| s.to_string()).collect();
     }
 
     /// Sets an environment variable for node `i` from its next start.
