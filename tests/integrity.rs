@@ -111,3 +111,43 @@ fn writes_over_the_quota_are_refused_but_deletes_and_reads_work() {
     });
     assert!(alarm.is_some(), "NOSPACE stays after the delete");
 }
+
+#[test]
+fn a_leader_whose_state_is_in_the_minority_names_itself_and_steps_down() {
+    let interval = INTERVAL.to_string();
+    let mut cluster = Cluster::new(3, &["--digest-check-entries", &interval]);
+    for i in 0..3 {
+        cluster.start_node(i);
+    }
+    let leader = cluster.leader();
+    // Both followers store "victim" altered: the leader is the odd one out.
+    for follower in (0..3).filter(|&i| i != leader) {
+        cluster.kill(follower);
+        cluster.set_env(follower, "RAFTKV_TEST_FLIP_KEY", "victim");
+        cluster.start_node(follower);
+    }
+    put(&cluster, "victim", "value");
+    for n in 0..2 * INTERVAL {
+        put(&cluster, &format!("after{n}"), "x");
+    }
+    let alarm = wait_for(Duration::from_secs(10), || {
+        field(&cluster, leader, "alarm").filter(|a| a != "none")
+    })
+    .unwrap_or_else(|| panic!("no alarm on the leader\n{}", cluster.logs()));
+    let (named, _) = parse_alarm(&alarm).unwrap_or_else(|| panic!("alarm {alarm:?}"));
+    assert_eq!(
+        named,
+        leader + 1,
+        "the leader does not name itself: {alarm}"
+    );
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let new_leader = cluster.wait_leader(&others, Duration::from_secs(10));
+    assert!(new_leader.is_some(), "no new leader\n{}", cluster.logs());
+    assert_ne!(field(&cluster, leader, "role").as_deref(), Some("leader"));
+    let read = cluster.client(&[leader], &["get", "--stale", "victim"]);
+    assert_eq!(
+        read.code,
+        Some(3),
+        "the diverged member served a read: {read:?}"
+    );
+}

@@ -5,10 +5,13 @@
 //! receives with its own digest at that index:
 //!
 //! - a follower whose digest differs from the leader's marks itself corrupt: it stops
-//!   serving reads and its `status` shows `alarm: CORRUPT n<self> at index <i>`;
+//!   serving reads and its `status` shows `alarm: CORRUPT n<self> at index <i>`. It
+//!   cannot tell alone whether it or the leader diverged, so the mark is lifted if a
+//!   leader's later check agrees with it (after a leader in the minority withdrew and
+//!   a member of the majority was elected);
 //! - a leader that sees a follower differ raises `alarm: CORRUPT n<id> at index <i>`;
 //!   if a majority of the voters differ from it, the leader is the odd one out: it
-//!   marks itself corrupt and steps down.
+//!   marks itself corrupt and withdraws (steps down and never campaigns again).
 //!
 //! Everything here runs under the core lock (it is part of `CoreState`); what must be
 //! logged is queued in `unlogged` and written by the timer thread after it releases
@@ -42,8 +45,12 @@ pub struct Integrity {
     last_proposed: Index,
     /// The divergence alarm, as `status` shows it (`CORRUPT n<id> at index <i>`).
     pub alarm: Option<String>,
-    /// True once this member found its own state divergent: it serves no reads.
+    /// True while this member's state is believed divergent: it serves no reads.
     pub self_corrupt: bool,
+    /// Follower: the check index at which its digest differed from its leader's.
+    differed_at: Option<Index>,
+    /// Set when a majority disagreed with this member as leader: permanent.
+    withdrawn: bool,
     /// Lines to log once the core lock is released (at most [`MAX_UNLOGGED`]).
     pub unlogged: Vec<String>,
 }
@@ -97,13 +104,24 @@ fn compare_one(core: &mut CoreState, me: NodeId, voters: usize, from: NodeId, ch
     let Some(&own) = integrity.ledger.get(&check.index) else {
         return; // not applied here yet, or forgotten
     };
+    let index = check.index;
+    let follower = core.raft.role() != Role::Leader;
     if own == check.digest {
+        if follower && !integrity.withdrawn && integrity.differed_at.is_some_and(|i| i < index) {
+            integrity.self_corrupt = false;
+            integrity.differed_at = None;
+            integrity.alarm = None;
+            integrity.say(format!(
+                "the leader n{from}'s state digest at index {index} agrees with this \
+                 member's: alarm cleared"
+            ));
+        }
         return;
     }
-    let index = check.index;
-    if core.raft.role() != Role::Leader {
+    if follower {
         if !integrity.self_corrupt {
             integrity.self_corrupt = true;
+            integrity.differed_at = Some(index);
             integrity.raise(me, index);
             integrity.say(format!(
                 "CORRUPT: this member's state digest at index {index} is {own:#018x}, the \
@@ -128,15 +146,16 @@ fn compare_one(core: &mut CoreState, me: NodeId, voters: usize, from: NodeId, ch
          back with a fresh data directory",
         check.digest
     ));
-    if count > voters / 2 && !integrity.self_corrupt {
+    if count > voters / 2 && !integrity.withdrawn {
         integrity.self_corrupt = true;
+        integrity.withdrawn = true;
         integrity.alarm = Some(format!("CORRUPT n{me} at index {index}"));
         integrity.say(format!(
             "CORRUPT: {count} of {voters} members disagree with this leader's state digest \
              at index {index}: this leader's data diverged; stepping down and serving no \
              reads. Remove this member and add it back with a fresh data directory"
         ));
-        core.raft.step_down();
+        core.raft.withdraw();
     }
 }
 

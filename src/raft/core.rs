@@ -284,7 +284,7 @@ impl Raft {
             }
             Role::Follower | Role::Candidate | Role::PreCandidate => {
                 if self.now_ms >= self.election_deadline_ms {
-                    self.election_timeout();
+                    self.election_timeout_unless_withdrawn();
                 }
             }
         }

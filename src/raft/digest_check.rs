@@ -31,6 +31,8 @@ pub(super) struct DigestChecks {
     pub(super) local: Option<DigestCheck>,
     /// (sender, its check), oldest first, at most [`MAX_DIGEST_REPORTS`].
     reports: Vec<(NodeId, DigestCheck)>,
+    /// Set by [`Raft::withdraw`]: never campaign.
+    withdrawn: bool,
 }
 
 impl Raft {
@@ -46,11 +48,23 @@ impl Raft {
         std::mem::take(&mut self.digests.reports)
     }
 
-    /// A leader that found its state in the minority gives up leadership: it becomes
-    /// a follower of its current term (its log and vote are untouched).
-    pub fn step_down(&mut self) {
+    /// A member whose state diverged withdraws from leadership for good (until it
+    /// restarts): a leader becomes a follower of its current term (its log and vote
+    /// are untouched), and it never starts an election again; it still votes and
+    /// replicates, so the others keep their majority.
+    pub fn withdraw(&mut self) {
+        self.digests.withdrawn = true;
         if self.role == Role::Leader {
             self.become_follower(self.current_term, None);
+        }
+    }
+
+    /// An election timeout: campaigns, unless [`Raft::withdraw`] was called.
+    pub(super) fn election_timeout_unless_withdrawn(&mut self) {
+        if self.digests.withdrawn {
+            self.reset_election_deadline();
+        } else {
+            self.election_timeout();
         }
     }
 
