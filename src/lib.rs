@@ -30,6 +30,7 @@
 
 pub mod client;
 pub mod crypto;
+pub mod fuzzing;
 pub mod kv;
 pub mod limits;
 pub mod logging;

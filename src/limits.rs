@@ -135,6 +135,7 @@ mod tests {
                 entries,
                 leader_commit: u64::MAX,
                 read_round: u64::MAX,
+                check: None,
             },
         }
     }

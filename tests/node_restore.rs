@@ -79,3 +79,48 @@ fn a_consistent_snapshot_starts() {
     let node = Node::start(config(tmp.path())).expect("a consistent snapshot starts");
     drop(node);
 }
+
+#[test]
+fn a_snapshot_whose_data_was_altered_under_a_recomputed_crc_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    write_snapshot(tmp.path(), 2, 1);
+    // Rewrite it with a put whose value is then altered in the encoded bytes; saving
+    // through storage recomputes the file's CRC, so only the state digest can tell.
+    let mut kv = KvStore::new();
+    kv.apply_noop(1);
+    let put = raftkv::kv::encode_request(&raftkv::kv::Request {
+        client_id: 1,
+        seq: 1,
+        command: raftkv::kv::Command::Put {
+            key: "k".into(),
+            value: "hello".into(),
+        },
+    });
+    kv.apply(2, &put).expect("put applies");
+    let mut data = kv.snapshot();
+    let at = data
+        .windows(5)
+        .position(|w| w == b"hello")
+        .expect("value in the snapshot");
+    data[at] = b'j';
+    let cfg = config(tmp.path());
+    let meta = Meta {
+        node_id: cfg.id,
+        cluster: cfg.cluster.clone(),
+        peers: cfg.peers.clone(),
+    };
+    let (mut storage, _) = Storage::open(tmp.path(), &meta).expect("open storage");
+    let last = LogPosition { index: 2, term: 1 };
+    storage
+        .save_snapshot(&SnapshotFile { last, data })
+        .expect("save snapshot");
+    drop(storage);
+    match Node::start(config(tmp.path())) {
+        Ok(_) => panic!("a node started from a snapshot whose data was altered"),
+        Err(err @ NodeError::Snapshot(_)) => {
+            let text = err.to_string();
+            assert!(text.contains("digest"), "{text}");
+        }
+        Err(other) => panic!("wrong error: {other}"),
+    }
+}

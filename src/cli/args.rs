@@ -122,6 +122,16 @@ pub struct NodeArgs {
     /// a node refuses to start, as anyone who reaches the port could act as a member.
     #[arg(long)]
     pub insecure: bool,
+    /// The leader appends a state digest check to the log every this many entries;
+    /// each member compares its digest of the whole key-value state with the
+    /// leader's, and a mismatch raises `alarm: CORRUPT ...` in `status`. 0 disables.
+    #[arg(long, default_value_t = raftkv::node::integrity::DEFAULT_DIGEST_CHECK_ENTRIES)]
+    pub digest_check_entries: u64,
+    /// Once the keys and values held reach this many bytes, writes that set a value
+    /// (put, cas) are refused (client exit code 4) and `status` shows
+    /// `alarm: NOSPACE`; deletes and reads still work. Default 2 GiB, as etcd's quota.
+    #[arg(long, default_value_t = raftkv::node::config::DEFAULT_QUOTA_BYTES)]
+    pub quota_bytes: u64,
 }
 
 /// Flags of `raftkv client`.

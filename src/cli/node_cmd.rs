@@ -103,6 +103,8 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.client_idle_timeout_ms = args.client_idle_timeout_ms;
     config.snapshot_catchup_entries = args.snapshot_catchup_entries;
     config.secrets = secrets;
+    config.digest_check_entries = args.digest_check_entries;
+    config.quota_bytes = args.quota_bytes;
     config.validate()?;
     Ok(config)
 }

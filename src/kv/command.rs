@@ -35,6 +35,10 @@ pub enum Command {
         /// The value to store on success.
         new: String,
     },
+    /// A state digest check (proposed by the leader every `--digest-check-entries`
+    /// entries): changes nothing; every member notes its digest at this index. Its
+    /// request carries client id 0 and is outside the session table.
+    Check,
 }
 
 /// The outcome of applying a [`Command`].
@@ -53,6 +57,11 @@ pub enum CommandResult {
     CasMismatch {
         /// The value found instead of the expected one.
         current: Option<String>,
+    },
+    /// A `Check` was applied: the member's state digest at its index.
+    Checked {
+        /// The digest (`KvStore::digest`).
+        digest: u64,
     },
 }
 
@@ -83,6 +92,15 @@ pub fn encode_request(r: &Request) -> Vec<u8> {
             r.client_id, r.seq
         ),
     }
+}
+
+/// The payload of a state digest check entry.
+pub fn encode_check() -> Vec<u8> {
+    encode_request(&Request {
+        client_id: 0,
+        seq: 0,
+        command: Command::Check,
+    })
 }
 
 /// Decodes a log entry payload. Fails on malformed, oversized or trailing bytes.

@@ -13,13 +13,16 @@
 //! order. The policy is on [`KvStore`] and in the module `kv::session`.
 
 mod command;
+mod digest;
 mod error;
 mod session;
 mod store;
 
 pub use command::{
-    decode_request, encode_request, Command, CommandResult, Request, MAX_REQUEST_BYTES,
+    decode_request, encode_check, encode_request, Command, CommandResult, Request,
+    MAX_REQUEST_BYTES,
 };
+pub use digest::{pair_hash, StateDigest};
 pub use error::{KvError, KvErrorKind};
 pub use store::{KvStore, DEFAULT_MAX_SESSIONS, DEFAULT_MAX_SESSION_BYTES};
 

@@ -6,6 +6,7 @@ use bincode::Options;
 use serde::{Deserialize, Serialize};
 
 use super::command::{decode_request, Command, CommandResult};
+use super::digest::StateDigest;
 use super::error::{KvError, KvErrorKind};
 use super::session::{Check, Session, SessionTable};
 
@@ -18,8 +19,8 @@ pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
 pub const DEFAULT_MAX_SESSION_BYTES: u64 = 32 << 20;
 
 /// Version of the snapshot encoding, checked by [`KvStore::restore`]. Format 2 added
-/// the session byte bound.
-const SNAPSHOT_FORMAT: u32 = 2;
+/// the session byte bound; format 3 the state digest. Format 2 is still read.
+const SNAPSHOT_FORMAT: u32 = 3;
 
 /// The replicated state machine.
 ///
@@ -42,6 +43,14 @@ pub struct KvStore {
     sessions: SessionTable,
     /// Index of the last log entry applied (0 before any).
     applied_index: u64,
+    /// Invariant: the digest of `map` (module `kv::digest`).
+    digest: StateDigest,
+    /// Invariant: the sum of the lengths of the keys and values in `map`.
+    data_bytes: u64,
+    /// Test-only fault: a put of this key stores its value with the first byte's low
+    /// bit flipped, as a non-deterministic or buggy state machine would (set from the
+    /// environment variable `RAFTKV_TEST_FLIP_KEY` by the node; never in snapshots).
+    flip_key: Option<Box<str>>,
 }
 
 /// The snapshot layout, borrowed for encoding.
@@ -53,11 +62,30 @@ struct SnapshotRef<'a> {
     max_session_bytes: u64,
     map: &'a BTreeMap<Box<str>, Box<str>>,
     sessions: &'a BTreeMap<u64, Session>,
+    digest: u64,
 }
 
 /// The snapshot layout, owned for decoding; same fields in the same order.
 #[derive(Deserialize)]
 struct SnapshotOwned {
+    format: u32,
+    applied_index: u64,
+    max_sessions: u64,
+    max_session_bytes: u64,
+    map: BTreeMap<Box<str>, Box<str>>,
+    sessions: BTreeMap<u64, Session>,
+    /// `None` in format 2, which had no digest.
+    #[serde(deserialize_with = "some_u64")]
+    digest: Option<u64>,
+}
+
+fn some_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    u64::deserialize(d).map(Some)
+}
+
+/// Format 2's layout, without the digest.
+#[derive(Deserialize)]
+struct SnapshotV2 {
     format: u32,
     applied_index: u64,
     max_sessions: u64,
@@ -93,7 +121,20 @@ impl KvStore {
             map: BTreeMap::new(),
             sessions: SessionTable::new(max_sessions, max_session_bytes),
             applied_index: 0,
+            digest: StateDigest::default(),
+            data_bytes: 0,
+            flip_key: None,
         }
+    }
+
+    /// Test-only fault: see the `flip_key` field. Used by the divergence tests.
+    pub fn set_flip_key(&mut self, key: Option<String>) {
+        self.flip_key = key.map(Into::into);
+    }
+
+    /// Bytes of keys and values held: what `--quota-bytes` limits.
+    pub fn data_bytes(&self) -> u64 {
+        self.data_bytes
     }
 
     /// Applies the payload of the committed entry at `index` (must be
@@ -103,6 +144,11 @@ impl KvStore {
     pub fn apply(&mut self, index: u64, payload: &[u8]) -> Result<CommandResult, KvError> {
         self.advance(index);
         let request = decode_request(payload)?;
+        if request.command == Command::Check {
+            return Ok(CommandResult::Checked {
+                digest: self.digest.value(),
+            });
+        }
         let (client_id, seq) = (request.client_id, request.seq);
         match self.sessions.check(client_id, seq) {
             Check::Fresh => {
@@ -141,16 +187,23 @@ impl KvStore {
     fn execute(&mut self, command: Command) -> CommandResult {
         match command {
             Command::Put { key, value } => {
-                self.map.insert(key.into(), value.into());
+                self.set(key, value);
                 CommandResult::Put
             }
-            Command::Delete { key } => CommandResult::Deleted {
-                existed: self.map.remove(key.as_str()).is_some(),
-            },
+            Command::Delete { key } => {
+                let old = self.map.remove(key.as_str());
+                if let Some(old) = &old {
+                    self.digest.remove(key.as_bytes(), old.as_bytes());
+                    self.data_bytes -= (key.len() + old.len()) as u64;
+                }
+                CommandResult::Deleted {
+                    existed: old.is_some(),
+                }
+            }
             Command::Cas { key, expected, new } => {
                 let current = self.map.get(key.as_str()).map(|v| &**v);
                 if current == expected.as_deref() {
-                    self.map.insert(key.into(), new.into());
+                    self.set(key, new);
                     CommandResult::CasOk
                 } else {
                     CommandResult::CasMismatch {
@@ -158,7 +211,30 @@ impl KvStore {
                     }
                 }
             }
+            // Handled before the session table in `apply`; kept total here.
+            Command::Check => CommandResult::Checked {
+                digest: self.digest.value(),
+            },
         }
+    }
+
+    /// Sets `key` to `value`, keeping the digest and the byte count.
+    fn set(&mut self, key: String, mut value: String) {
+        if self.flip_key.as_deref() == Some(key.as_str()) {
+            value = flip_first_byte(value);
+        }
+        self.digest.add(key.as_bytes(), value.as_bytes());
+        self.data_bytes += (key.len() + value.len()) as u64;
+        if let Some(old) = self.map.insert(key.as_str().into(), value.into()) {
+            self.digest.remove(key.as_bytes(), old.as_bytes());
+            self.data_bytes -= (key.len() + old.len()) as u64;
+        }
+    }
+
+    /// The digest of the map as of `applied_index`: equal on every member that
+    /// applied the same entries (module `kv::digest`).
+    pub fn digest(&self) -> u64 {
+        self.digest.value()
     }
 
     /// The value of `key`, as of `applied_index`.
@@ -201,6 +277,7 @@ impl KvStore {
             max_session_bytes: self.sessions.max_bytes(),
             map: &self.map,
             sessions: self.sessions.sessions(),
+            digest: self.digest.value(),
         };
         match bincode::DefaultOptions::new().serialize(&view) {
             Ok(bytes) => bytes,
@@ -222,15 +299,13 @@ impl KvStore {
         Ok(kv)
     }
 
-    /// Decodes a snapshot made by [`KvStore::snapshot`], checking its invariants.
+    /// Decodes a snapshot made by [`KvStore::snapshot`], checking its invariants and
+    /// that its data hashes to the digest it carries: a snapshot altered after it was
+    /// encoded is refused even if its file checksum was recomputed.
     pub fn restore(bytes: &[u8]) -> Result<KvStore, KvError> {
         let bad = |why: String| KvError::new(KvErrorKind::BadSnapshot(why));
-        let snap: SnapshotOwned = bincode::DefaultOptions::new()
-            .with_limit(bytes.len() as u64)
-            .reject_trailing_bytes()
-            .deserialize(bytes)
-            .map_err(|e| bad(e.to_string()))?;
-        if snap.format != SNAPSHOT_FORMAT {
+        let snap = decode_snapshot(bytes).map_err(|e| bad(e.to_string()))?;
+        if snap.format != SNAPSHOT_FORMAT && snap.format != 2 {
             return Err(bad(format!("unknown format {}", snap.format)));
         }
         let max_sessions = usize::try_from(snap.max_sessions)
@@ -245,10 +320,60 @@ impl KvStore {
                 snap.applied_index
             )));
         }
+        let digest = StateDigest::of(snap.map.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+        if let Some(carried) = snap.digest {
+            if carried != digest.value() {
+                return Err(bad(format!(
+                    "state digest mismatch: the snapshot says {carried:#018x}, its data \
+                     hashes to {:#018x}; the data was altered after it was written",
+                    digest.value()
+                )));
+            }
+        }
+        let data_bytes = snap
+            .map
+            .iter()
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
         Ok(KvStore {
             map: snap.map,
             sessions,
             applied_index: snap.applied_index,
+            digest,
+            data_bytes,
+            flip_key: None,
         })
     }
+}
+
+/// `value` with its first byte's low bit flipped (if that keeps it UTF-8 and it is
+/// not empty), for the test-only fault.
+fn flip_first_byte(value: String) -> String {
+    let mut bytes = value.into_bytes();
+    if let Some(first) = bytes.first_mut() {
+        if first.is_ascii() {
+            *first ^= 1;
+        }
+    }
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// Decodes either layout: the format number comes first in both.
+fn decode_snapshot(bytes: &[u8]) -> Result<SnapshotOwned, bincode::Error> {
+    let options = bincode::DefaultOptions::new().with_limit(bytes.len() as u64);
+    let format: u32 = options.allow_trailing_bytes().deserialize(bytes)?;
+    let options = options.reject_trailing_bytes();
+    if format != 2 {
+        return options.deserialize(bytes);
+    }
+    let v2: SnapshotV2 = options.deserialize(bytes)?;
+    Ok(SnapshotOwned {
+        format: v2.format,
+        applied_index: v2.applied_index,
+        max_sessions: v2.max_sessions,
+        max_session_bytes: v2.max_session_bytes,
+        map: v2.map,
+        sessions: v2.sessions,
+        digest: None,
+    })
 }

@@ -290,8 +290,8 @@ fn corrupt_snapshots_are_refused() {
     let mut longer = bytes.clone();
     longer.push(0);
     assert!(KvStore::restore(&longer).is_err());
-    for format in [1, 3] {
-        // 1: before the session byte bound; 3: not yet defined.
+    for format in [1, 4] {
+        // 1: before the session byte bound; 4: not yet defined.
         let mut wrong_format = bytes.clone();
         wrong_format[0] = format;
         let err = KvStore::restore(&wrong_format).expect_err("unknown format accepted");
@@ -368,6 +368,7 @@ mod model {
                         CommandResult::CasMismatch { current }
                     }
                 }
+                Command::Check => unreachable!("the model's histories hold no checks"),
             }
         }
     }
@@ -446,4 +447,70 @@ fn restore_at_refuses_a_state_machine_at_another_index() {
         applied_index: 2,
     };
     assert_eq!(err, Err(mismatch));
+}
+
+/// Replaces the first occurrence of `from` in `bytes` by `to` (same length).
+fn alter(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern in the snapshot");
+    bytes[at..at + to.len()].copy_from_slice(to);
+}
+
+#[test]
+fn snapshot_with_altered_data_is_refused() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 1, 1, put("k1", "hello"));
+    apply(&mut kv, 1, 2, put("k2", "world"));
+    let mut bytes = kv.snapshot();
+    alter(&mut bytes, b"hello", b"jello");
+    // Still a well-formed encoding: only the digest can tell.
+    let err = KvStore::restore(&bytes).expect_err("an altered snapshot restores");
+    assert!(err.to_string().contains("digest"), "{err}");
+}
+
+#[test]
+fn digest_depends_only_on_the_map() {
+    let mut a = KvStore::new();
+    apply(&mut a, 1, 1, put("x", "1"));
+    apply(&mut a, 1, 2, put("y", "2"));
+    apply(&mut a, 1, 3, cas("x", Some("1"), "3"));
+    apply(&mut a, 1, 4, del("y"));
+    let mut b = KvStore::new();
+    apply(&mut b, 2, 1, put("x", "3"));
+    assert_eq!(a.digest(), b.digest());
+    assert_ne!(a.digest(), KvStore::new().digest());
+    let restored = KvStore::restore(&a.snapshot()).expect("own snapshot restores");
+    assert_eq!(restored.digest(), a.digest());
+}
+
+#[test]
+fn a_check_entry_reports_the_digest_and_changes_nothing_else() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 1, 1, put("k", "v"));
+    let before = kv.snapshot();
+    let result = kv.apply(2, &encode_check()).expect("check applies");
+    assert_eq!(
+        result,
+        CommandResult::Checked {
+            digest: kv.digest()
+        }
+    );
+    assert_eq!(kv.session_count(), 1, "a check opened a session");
+    let mut expected = KvStore::restore(&before).expect("own snapshot restores");
+    expected.apply_noop(2);
+    assert_eq!(kv, expected);
+}
+
+#[test]
+fn data_bytes_follow_puts_and_deletes() {
+    let mut kv = KvStore::new();
+    apply(&mut kv, 1, 1, put("ab", "cde"));
+    assert_eq!(kv.data_bytes(), 5);
+    apply(&mut kv, 1, 2, put("ab", "c"));
+    assert_eq!(kv.data_bytes(), 3);
+    apply(&mut kv, 1, 3, del("ab"));
+    assert_eq!(kv.data_bytes(), 0);
 }

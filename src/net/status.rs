@@ -31,19 +31,28 @@ pub struct StatusReport {
     pub snapshot_bytes: u64,
     /// On a leader: each other peer's match index. Empty otherwise.
     pub match_index: Vec<(NodeId, Index)>,
+    /// `none`, `CORRUPT n<id> at index <i>` (a state digest mismatch), `NOSPACE`
+    /// (`--quota-bytes` reached), or both joined by `, `.
+    pub alarm: String,
 }
 
 impl StatusReport {
     /// One `key: value` line per field, in the order and with the keys README.md lists:
-    /// `leader` is `ID ADDR` or `none`, then `peer.N.match_index` for each entry of
-    /// `match_index` (the node fills it only while leader). Every line ends in `\n`.
+    /// `leader` is `ID ADDR` or `none`, `alarm` `none` or the alarms, then
+    /// `peer.N.match_index` for each entry of `match_index` (the node fills it only
+    /// while leader). Every line ends in `\n`.
     pub fn to_lines(&self) -> String {
         let leader = match &self.leader {
             Some((id, addr)) => format!("{id} {addr}"),
             None => "none".to_string(),
         };
+        let alarm = if self.alarm.is_empty() {
+            "none"
+        } else {
+            &self.alarm
+        };
         let mut out = String::new();
-        let fields: [(&str, &dyn std::fmt::Display); 10] = [
+        let fields: [(&str, &dyn std::fmt::Display); 11] = [
             ("id", &self.id),
             ("role", &self.role),
             ("term", &self.term),
@@ -54,6 +63,7 @@ impl StatusReport {
             ("last_index", &self.last_index),
             ("snapshot_index", &self.snapshot_index),
             ("snapshot_bytes", &self.snapshot_bytes),
+            ("alarm", &alarm),
         ];
         for (key, value) in fields {
             let _ = writeln!(out, "{key}: {value}");

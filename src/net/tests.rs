@@ -44,6 +44,7 @@ fn append_message() -> Message {
             ],
             leader_commit: 4,
             read_round: 9,
+            check: None,
         },
     }
 }
@@ -297,10 +298,11 @@ fn status_lines_follow_design_section_4() {
         snapshot_index: 2,
         snapshot_bytes: 345,
         match_index: vec![(2, 11), (3, 7)],
+        alarm: String::new(),
     };
     let expected = "id: 1\nrole: leader\nterm: 5\nleader: 1 127.0.0.1:8001\n\
         commit_index: 10\napplied_index: 9\nfirst_index: 3\nlast_index: 11\n\
-        snapshot_index: 2\nsnapshot_bytes: 345\n\
+        snapshot_index: 2\nsnapshot_bytes: 345\nalarm: none\n\
         peer.2.match_index: 11\npeer.3.match_index: 7\n";
     assert_eq!(report.to_lines(), expected);
     report.role = "follower".to_string();
@@ -308,7 +310,10 @@ fn status_lines_follow_design_section_4() {
     report.match_index.clear();
     let lines = report.to_lines();
     assert!(lines.contains("\nleader: none\n"), "{lines}");
-    assert!(lines.ends_with("snapshot_bytes: 345\n"), "{lines}");
+    assert!(
+        lines.ends_with("snapshot_bytes: 345\nalarm: none\n"),
+        "{lines}"
+    );
 }
 
 mod fuzz {

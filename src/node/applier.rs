@@ -81,7 +81,8 @@ pub fn run(shared: &Shared) {
     }
 }
 
-type Applied = (Index, Term, Option<Result<CommandResult, KvError>>);
+/// One applied entry: index, term and the state machine's result (`None`: a no-op).
+pub(super) type Applied = (Index, Term, Option<Result<CommandResult, KvError>>);
 
 /// Waits for work; `None` on shutdown. A received snapshot goes before any entry, so
 /// no entry after it is applied to the state machine it replaces.
@@ -116,6 +117,7 @@ fn finish(shared: &Shared, results: &[Applied]) {
         if let Some((last, _, _)) = results.last() {
             core.advance_applied(*last);
         }
+        super::integrity::after_apply(shared, &mut core, results);
         shared.dispatch_deferred(&mut core)
     };
     // Wake the waiting connection threads after releasing the core lock: each wake is a

@@ -19,6 +19,14 @@ pub const MAX_UNCOMMITTED_ENTRIES: u64 = 8192;
 pub fn handle(shared: &Shared, request: ClientRequest) -> ClientResponse {
     match request {
         ClientRequest::Write(request) => write(shared, request),
+        ClientRequest::Get { .. } if shared.lock_core().integrity.self_corrupt => {
+            ClientResponse::Unavailable {
+                reason: "this member's state diverged from the cluster's (alarm CORRUPT); \
+                         it serves no reads: ask another member"
+                    .into(),
+                outcome_unknown: false,
+            }
+        }
         ClientRequest::Get { key, stale: true } => {
             ClientResponse::Value(shared.lock_kv().get(&key).map(str::to_string))
         }
@@ -78,6 +86,12 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
                 outcome_unknown: false,
             };
         }
+        if core.raft.role() == Role::Leader {
+            // Only the leader judges: a follower's store may lag behind a delete.
+            if let Some(refusal) = over_quota(shared, &request) {
+                return refusal;
+            }
+        }
         let now = shared.now_ms();
         let position = match core.raft.propose(payload, now) {
             Ok(position) => position,
@@ -123,6 +137,24 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
     }
 }
 
+/// The refusal of a write that sets a value once the data reached `--quota-bytes`
+/// (deletes pass: they free space). Called on the leader with the core lock held: takes
+/// the KV lock after it (the lock order).
+fn over_quota(shared: &Shared, request: &Request) -> Option<ClientResponse> {
+    if matches!(request.command, kv::Command::Delete { .. }) {
+        return None;
+    }
+    let held = shared.lock_kv().data_bytes();
+    let quota = shared.config.quota_bytes;
+    (held >= quota).then(|| ClientResponse::Error {
+        message: format!(
+            "quota exceeded (alarm NOSPACE): the store holds {held} bytes of keys and values, \
+             --quota-bytes is {quota}; delete keys or restart the members with a larger \
+             --quota-bytes"
+        ),
+    })
+}
+
 /// ReadIndex (thesis §6.4): confirm leadership with a majority, wait until the state
 /// machine has applied the commit index recorded for the read, then read locally.
 fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
@@ -165,10 +197,14 @@ fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
 /// are a follower's, and `role` stays leader|follower|candidate (the status keys
 /// scripts parse, listed in README.md).
 pub fn status_report(shared: &Shared) -> StatusReport {
-    let (status, applied_index) = {
+    let (status, applied_index, corrupt) = {
         let core = shared.lock_core();
-        (core.raft.status(), core.applied_index)
+        let corrupt = core.integrity.alarm.clone();
+        (core.raft.status(), core.applied_index, corrupt)
     };
+    let nospace =
+        (shared.lock_kv().data_bytes() >= shared.config.quota_bytes).then(|| "NOSPACE".to_string());
+    let alarm = [corrupt, nospace].into_iter().flatten().collect::<Vec<_>>();
     let role = match status.role {
         Role::Leader => "leader",
         Role::Follower | Role::PreCandidate => "follower",
@@ -196,5 +232,6 @@ pub fn status_report(shared: &Shared) -> StatusReport {
             .snapshot_bytes
             .load(crate::sync::atomic::Ordering::Relaxed),
         match_index: status.match_index,
+        alarm: alarm.join(", "),
     }
 }

@@ -55,7 +55,16 @@ pub struct NodeConfig {
     /// The secrets demanded of peers and clients in the hello, and proved to peers
     /// (`--peer-secret-file`, `--client-secret-file`); none by default.
     pub secrets: NodeSecrets,
+    /// The leader appends a state digest check every this many entries; 0 never
+    /// (`--digest-check-entries`, module `node::integrity`).
+    pub digest_check_entries: u64,
+    /// Writes that set a value are refused once the keys and values held reach this
+    /// many bytes (`--quota-bytes`).
+    pub quota_bytes: u64,
 }
+
+/// Default of `--quota-bytes`: 2 GiB, etcd's default backend quota.
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 << 30;
 
 impl NodeConfig {
     /// The defaults (as `raftkv node --help` shows them) for member `id` of `peers`.
@@ -83,6 +92,8 @@ impl NodeConfig {
             snapshot_catchup_entries: 5000,
             snapshot_chunk_bytes: 1 << 20,
             secrets: NodeSecrets::default(),
+            digest_check_entries: super::integrity::DEFAULT_DIGEST_CHECK_ENTRIES,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
         }
     }
 

@@ -7,6 +7,7 @@
 //! output is left behind with nobody woken to handle it.
 
 use super::deferred_log::DeferredLog;
+use super::integrity::Integrity;
 use super::pending::PendingRequests;
 use crate::kv::KvStore;
 use crate::raft::{Index, LogPosition, NodeId, Raft, Role, Term};
@@ -39,6 +40,8 @@ pub struct CoreState {
     /// A state machine decoded from a snapshot received from the leader, to replace
     /// the KV store (writer → applier; the applier is woken through `apply_wanted`).
     pub kv_restore: Option<(Index, KvStore)>,
+    /// State digest checks and the alarm (module `node::integrity`).
+    pub integrity: Integrity,
 }
 
 /// A snapshot of the state machine taken by the applier, waiting for the writer.
@@ -65,6 +68,7 @@ impl CoreState {
             snapshot_job: None,
             snapshot_in_progress: false,
             kv_restore: None,
+            integrity: Integrity::default(),
         }
     }
 

@@ -20,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod core_state;
 pub mod deferred_log;
+pub mod integrity;
 pub mod listener;
 #[cfg(all(test, shuttle))]
 mod models;
@@ -145,6 +146,14 @@ impl Node {
                 .map_err(NodeError::Snapshot)?,
             None => KvStore::new(),
         };
+        let mut kv = kv;
+        if let Ok(key) = std::env::var("RAFTKV_TEST_FLIP_KEY") {
+            // Test-only fault (see `KvStore::set_flip_key`): the divergence tests.
+            log.warn(format_args!(
+                "test fault: puts of {key:?} are stored altered"
+            ));
+            kv.set_flip_key(Some(key));
+        }
         let applied_index = recovered.log_base.index;
         let raft = Raft::new(
             raft_config(&config),

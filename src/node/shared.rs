@@ -187,6 +187,8 @@ impl Shared {
     /// would stall the whole node.
     #[must_use = "the wake-ups must be delivered once the core lock is released"]
     pub fn dispatch_deferred(&self, core: &mut CoreState) -> Wakeups {
+        super::integrity::compare(core, self.config.id, self.config.peers.len());
+        self.note_integrity(core);
         self.note_role_change(core);
         self.note_peer_faults(core);
         self.route(core.raft.take_messages());
@@ -226,6 +228,14 @@ impl Shared {
 
     /// Queues an error line for each message the core dropped as impossible from a
     /// correct peer (a broken or corrupt peer; the line names it).
+    /// Queues the integrity alarms `integrity::compare` decided, to be written after
+    /// the core lock is released.
+    fn note_integrity(&self, core: &mut CoreState) {
+        for line in std::mem::take(&mut core.integrity.unlogged) {
+            core.deferred_log.push(&self.log, Level::Error, line);
+        }
+    }
+
     fn note_peer_faults(&self, core: &mut CoreState) {
         let faults = core.raft.take_peer_faults();
         for fault in faults.faults {

@@ -194,6 +194,8 @@ pub struct Raft {
     pub(super) installing: Vec<LogPosition>,
     /// Messages from peers that no correct peer sends, for `take_peer_faults`.
     pub(super) faults: PeerFaults,
+    /// State digest checks to attach and those received.
+    pub(super) digests: super::digest_check::DigestChecks,
 }
 
 impl Raft {
@@ -246,6 +248,7 @@ impl Raft {
             incoming: None,
             installing: Vec::new(),
             faults: PeerFaults::default(),
+            digests: Default::default(),
             config,
         };
         raft.reset_election_deadline();
@@ -297,7 +300,7 @@ impl Raft {
             }
             Role::Follower | Role::Candidate | Role::PreCandidate => {
                 if self.now_ms >= self.election_deadline_ms {
-                    self.election_timeout();
+                    self.election_timeout_unless_withdrawn();
                 }
             }
         }
@@ -353,6 +356,7 @@ impl Raft {
             self.reject_stale(msg);
             return;
         }
+        self.note_digest_report(&msg);
         match msg.body {
             MessageBody::RequestVote {
                 last_log_index,
@@ -373,6 +377,7 @@ impl Raft {
                 match_index,
                 conflict,
                 read_round,
+                ..
             } => self.handle_append_entries_response(
                 msg.from,
                 success,

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::digest_check::DigestCheck;
 use super::types::{Entry, Index, LogPosition, NodeId, Term};
 
 /// One message between two members.
@@ -46,6 +47,8 @@ pub enum MessageBody {
         /// The leader's ReadIndex round when it sent this (thesis §6.4); echoed back so
         /// an acknowledgement proves leadership at a time after the reads of that round.
         read_round: u64,
+        /// The leader's latest state digest check, for the follower to compare.
+        check: Option<DigestCheck>,
     },
     /// The answer to `AppendEntries`.
     AppendEntriesResponse {
@@ -58,6 +61,8 @@ pub enum MessageBody {
         conflict: Option<ConflictHint>,
         /// The `read_round` of the request this answers.
         read_round: u64,
+        /// The follower's latest state digest check, for the leader to compare.
+        check: Option<DigestCheck>,
     },
     /// One chunk of the leader's snapshot, for a follower that needs entries the
     /// leader has compacted away (§7, thesis §5.3). Chunks of one snapshot are sent one

@@ -25,6 +25,7 @@
 //! `invariants.rs` (`check_invariants`).
 
 mod check_quorum;
+mod digest_check;
 mod election;
 mod fault;
 mod follower_read;
@@ -39,6 +40,7 @@ mod replication;
 mod snapshot;
 mod types;
 
+pub use digest_check::{DigestCheck, MAX_DIGEST_REPORTS};
 pub use fault::{PeerFault, PeerFaults, MAX_INDEX, MAX_PEER_FAULTS, MAX_TERM};
 pub use message::{ConflictHint, Message, MessageBody};
 pub use snapshot::SnapshotChunk;

@@ -72,6 +72,7 @@ impl Raft {
                 entries,
                 leader_commit: self.commit_index,
                 read_round: self.reads.read_round,
+                check: self.digests.local,
             },
         );
         let now_ms = self.now_ms;
@@ -122,6 +123,7 @@ impl Raft {
             entries: Vec::new(),
             leader_commit: self.commit_index,
             read_round: self.reads.read_round,
+            check: self.digests.local,
         };
         let msg = self.message_to(peer, body);
         let now_ms = self.now_ms;
@@ -228,6 +230,7 @@ impl Raft {
             entries,
             leader_commit,
             read_round,
+            ..
         } = msg.body
         else {
             return;
@@ -250,6 +253,7 @@ impl Raft {
                         match_index: covered,
                         conflict: None,
                         read_round,
+                        check: self.digests.local,
                     };
                     let reply = self.message_to(from, body);
                     self.send_durable(reply);
@@ -279,6 +283,7 @@ impl Raft {
                     match_index,
                     conflict: None,
                     read_round,
+                    check: self.digests.local,
                 }
             }
             _ => MessageBody::AppendEntriesResponse {
@@ -286,6 +291,7 @@ impl Raft {
                 match_index: prev_log_index,
                 conflict: Some(self.conflict_hint(prev_log_index)),
                 read_round,
+                check: self.digests.local,
             },
         };
         let reply = self.message_to(from, body);

@@ -338,10 +338,13 @@ impl Cluster {
         if !holds {
             m.shadow = entries.iter().map(Slot::of).collect();
         }
+        let digest = super::invariants::digest_of(&entries);
         m.store.install(last, entries);
         let restore = raft.snapshot_installed(last, now);
         if restore {
             m.applied = last.index;
+            m.digest = digest;
+            self.checker.check_digest(id, last.index, m.digest.value());
         }
         m.checked_commit = m.checked_commit.max(last.index);
         self.trace.record(

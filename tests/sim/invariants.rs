@@ -40,6 +40,23 @@ pub fn payload_key(payload: &Payload) -> u64 {
     }
 }
 
+/// The state digest of a simulated state machine that stores each command's payload
+/// under its fingerprint, using the runtime's digest (`raftkv::kv::StateDigest`).
+pub fn digest_of(entries: &[Entry]) -> raftkv::kv::StateDigest {
+    let mut digest = raftkv::kv::StateDigest::default();
+    for entry in entries {
+        apply_digest(&mut digest, entry);
+    }
+    digest
+}
+
+/// Applies `entry` to a simulated state machine's digest (see [`digest_of`]).
+pub fn apply_digest(digest: &mut raftkv::kv::StateDigest, entry: &Entry) {
+    if let Payload::Command(data) = &entry.payload {
+        digest.add(&payload_key(&entry.payload).to_le_bytes(), data);
+    }
+}
+
 /// One position of a log as the checker sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
@@ -80,6 +97,8 @@ pub struct Checker {
     committed: Vec<Committed>,
     /// Payload keys of committed commands, to catch one command committed twice.
     committed_commands: HashSet<u64>,
+    /// State digests: index -> (digest after applying it, member that first reported it).
+    digests: HashMap<Index, (u64, NodeId)>,
 }
 
 impl Checker {
@@ -91,6 +110,7 @@ impl Checker {
             positions: HashMap::new(),
             committed: Vec::new(),
             committed_commands: HashSet::new(),
+            digests: HashMap::new(),
         }
     }
 
@@ -224,6 +244,16 @@ impl Checker {
                 known_in_term: term,
             });
         }
+    }
+
+    /// Member `id`'s state machine has `digest` after applying index `index`: every
+    /// member that applied `index` must have the same.
+    pub fn check_digest(&mut self, id: NodeId, index: Index, digest: u64) {
+        let (first, by) = *self.digests.entry(index).or_insert((digest, id));
+        assert_eq!(
+            digest, first,
+            "state digest: n{id} has {digest:#x} after index {index}, n{by} had {first:#x}"
+        );
     }
 
     /// Member `id` handed `entry` to its state machine.

@@ -38,6 +38,8 @@ pub struct Member {
     pub checked_commit: Index,
     /// Index of the last entry taken from `take_committed`.
     pub applied: Index,
+    /// The state digest after applying `applied` (see `invariants::digest_of`).
+    pub digest: raftkv::kv::StateDigest,
     /// The highest term in which this incarnation was seen leading (0: never).
     pub led_term: Term,
     /// The snapshot being received (volatile, like the runtime's `snapshot.recv`,
@@ -68,6 +70,7 @@ impl Member {
             commit_index: 0,
             checked_commit: 0,
             applied: 0,
+            digest: raftkv::kv::StateDigest::default(),
             led_term: 0,
             recv: Vec::new(),
             pending_install: None,
@@ -116,6 +119,7 @@ impl Member {
         self.commit_index = self.store.base.index;
         self.checked_commit = self.store.base.index;
         self.applied = self.store.base.index;
+        self.digest = super::invariants::digest_of(&self.store.entries[..self.applied as usize]);
         self.led_term = 0;
         self.recv.clear();
         self.pending_install = None;

@@ -291,6 +291,7 @@ impl fmt::Display for Brief<'_> {
                 entries,
                 leader_commit,
                 read_round,
+                ..
             } => write!(
                 f,
                 "Append prev=({prev_log_term},{prev_log_index}) n={} commit={leader_commit} round={read_round}",
@@ -301,6 +302,7 @@ impl fmt::Display for Brief<'_> {
                 match_index,
                 conflict,
                 read_round,
+                ..
             } => write!(
                 f,
                 "AppendResponse ok={success} match={match_index} conflict={conflict:?} round={read_round}"

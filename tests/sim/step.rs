@@ -130,6 +130,8 @@ impl Cluster {
                 );
                 self.checker.check_applied(id, entry);
                 m.applied = entry.index;
+                super::invariants::apply_digest(&mut m.digest, entry);
+                self.checker.check_digest(id, entry.index, m.digest.value());
                 if let Some(fate) = self.history.on_applied(id, entry) {
                     self.trace.record(
                         now,

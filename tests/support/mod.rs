@@ -98,6 +98,10 @@ pub struct Cluster {
     peer_lists: Vec<Option<String>>,
     /// The peer and client secret files, if the cluster uses secrets.
     secrets: Option<SecretFiles>,
+    /// Per node, environment variables set from its next start (test-only faults).
+    envs: Vec<Vec<(String, String)>>,
+    /// Per node, `raftkv node` flags after the common ones, from its next start.
+    node_extra: Vec<Vec<String>>,
 }
 
 /// A cluster's secret files (mode 600, in its temporary directory).
@@ -153,6 +157,8 @@ impl Cluster {
             addrs,
             children: (0..n).map(|_| None).collect(),
             peer_lists: vec![None; n],
+            envs: vec![Vec::new(); n],
+            node_extra: vec![Vec::new(); n],
             extra_args: extra.iter().map(|s| s.to_string()).collect(),
             secrets: None,
         };
@@ -217,6 +223,7 @@ impl Cluster {
             args.push(files.client.display().to_string());
         }
         args.extend(self.extra_args.iter().cloned());
+        args.extend(self.node_extra[i].iter().cloned());
         args
     }
 
@@ -225,6 +232,17 @@ impl Cluster {
     pub fn set_peers(&mut self, i: usize, peers: Vec<String>) {
         assert_eq!(peers[i], self.addrs[i], "node {}'s own entry", i + 1);
         self.peer_lists[i] = Some(peers.join(","));
+    }
+
+    /// Adds `raftkv node` flags for node `i` alone (after the common ones, so they
+    /// win), from its next start.
+    pub fn set_node_args(&mut self, i: usize, args: &[&str]) {
+        self.node_extra[i] = args.iter().map(|s| s.to_string()).collect();
+    }
+
+    /// Sets an environment variable for node `i` from its next start.
+    pub fn set_env(&mut self, i: usize, key: &str, value: &str) {
+        self.envs[i].push((key.to_string(), value.to_string()));
     }
 
     /// Sends `signal` (e.g. "STOP", "CONT") to node `i` if it runs.
@@ -249,6 +267,7 @@ impl Cluster {
         let log2 = log.try_clone().expect("clone log handle");
         let child = Command::new(BIN)
             .args(self.node_args(i))
+            .envs(self.envs[i].iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2)

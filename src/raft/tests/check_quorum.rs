@@ -76,6 +76,7 @@ fn a_rejection_counts_as_hearing_from_the_follower() {
         match_index: 1,
         conflict: None,
         read_round: 0,
+        check: None,
     };
     r.step(msg(3, 1, 2, body), elected + 180);
     r.tick(elected + 379);

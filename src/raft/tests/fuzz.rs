@@ -40,6 +40,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
                 entries: e,
                 leader_commit: c,
                 read_round: r,
+                check: None,
             }
         }),
         (
@@ -56,6 +57,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
                     first_index: h.index,
                 }),
                 read_round: r,
+                check: None,
             }),
         (position(), number(), any::<bool>()).prop_map(|(last, offset, done)| {
             MessageBody::InstallSnapshot {

@@ -131,6 +131,7 @@ pub(super) fn append(
         entries,
         leader_commit,
         read_round: 0,
+        check: None,
     };
     msg(from, to, term, body)
 }
@@ -142,6 +143,7 @@ pub(super) fn ack(from: NodeId, term: Term, match_index: Index, read_round: u64)
         match_index,
         conflict: None,
         read_round,
+        check: None,
     };
     msg(from, 1, term, body)
 }

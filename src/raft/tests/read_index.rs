@@ -10,6 +10,7 @@ fn heartbeat(to: NodeId, term: Term, prev: (Term, Index), commit: Index, round: 
         entries: vec![],
         leader_commit: commit,
         read_round: round,
+        check: None,
     };
     msg(1, to, term, body)
 }
@@ -77,6 +78,7 @@ fn concurrent_reads_share_one_round_and_old_rounds_do_not_confirm_new_ones() {
         match_index: 2,
         conflict: None,
         read_round: 2,
+        check: None,
     };
     step(&mut r, msg(3, 1, 2, body));
     assert_eq!(r.take_read_states(), vec![ok(3, 2)]);

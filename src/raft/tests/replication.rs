@@ -8,6 +8,7 @@ fn reject(from: NodeId, term: Term, prev: Index, hint: ConflictHint) -> Message 
         match_index: prev,
         conflict: Some(hint),
         read_round: 0,
+        check: None,
     };
     msg(from, 1, term, body)
 }

@@ -93,6 +93,7 @@ fn compaction_can_keep_trailing_entries_for_a_follower_a_little_behind() {
                 first_index: 3,
             }),
             read_round: 0,
+            check: None,
         },
     );
     step(&mut r, behind);
@@ -146,6 +147,7 @@ fn a_follower_that_needs_compacted_entries_is_sent_the_snapshot_in_chunks() {
                 first_index: 1,
             }),
             read_round: 0,
+            check: None,
         },
     );
     step(&mut r, reject);
@@ -191,6 +193,7 @@ fn a_lost_chunk_is_asked_for_again() {
                 first_index: 1,
             }),
             read_round: 0,
+            check: None,
         },
     );
     step(&mut r, reject);
@@ -488,6 +491,7 @@ fn a_duplicate_answer_does_not_resend_the_chunk_in_flight() {
             first_index: 1,
         }),
         read_round: 0,
+        check: None,
     };
     step(&mut r, msg(3, 1, 2, reject));
     assert_eq!(r.take_messages(), vec![chunk_request(3, 2, pos(1, 4), 0)]);

@@ -17,6 +17,7 @@ fn old_requests() -> Vec<Message> {
         entries: vec![],
         leader_commit: 1,
         read_round: 1000,
+        check: None,
     };
     let vote = MessageBody::RequestVote {
         last_log_index: 1,
@@ -114,6 +115,7 @@ fn a_stale_term_notice_does_not_restart_a_snapshot_transfer() {
             first_index: 1,
         }),
         read_round: 0,
+        check: None,
     };
     step(&mut r, msg(3, 1, 2, reject));
     r.take_messages();
