@@ -14,7 +14,8 @@ use super::progress::Progress;
 use super::read_index::ReadIndexes;
 use super::snapshot::{Incoming, SnapshotChunk};
 use super::{
-    Config, Entry, HardState, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term,
+    Config, Entry, HardState, Index, LogPosition, Membership, Message, MessageBody, NodeId,
+    Payload, Term,
 };
 
 /// What a member recovered from stable storage when it starts.
@@ -189,6 +190,9 @@ pub struct Raft {
     /// install; until it reports, no entry that conflicts with one is committed.
     /// Invariant: at most `MAX_INSTALLING`, oldest first.
     pub(super) installing: Vec<LogPosition>,
+    /// The configuration of each snapshot in `installing` (what its InstallSnapshot
+    /// carried), for the log base once it is installed.
+    pub(super) installing_memberships: Vec<(LogPosition, Membership)>,
     /// Messages from peers that no correct peer sends, for `take_peer_faults`.
     pub(super) faults: PeerFaults,
 }
@@ -198,7 +202,7 @@ impl Raft {
     /// election timeouts; `now_ms` is the caller's clock.
     pub fn new(config: Config, initial: InitialState, seed: u64, now_ms: u64) -> Raft {
         assert!(
-            config.voters.contains(&config.id),
+            config.voters.is_empty() || config.voters.contains(&config.id),
             "id {} not among voters {:?}",
             config.id,
             config.voters
@@ -225,7 +229,11 @@ impl Raft {
             voted_for: initial.hard_state.voted_for,
             role: Role::Follower,
             leader: None,
-            log: RaftLog::recovered(base, initial.entries),
+            log: RaftLog::recovered(
+                base,
+                initial.entries,
+                Membership::bootstrap(config.voters.iter().copied()),
+            ),
             snapshot: base,
             commit_index: base.index,
             last_applied: base.index,
@@ -238,6 +246,7 @@ impl Raft {
             persist: PersistQueue::new(initial.hard_state),
             incoming: None,
             installing: Vec::new(),
+            installing_memberships: Vec::new(),
             faults: PeerFaults::default(),
             config,
         };
@@ -260,19 +269,15 @@ impl Raft {
         self.now_ms = self.now_ms.max(now_ms);
     }
 
-    /// A majority of the voters.
+    /// A majority of the voters of the latest configuration.
     pub(super) fn quorum(&self) -> usize {
-        self.config.voters.len() / 2 + 1
+        self.membership().quorum()
     }
 
-    /// The other voters.
+    /// The members a leader replicates to: every other member of the latest or the
+    /// committed configuration, learners included.
     pub(super) fn peers(&self) -> Vec<NodeId> {
-        self.config
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.config.id)
-            .collect()
+        self.replication_targets().into_iter().collect()
     }
 
     /// Advances time: starts an election when the election deadline passes, sends
@@ -290,7 +295,12 @@ impl Raft {
             }
             Role::Follower | Role::Candidate | Role::PreCandidate => {
                 if self.now_ms >= self.election_deadline_ms {
-                    self.election_timeout();
+                    if self.is_voter() {
+                        self.election_timeout();
+                    } else {
+                        // Learners and removed members never campaign.
+                        self.reset_election_deadline();
+                    }
                 }
             }
         }
@@ -306,15 +316,14 @@ impl Raft {
         }
     }
 
-    /// Handles a message from a peer. Messages from unknown members or addressed to
-    /// another member are dropped; a message no correct peer sends is dropped and
-    /// reported (see [`Raft::take_peer_faults`]).
+    /// Handles a message from a peer. Messages addressed to another member, from a
+    /// removed member, or asking for a vote while a leader is in touch are dropped
+    /// (see `Raft::ignores`); an id never seen is heard, as it may have been added by
+    /// an entry this member has not received yet. A message no correct peer sends is
+    /// dropped and reported (see [`Raft::take_peer_faults`]).
     pub fn step(&mut self, msg: Message, now_ms: u64) {
         self.observe_time(now_ms);
-        if msg.to != self.config.id
-            || msg.from == self.config.id
-            || !self.config.voters.contains(&msg.from)
-        {
+        if msg.to != self.config.id || msg.from == self.config.id || self.ignores(&msg) {
             return;
         }
         if msg.term > MAX_TERM {

@@ -15,7 +15,7 @@ impl Raft {
             return;
         }
         let last = self.log.last_position();
-        for peer in self.peers() {
+        for peer in self.voter_peers() {
             let body = MessageBody::RequestVote {
                 last_log_index: last.index,
                 last_log_term: last.term,
@@ -133,14 +133,28 @@ impl Raft {
         self.votes.entry(voter).or_insert(granted);
         if self.granted_votes() >= self.quorum() {
             self.become_leader();
-        } else if self.votes.values().filter(|&&g| !g).count() >= self.quorum() {
+        } else if self.refused_votes() >= self.quorum() {
             // Lost this election; wait for a leader or a fresh timeout.
             self.become_follower(self.current_term, None);
         }
     }
 
-    /// Votes granted to us in this election, our own included.
+    /// Votes granted to us in this election by voters, our own included.
     pub(super) fn granted_votes(&self) -> usize {
-        self.votes.values().filter(|&&g| g).count()
+        self.counted_votes(true)
+    }
+
+    /// Votes refused us in this election by voters.
+    pub(super) fn refused_votes(&self) -> usize {
+        self.counted_votes(false)
+    }
+
+    /// Answers equal to `granted` from voters of the latest configuration.
+    fn counted_votes(&self, granted: bool) -> usize {
+        let voters = &self.membership().voters;
+        self.votes
+            .iter()
+            .filter(|&(id, &g)| g == granted && voters.contains(id))
+            .count()
     }
 }

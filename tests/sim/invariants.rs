@@ -29,15 +29,20 @@ use super::storage::DurableStore;
 pub fn payload_key(payload: &Payload) -> u64 {
     match payload {
         Payload::Noop => 0,
-        Payload::Command(data) => {
-            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-            for byte in data {
-                hash ^= u64::from(*byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-            hash | 1 // never 0, the key of a no-op
-        }
+        Payload::Command(data) => fnv(data) | 1, // odd: never 0, the key of a no-op
+        // Even and never 0: distinct from every command and from a no-op.
+        Payload::Membership(m) => (fnv(format!("{m:?}").as_bytes()) & !1).max(2),
     }
+}
+
+/// FNV-1a of `data`.
+fn fnv(data: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in data {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// One position of a log as the checker sees it.

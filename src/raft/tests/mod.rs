@@ -5,6 +5,7 @@ mod check_quorum;
 mod cluster;
 mod election;
 mod fuzz;
+mod membership;
 mod peer_fault;
 mod persistence;
 mod pre_vote;
