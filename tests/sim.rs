@@ -17,6 +17,8 @@ mod history;
 mod invariants;
 #[path = "sim/member.rs"]
 mod member;
+#[path = "sim/membership.rs"]
+mod membership;
 #[path = "sim/network.rs"]
 mod network;
 #[path = "sim/ops.rs"]
@@ -783,4 +785,44 @@ fn snapshot_catch_up_and_crash_mid_transfer() {
         c.one(3, ONE_MS);
         liveness_phase(c);
     });
+}
+
+/// Random membership changes under every fault (see `sim/membership.rs`):
+/// `RAFTKV_SIM_SEEDS` seeds (default 100), or `RAFTKV_SIM_SEED` alone.
+#[test]
+fn membership_sweep() {
+    if let Some(seed) = env_u64("RAFTKV_SIM_SEED") {
+        println!("{}", membership::run(seed, None));
+        return;
+    }
+    let count = env_u64("RAFTKV_SIM_SEEDS").unwrap_or(100);
+    let base = env_u64("RAFTKV_SIM_SEED_BASE").unwrap_or(0);
+    for seed in base..base + count {
+        let summary = membership::run(seed, None);
+        println!("sim membership seed={seed} ok: {summary}");
+    }
+}
+
+/// The deliberately injected bug `LearnersCountInCommit` (learners counted in commit
+/// quorums): the membership sweep must catch it within its first seeds.
+#[test]
+fn membership_sweep_catches_learners_counted_in_commit() {
+    let bug = Some(raftkv::raft::InjectedBug::LearnersCountInCommit);
+    let caught = (0..100).find_map(|seed| {
+        let panic = std::panic::catch_unwind(|| membership::run(seed, bug)).err()?;
+        let what = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+        let first = what
+            .lines()
+            .find(|l| l.contains("simulation failed"))?
+            .to_string();
+        Some((seed, first))
+    });
+    let Some((seed, first)) = caught else {
+        panic!("no seed caught learners counted in commit quorums");
+    };
+    println!("seed {seed} caught it: {first}");
+    assert!(
+        !first.contains("liveness"),
+        "caught by a liveness check, not a safety check: {first}"
+    );
 }

@@ -27,6 +27,9 @@ pub struct InitialState {
     pub log_base: LogPosition,
     /// Entries after the base, consecutive from `log_base.index + 1`.
     pub entries: Vec<Entry>,
+    /// The configuration as of `log_base` (stored with the snapshot); `None` for the
+    /// bootstrap one, `Config::voters`.
+    pub membership: Option<Membership>,
 }
 
 /// The three roles of §5.1, and the pre-candidate of thesis §9.6.
@@ -232,7 +235,9 @@ impl Raft {
             log: RaftLog::recovered(
                 base,
                 initial.entries,
-                Membership::bootstrap(config.voters.iter().copied()),
+                initial
+                    .membership
+                    .unwrap_or_else(|| Membership::bootstrap(config.voters.iter().copied())),
             ),
             snapshot: base,
             commit_index: base.index,
@@ -295,10 +300,10 @@ impl Raft {
             }
             Role::Follower | Role::Candidate | Role::PreCandidate => {
                 if self.now_ms >= self.election_deadline_ms {
-                    if self.is_voter() {
+                    if self.may_campaign() {
                         self.election_timeout();
                     } else {
-                        // Learners and removed members never campaign.
+                        // Learners and members known removed never campaign.
                         self.reset_election_deadline();
                     }
                 }

@@ -10,8 +10,12 @@ impl Raft {
     pub(super) fn campaign(&mut self) {
         self.become_candidate();
         if self.granted_votes() >= self.quorum() {
-            // A single voter is its own majority.
-            self.become_leader();
+            // A single voter is its own majority. With learners to talk to, it leads
+            // only once its new term is durable (see `persisted`): every message it
+            // sends as leader carries that term.
+            if self.peers().is_empty() {
+                self.become_leader();
+            }
             return;
         }
         let last = self.log.last_position();

@@ -302,6 +302,12 @@ impl Raft {
         self.log.memberships().current()
     }
 
+    /// The configuration as of the latest snapshot: what the runtime stores with it
+    /// and hands back in `InitialState::membership` on a restart.
+    pub fn snapshot_membership(&self) -> &Membership {
+        self.log.memberships().at(self.snapshot.index)
+    }
+
     /// Leader: appends a single-server change (thesis §4.2) and returns its position;
     /// it takes effect at once, and the next may be proposed once it commits.
     pub fn propose_membership(
@@ -424,14 +430,21 @@ impl Raft {
         self.sync_progress();
     }
 
-    /// True if `msg` must be dropped unread: it comes from a removed member (an id
-    /// used before and no longer in the configuration), or it is a RequestVote of a
-    /// higher term while this follower heard from its leader within the minimum
-    /// election timeout (thesis §4.2.3: a removed member that does not know it was
-    /// removed must not depose a healthy leader by bumping terms).
+    /// True if `msg` must be dropped unread: it asks for a vote and comes from a
+    /// member removed by a committed change (an id used before and no longer in the
+    /// committed configuration), or it is a RequestVote of a higher term while this
+    /// follower heard from its leader within the minimum election timeout (thesis
+    /// §4.2.3: a removed member that does not know it was removed must not depose a
+    /// healthy leader by bumping terms). Everything else is heard: a leader's
+    /// AppendEntries must be, even from a member an uncommitted change here removed
+    /// (a new leader truncates that change; simulator seed 16 of `membership_sweep`).
     pub(super) fn ignores(&self, msg: &Message) -> bool {
-        let m = self.membership();
-        if msg.from <= m.max_id && !m.contains(msg.from) {
+        let asks_vote = matches!(
+            msg.body,
+            MessageBody::RequestVote { .. } | MessageBody::PreVote { .. }
+        );
+        let m = self.log.memberships().at(self.commit_index);
+        if asks_vote && msg.from <= m.max_id && !m.contains(msg.from) {
             return true;
         }
         let lease = self
@@ -442,6 +455,15 @@ impl Raft {
             && self.role == Role::Follower
             && self.leader.is_some()
             && self.now_ms < lease
+    }
+
+    /// True if this member may start an election: it votes in its latest
+    /// configuration, or in the committed one (thesis §4.2.2: a member whose removal
+    /// is not committed may still be needed to commit it; once it knows the removal
+    /// committed, it never campaigns again). Learners never campaign.
+    pub(super) fn may_campaign(&self) -> bool {
+        let id = self.config.id;
+        self.is_voter() || self.log.memberships().at(self.commit_index).is_voter(id)
     }
 
     /// True if this member votes in its latest configuration.

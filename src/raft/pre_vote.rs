@@ -20,7 +20,7 @@ impl Raft {
     /// The election deadline passed: ask for pre-votes first when pre-vote is on and
     /// someone else's answer is needed; otherwise campaign at once.
     pub(super) fn election_timeout(&mut self) {
-        if self.config.pre_vote && self.quorum() > 1 {
+        if self.config.pre_vote && self.peers_needed() > 0 {
             self.pre_campaign();
         } else {
             self.campaign();

@@ -64,6 +64,7 @@ pub(super) fn node_with(cfg: Config, terms: &[Term], term: Term) -> Raft {
         },
         log_base: LogPosition::default(),
         entries: log_of(terms),
+        membership: None,
     };
     Raft::new(cfg, initial, 7, 0)
 }
