@@ -31,19 +31,34 @@ pub struct StatusReport {
     pub snapshot_bytes: u64,
     /// On a leader: each other peer's match index. Empty otherwise.
     pub match_index: Vec<(NodeId, Index)>,
+    /// The voters of the node's latest configuration, ascending.
+    pub voters: Vec<NodeId>,
+    /// The learners (non-voting members) of that configuration, ascending.
+    pub learners: Vec<NodeId>,
+}
+
+/// `1,2,3`, or `none` for an empty list.
+fn id_list(ids: &[NodeId]) -> String {
+    if ids.is_empty() {
+        return "none".to_string();
+    }
+    let ids: Vec<String> = ids.iter().map(NodeId::to_string).collect();
+    ids.join(",")
 }
 
 impl StatusReport {
     /// One `key: value` line per field, in the order and with the keys README.md lists:
-    /// `leader` is `ID ADDR` or `none`, then `peer.N.match_index` for each entry of
+    /// `leader` is `ID ADDR` or `none`, `voters` and `learners` comma lists of ids or
+    /// `none`, then `peer.N.match_index` for each entry of
     /// `match_index` (the node fills it only while leader). Every line ends in `\n`.
     pub fn to_lines(&self) -> String {
         let leader = match &self.leader {
             Some((id, addr)) => format!("{id} {addr}"),
             None => "none".to_string(),
         };
+        let (voters, learners) = (id_list(&self.voters), id_list(&self.learners));
         let mut out = String::new();
-        let fields: [(&str, &dyn std::fmt::Display); 10] = [
+        let fields: [(&str, &dyn std::fmt::Display); 12] = [
             ("id", &self.id),
             ("role", &self.role),
             ("term", &self.term),
@@ -54,6 +69,8 @@ impl StatusReport {
             ("last_index", &self.last_index),
             ("snapshot_index", &self.snapshot_index),
             ("snapshot_bytes", &self.snapshot_bytes),
+            ("voters", &voters),
+            ("learners", &learners),
         ];
         for (key, value) in fields {
             let _ = writeln!(out, "{key}: {value}");

@@ -196,5 +196,7 @@ pub fn status_report(shared: &Shared) -> StatusReport {
             .snapshot_bytes
             .load(crate::sync::atomic::Ordering::Relaxed),
         match_index: status.match_index,
+        voters: status.voters,
+        learners: status.learners,
     }
 }

@@ -136,6 +136,10 @@ pub struct Status {
     pub snapshot_index: Index,
     /// On a leader: each other member's match index, by id.
     pub match_index: Vec<(NodeId, Index)>,
+    /// The voters of the latest configuration, ascending.
+    pub voters: Vec<NodeId>,
+    /// The learners of the latest configuration, ascending.
+    pub learners: Vec<NodeId>,
 }
 
 /// One Raft member. See the module documentation for the input/output contract.
@@ -519,6 +523,8 @@ impl Raft {
                 .iter()
                 .map(|(&id, pr)| (id, pr.match_index))
                 .collect(),
+            voters: self.membership().voters.iter().copied().collect(),
+            learners: self.membership().learners.iter().copied().collect(),
         }
     }
 
