@@ -826,3 +826,66 @@ fn membership_sweep_catches_learners_counted_in_commit() {
         "caught by a liveness check, not a safety check: {first}"
     );
 }
+
+/// Removing the leader (thesis §4.2.2): it keeps leading until its removal commits,
+/// then steps down and never campaigns again; the other two elect a leader and commit.
+#[test]
+fn membership_remove_the_leader() {
+    scenario(
+        "membership_remove_the_leader",
+        41,
+        ClusterOptions::reliable(3),
+        |c| {
+            let old = c.expect_settled_leader(ELECTION_MS);
+            c.one(3, ONE_MS);
+            c.change_membership(old, raftkv::raft::MembershipChange::Remove { id: old });
+            assert_eq!(c.changes_accepted, 1, "the removal was refused");
+            let moved = c.run_until(ONE_MS, |c| {
+                c.leader().is_some_and(|l| l != old) && c.raft(old).role() == Role::Follower
+            });
+            assert!(moved, "no new leader after removing n{old}");
+            c.run_for(5 * ELECTION_MS / 2);
+            let new = c.leader().expect("a leader");
+            assert_ne!(new, old);
+            assert!(!c.raft(new).membership().contains(old));
+            assert_eq!(
+                c.raft(old).role(),
+                Role::Follower,
+                "a removed member campaigned"
+            );
+            liveness_phase(c);
+        },
+    );
+}
+
+/// A member added as a learner that never hears from the leader (its inbound link is
+/// cut) stays a learner: its promotion is refused as behind, and the cluster commits
+/// writes without it.
+#[test]
+fn membership_learner_that_never_catches_up() {
+    let opts = ClusterOptions {
+        voters: 3,
+        ..ClusterOptions::reliable(4)
+    };
+    scenario("membership_learner_that_never_catches_up", 43, opts, |c| {
+        let leader = c.expect_settled_leader(ELECTION_MS);
+        for id in 1..=3 {
+            c.net.set_blocked(id, 4, true);
+        }
+        c.one(3, ONE_MS);
+        let add = raftkv::raft::MembershipChange::AddLearner {
+            id: 4,
+            address: "sim:4".to_string(),
+        };
+        c.change_membership(leader, add);
+        c.one(3, ONE_MS);
+        c.change_membership(leader, raftkv::raft::MembershipChange::Promote { id: 4 });
+        assert_eq!(
+            c.changes_accepted, 1,
+            "a learner that holds nothing was promoted"
+        );
+        assert!(c.raft(leader).membership().learners.contains(&4));
+        c.one(3, ONE_MS);
+        assert_eq!(c.raft(4).last_position().index, 0, "n4 got entries");
+    });
+}
