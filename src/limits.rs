@@ -47,6 +47,10 @@ pub const MAX_APPEND_BATCH_ENTRIES: u64 = 512;
 /// Largest InstallSnapshot chunk the node may be configured with.
 pub const MAX_SNAPSHOT_CHUNK_BYTES: u64 = 16 << 20;
 
+/// Largest encoded cluster configuration (raft's `MAX_MEMBERS` members, each with an
+/// address of `MAX_ADDRESS_BYTES`), which every InstallSnapshot chunk carries.
+pub const MAX_MEMBERSHIP_BYTES: u64 = 8 << 10;
+
 /// Largest frame body sent or accepted between members, and read by a client (an
 /// answer carries at most one value, far less). Four times the largest thing it must
 /// carry, so a peer of a later version with somewhat larger messages still fits.
@@ -77,7 +81,10 @@ const _: () = {
     assert!(MAX_ENTRY_BYTES > MAX_REQUEST_BYTES);
     assert!((MAX_CLIENT_FRAME_BYTES as u64) < MAX_FRAME_BYTES as u64);
     assert!(MAX_APPEND_BYTES <= MAX_FRAME_BYTES as u64);
-    assert!(MAX_SNAPSHOT_CHUNK_BYTES + MESSAGE_OVERHEAD_BYTES <= MAX_FRAME_BYTES as u64);
+    assert!(
+        MAX_SNAPSHOT_CHUNK_BYTES + MAX_MEMBERSHIP_BYTES + MESSAGE_OVERHEAD_BYTES
+            <= MAX_FRAME_BYTES as u64
+    );
     assert!(MAX_ENTRY_BYTES <= MAX_RECORD_BYTES as u64);
 };
 
@@ -189,13 +196,29 @@ mod tests {
                     term: u64::MAX,
                     index: u64::MAX,
                 },
-                voters: vec![u64::MAX; 9],
+                membership: largest_membership(),
                 offset: u64::MAX,
                 data: vec![0; MAX_SNAPSHOT_CHUNK_BYTES as usize],
                 done: true,
             },
         };
-        assert!(size(&chunk) <= MAX_SNAPSHOT_CHUNK_BYTES + MESSAGE_OVERHEAD_BYTES);
+        let bound = MAX_SNAPSHOT_CHUNK_BYTES + MAX_MEMBERSHIP_BYTES + MESSAGE_OVERHEAD_BYTES;
+        assert!(size(&chunk) <= bound);
+    }
+
+    /// A configuration of the most members, each with the longest address.
+    fn largest_membership() -> crate::raft::Membership {
+        use crate::raft::{Membership, MAX_ADDRESS_BYTES, MAX_MEMBERS};
+        let ids = (0..MAX_MEMBERS as u64).map(|k| u64::MAX - k);
+        let mut m = Membership::bootstrap(ids.clone().take(MAX_MEMBERS / 2));
+        m.learners = ids.clone().skip(MAX_MEMBERS / 2).collect();
+        m.addresses = ids.map(|id| (id, "a".repeat(MAX_ADDRESS_BYTES))).collect();
+        m
+    }
+
+    #[test]
+    fn the_largest_membership_fits_its_budget() {
+        assert!(size(&largest_membership()) <= MAX_MEMBERSHIP_BYTES);
     }
 
     #[test]

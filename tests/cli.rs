@@ -321,6 +321,11 @@ fn status_moves_past_a_dead_address_and_names_the_node_that_answered() {
     );
     assert_eq!(out.code, Some(0), "{out:?}");
     assert!(out.stdout.starts_with("id: 1\n"), "{out:?}");
+    // The configuration: the one voter, no learners.
+    assert!(
+        out.stdout.contains("\nvoters: 1\nlearners: none\n"),
+        "{out:?}"
+    );
     assert!(
         out.stdout.contains(&format!("\nanswered_by: {addr}\n")),
         "{out:?}"

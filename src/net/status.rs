@@ -34,13 +34,27 @@ pub struct StatusReport {
     /// `none`, `CORRUPT n<id> at index <i>` (a state digest mismatch), `NOSPACE`
     /// (`--quota-bytes` reached), or both joined by `, `.
     pub alarm: String,
+    /// The voters of the node's latest configuration, ascending.
+    pub voters: Vec<NodeId>,
+    /// The learners (non-voting members) of that configuration, ascending.
+    pub learners: Vec<NodeId>,
+}
+
+/// `1,2,3`, or `none` for an empty list.
+fn id_list(ids: &[NodeId]) -> String {
+    if ids.is_empty() {
+        return "none".to_string();
+    }
+    let ids: Vec<String> = ids.iter().map(NodeId::to_string).collect();
+    ids.join(",")
 }
 
 impl StatusReport {
     /// One `key: value` line per field, in the order and with the keys README.md lists:
-    /// `leader` is `ID ADDR` or `none`, `alarm` `none` or the alarms, then
-    /// `peer.N.match_index` for each entry of `match_index` (the node fills it only
-    /// while leader). Every line ends in `\n`.
+    /// `leader` is `ID ADDR` or `none`, `alarm` `none` or the alarms, `voters` and
+    /// `learners` comma lists of ids or `none`, then `peer.N.match_index` for each
+    /// entry of `match_index` (the node fills it only while leader). Every line ends
+    /// in `\n`.
     pub fn to_lines(&self) -> String {
         let leader = match &self.leader {
             Some((id, addr)) => format!("{id} {addr}"),
@@ -51,8 +65,9 @@ impl StatusReport {
         } else {
             &self.alarm
         };
+        let (voters, learners) = (id_list(&self.voters), id_list(&self.learners));
         let mut out = String::new();
-        let fields: [(&str, &dyn std::fmt::Display); 11] = [
+        let fields: [(&str, &dyn std::fmt::Display); 13] = [
             ("id", &self.id),
             ("role", &self.role),
             ("term", &self.term),
@@ -64,6 +79,8 @@ impl StatusReport {
             ("snapshot_index", &self.snapshot_index),
             ("snapshot_bytes", &self.snapshot_bytes),
             ("alarm", &alarm),
+            ("voters", &voters),
+            ("learners", &learners),
         ];
         for (key, value) in fields {
             let _ = writeln!(out, "{key}: {value}");

@@ -299,10 +299,12 @@ fn status_lines_follow_design_section_4() {
         snapshot_bytes: 345,
         match_index: vec![(2, 11), (3, 7)],
         alarm: String::new(),
+        voters: vec![1, 2, 3],
+        learners: vec![],
     };
     let expected = "id: 1\nrole: leader\nterm: 5\nleader: 1 127.0.0.1:8001\n\
         commit_index: 10\napplied_index: 9\nfirst_index: 3\nlast_index: 11\n\
-        snapshot_index: 2\nsnapshot_bytes: 345\nalarm: none\n\
+        snapshot_index: 2\nsnapshot_bytes: 345\nalarm: none\nvoters: 1,2,3\nlearners: none\n\
         peer.2.match_index: 11\npeer.3.match_index: 7\n";
     assert_eq!(report.to_lines(), expected);
     report.role = "follower".to_string();
@@ -311,9 +313,11 @@ fn status_lines_follow_design_section_4() {
     let lines = report.to_lines();
     assert!(lines.contains("\nleader: none\n"), "{lines}");
     assert!(
-        lines.ends_with("snapshot_bytes: 345\nalarm: none\n"),
+        lines.ends_with("snapshot_bytes: 345\nalarm: none\nvoters: 1,2,3\nlearners: none\n"),
         "{lines}"
     );
+    report.learners = vec![4];
+    assert!(report.to_lines().ends_with("learners: 4\n"));
 }
 
 mod fuzz {

@@ -132,7 +132,8 @@ fn apply(shared: &Shared, entries: &[Entry]) -> Vec<Applied> {
     let mut results = Vec::with_capacity(entries.len());
     for entry in entries {
         let result = match &entry.payload {
-            Payload::Noop => {
+            // The core tracks configurations itself; to the store it is a no-op.
+            Payload::Noop | Payload::Membership(_) => {
                 kv.apply_noop(entry.index);
                 None
             }

@@ -233,5 +233,7 @@ pub fn status_report(shared: &Shared) -> StatusReport {
             .load(crate::sync::atomic::Ordering::Relaxed),
         match_index: status.match_index,
         alarm: alarm.join(", "),
+        voters: status.voters,
+        learners: status.learners,
     }
 }

@@ -14,13 +14,20 @@ impl Raft {
     /// Leader: the time at which, hearing nothing more, it will have lost its quorum.
     /// `u64::MAX` when check-quorum is off or the leader is its own majority.
     pub(super) fn check_quorum_deadline_ms(&self) -> u64 {
-        if !self.config.check_quorum || self.role != Role::Leader || self.quorum() == 1 {
+        let needed = self.peers_needed();
+        if !self.config.check_quorum || self.role != Role::Leader || needed == 0 {
             return u64::MAX;
         }
-        let mut heard: Vec<u64> = self.progress.values().map(|pr| pr.last_heard_ms).collect();
+        let voters = &self.membership().voters;
+        let mut heard: Vec<u64> = self
+            .progress
+            .iter()
+            .filter(|(id, _)| voters.contains(id))
+            .map(|(_, pr)| pr.last_heard_ms)
+            .collect();
         heard.sort_unstable_by(|a, b| b.cmp(a));
-        // The leader counts itself, so quorum - 1 followers must have been heard.
-        let nth = heard.get(self.quorum() - 2).copied().unwrap_or(0);
+        // The leader counts itself while it votes; other voters make up the rest.
+        let nth = heard.get(needed - 1).copied().unwrap_or(0);
         nth.saturating_add(self.config.election_timeout_max_ms)
     }
 

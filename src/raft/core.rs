@@ -15,7 +15,8 @@ use super::progress::Progress;
 use super::read_index::{ReadIndexes, ReadRef};
 use super::snapshot::{Incoming, SnapshotChunk};
 use super::{
-    Config, Entry, HardState, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term,
+    Config, Entry, HardState, Index, LogPosition, Membership, Message, MessageBody, NodeId,
+    Payload, Term,
 };
 
 /// What a member recovered from stable storage when it starts.
@@ -27,6 +28,9 @@ pub struct InitialState {
     pub log_base: LogPosition,
     /// Entries after the base, consecutive from `log_base.index + 1`.
     pub entries: Vec<Entry>,
+    /// The configuration as of `log_base` (stored with the snapshot); `None` for the
+    /// bootstrap one, `Config::voters`.
+    pub membership: Option<Membership>,
 }
 
 /// The three roles of §5.1, and the pre-candidate of thesis §9.6.
@@ -133,6 +137,10 @@ pub struct Status {
     pub snapshot_index: Index,
     /// On a leader: each other member's match index, by id.
     pub match_index: Vec<(NodeId, Index)>,
+    /// The voters of the latest configuration, ascending.
+    pub voters: Vec<NodeId>,
+    /// The learners of the latest configuration, ascending.
+    pub learners: Vec<NodeId>,
 }
 
 /// One Raft member. See the module documentation for the input/output contract.
@@ -192,6 +200,9 @@ pub struct Raft {
     /// install; until it reports, no entry that conflicts with one is committed.
     /// Invariant: at most `MAX_INSTALLING`, oldest first.
     pub(super) installing: Vec<LogPosition>,
+    /// The configuration of each snapshot in `installing` (what its InstallSnapshot
+    /// carried), for the log base once it is installed.
+    pub(super) installing_memberships: Vec<(LogPosition, Membership)>,
     /// Messages from peers that no correct peer sends, for `take_peer_faults`.
     pub(super) faults: PeerFaults,
     /// State digest checks to attach and those received.
@@ -203,7 +214,7 @@ impl Raft {
     /// election timeouts; `now_ms` is the caller's clock.
     pub fn new(config: Config, initial: InitialState, seed: u64, now_ms: u64) -> Raft {
         assert!(
-            config.voters.contains(&config.id),
+            config.voters.is_empty() || config.voters.contains(&config.id),
             "id {} not among voters {:?}",
             config.id,
             config.voters
@@ -234,7 +245,13 @@ impl Raft {
             voted_for: initial.hard_state.voted_for,
             role: Role::Follower,
             leader: None,
-            log: RaftLog::recovered(base, initial.entries),
+            log: RaftLog::recovered(
+                base,
+                initial.entries,
+                initial
+                    .membership
+                    .unwrap_or_else(|| Membership::bootstrap(config.voters.iter().copied())),
+            ),
             snapshot: base,
             commit_index: base.index,
             last_applied: base.index,
@@ -247,6 +264,7 @@ impl Raft {
             persist: PersistQueue::new(initial.hard_state),
             incoming: None,
             installing: Vec::new(),
+            installing_memberships: Vec::new(),
             faults: PeerFaults::default(),
             digests: Default::default(),
             config,
@@ -270,19 +288,15 @@ impl Raft {
         self.now_ms = self.now_ms.max(now_ms);
     }
 
-    /// A majority of the voters.
+    /// A majority of the voters of the latest configuration.
     pub(super) fn quorum(&self) -> usize {
-        self.config.voters.len() / 2 + 1
+        self.membership().quorum()
     }
 
-    /// The other voters.
+    /// The members a leader replicates to: every other member of the latest or the
+    /// committed configuration, learners included.
     pub(super) fn peers(&self) -> Vec<NodeId> {
-        self.config
-            .voters
-            .iter()
-            .copied()
-            .filter(|&v| v != self.config.id)
-            .collect()
+        self.replication_targets().into_iter().collect()
     }
 
     /// Advances time: starts an election when the election deadline passes, sends
@@ -300,7 +314,12 @@ impl Raft {
             }
             Role::Follower | Role::Candidate | Role::PreCandidate => {
                 if self.now_ms >= self.election_deadline_ms {
-                    self.election_timeout_unless_withdrawn();
+                    if self.may_campaign() {
+                        self.election_timeout_unless_withdrawn();
+                    } else {
+                        // Learners and members known removed never campaign.
+                        self.reset_election_deadline();
+                    }
                 }
             }
         }
@@ -317,9 +336,11 @@ impl Raft {
         }
     }
 
-    /// Handles a message from a peer. Messages from unknown members or addressed to
-    /// another member are dropped; a message no correct peer sends is dropped and
-    /// reported (see [`Raft::take_peer_faults`]).
+    /// Handles a message from a peer. Messages addressed to another member, from a
+    /// removed member, or asking for a vote while a leader is in touch are dropped
+    /// (see `Raft::ignores`); an id never seen is heard, as it may have been added by
+    /// an entry this member has not received yet. A message no correct peer sends is
+    /// dropped and reported (see [`Raft::take_peer_faults`]).
     pub fn step(&mut self, msg: Message, now_ms: u64) {
         self.step_message(msg, now_ms);
         self.settle_forwarded_reads();
@@ -328,10 +349,7 @@ impl Raft {
     /// [`Raft::step`], before forwarded reads are settled.
     fn step_message(&mut self, msg: Message, now_ms: u64) {
         self.observe_time(now_ms);
-        if msg.to != self.config.id
-            || msg.from == self.config.id
-            || !self.config.voters.contains(&msg.from)
-        {
+        if msg.to != self.config.id || msg.from == self.config.id || self.ignores(&msg) {
             return;
         }
         if msg.term > MAX_TERM {
@@ -540,6 +558,8 @@ impl Raft {
                 .iter()
                 .map(|(&id, pr)| (id, pr.match_index))
                 .collect(),
+            voters: self.membership().voters.iter().copied().collect(),
+            learners: self.membership().learners.iter().copied().collect(),
         }
     }
 

@@ -10,12 +10,16 @@ impl Raft {
     pub(super) fn campaign(&mut self) {
         self.become_candidate();
         if self.granted_votes() >= self.quorum() {
-            // A single voter is its own majority.
-            self.become_leader();
+            // A single voter is its own majority. With learners to talk to, it leads
+            // only once its new term is durable (see `persisted`): every message it
+            // sends as leader carries that term.
+            if self.peers().is_empty() {
+                self.become_leader();
+            }
             return;
         }
         let last = self.log.last_position();
-        for peer in self.peers() {
+        for peer in self.voter_peers() {
             let body = MessageBody::RequestVote {
                 last_log_index: last.index,
                 last_log_term: last.term,
@@ -133,14 +137,28 @@ impl Raft {
         self.votes.entry(voter).or_insert(granted);
         if self.granted_votes() >= self.quorum() {
             self.become_leader();
-        } else if self.votes.values().filter(|&&g| !g).count() >= self.quorum() {
+        } else if self.refused_votes() >= self.quorum() {
             // Lost this election; wait for a leader or a fresh timeout.
             self.become_follower(self.current_term, None);
         }
     }
 
-    /// Votes granted to us in this election, our own included.
+    /// Votes granted to us in this election by voters, our own included.
     pub(super) fn granted_votes(&self) -> usize {
-        self.votes.values().filter(|&&g| g).count()
+        self.counted_votes(true)
+    }
+
+    /// Votes refused us in this election by voters.
+    pub(super) fn refused_votes(&self) -> usize {
+        self.counted_votes(false)
+    }
+
+    /// Answers equal to `granted` from voters of the latest configuration.
+    fn counted_votes(&self, granted: bool) -> usize {
+        let voters = &self.membership().voters;
+        self.votes
+            .iter()
+            .filter(|&(id, &g)| g == granted && voters.contains(id))
+            .count()
     }
 }

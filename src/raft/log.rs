@@ -4,6 +4,7 @@
 //! which suffix has not yet been handed to storage (`persist_from`), and which prefix
 //! storage has confirmed (`durable_index`). Everything else in the core asks this type.
 
+use super::membership::{Membership, MembershipLog};
 use super::{Entry, Index, LogPosition, Term};
 
 /// The log of one member: `entries` follow `base` consecutively.
@@ -20,12 +21,20 @@ pub(super) struct RaftLog {
     /// First index not yet handed out in a persist batch (`last_index + 1` if none).
     /// Invariant: `persist_from <= last_index + 1`.
     persist_from: Index,
+    /// The configuration at the base and every configuration entry after it.
+    memberships: MembershipLog,
 }
 
 impl RaftLog {
     /// A log recovered from storage: all of it is already durable.
-    pub(super) fn recovered(base: LogPosition, entries: Vec<Entry>) -> RaftLog {
+    /// `membership` is the configuration as of `base`.
+    pub(super) fn recovered(
+        base: LogPosition,
+        entries: Vec<Entry>,
+        membership: Membership,
+    ) -> RaftLog {
         let log = RaftLog {
+            memberships: MembershipLog::new(membership, &entries),
             base,
             durable_index: base.index + entries.len() as Index,
             persist_from: base.index + entries.len() as Index + 1,
@@ -33,6 +42,11 @@ impl RaftLog {
         };
         log.check_invariants();
         log
+    }
+
+    /// Which configuration each part of the log is under.
+    pub(super) fn memberships(&self) -> &MembershipLog {
+        &self.memberships
     }
 
     /// The snapshot's last position.
@@ -108,6 +122,7 @@ impl RaftLog {
             "append of term {} after {last:?}",
             entry.term
         );
+        self.memberships.appended(&entry);
         self.entries.push(entry);
     }
 
@@ -120,6 +135,7 @@ impl RaftLog {
             self.base.index
         );
         self.entries.truncate((from - self.base.index - 1) as usize);
+        self.memberships.truncated(from);
         self.durable_index = self.durable_index.min(from - 1);
         self.persist_from = self.persist_from.min(from);
     }
@@ -136,6 +152,7 @@ impl RaftLog {
         );
         let drop = (through.index - self.base.index) as usize;
         self.entries.drain(..drop);
+        self.memberships.compacted(through.index);
         self.base = through;
         self.durable_index = self.durable_index.max(through.index);
         self.persist_from = self.persist_from.max(through.index + 1);
@@ -161,13 +178,15 @@ impl RaftLog {
 
     /// A snapshot at `base` supersedes the whole log (it does not hold `base`): the
     /// log becomes empty after it (§7, "discard the entire log").
-    pub(super) fn reset_to(&mut self, base: LogPosition) {
+    /// `membership` is the snapshot's configuration.
+    pub(super) fn reset_to(&mut self, base: LogPosition, membership: Membership) {
         assert!(
             base.index >= self.base.index,
             "reset to {base:?} behind the base {:?}",
             self.base
         );
         self.entries.clear();
+        self.memberships.reset(membership);
         self.base = base;
         self.durable_index = base.index;
         self.persist_from = base.index + 1;

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::digest_check::DigestCheck;
+use super::membership::Membership;
 use super::types::{Entry, Index, LogPosition, NodeId, Term};
 
 /// One message between two members.
@@ -77,8 +78,8 @@ pub enum MessageBody {
     InstallSnapshot {
         /// The last entry the snapshot covers.
         last: LogPosition,
-        /// The voters as of `last` (membership is fixed today; carried for later).
-        voters: Vec<NodeId>,
+        /// The configuration as of `last`: it becomes the follower's log-base one.
+        membership: Membership,
         /// Byte offset of `data` in the snapshot.
         offset: u64,
         /// The chunk.

@@ -22,7 +22,8 @@
 //! `check_quorum.rs` (a leader cut off from a majority steps down),
 //! `pre_vote.rs` (thesis §9.6: ask before bumping the term),
 //! `fault.rs` (messages no correct peer sends: dropped and reported, never fatal),
-//! `invariants.rs` (`check_invariants`).
+//! `invariants.rs` (`check_invariants`),
+//! `membership.rs` (configurations in the log, learners, single-server changes).
 
 mod check_quorum;
 mod digest_check;
@@ -31,6 +32,7 @@ mod fault;
 mod follower_read;
 mod invariants;
 mod log;
+mod membership;
 mod message;
 mod persist;
 mod pre_vote;
@@ -42,6 +44,7 @@ mod types;
 
 pub use digest_check::{DigestCheck, MAX_DIGEST_REPORTS};
 pub use fault::{PeerFault, PeerFaults, MAX_INDEX, MAX_PEER_FAULTS, MAX_TERM};
+pub use membership::{ChangeRefused, Membership, MembershipChange, MAX_ADDRESS_BYTES, MAX_MEMBERS};
 pub use message::{ConflictHint, Message, MessageBody};
 pub use snapshot::SnapshotChunk;
 pub use types::{Entry, HardState, Index, LogPosition, NodeId, Payload, Term};
@@ -51,7 +54,8 @@ pub use types::{Entry, HardState, Index, LogPosition, NodeId, Payload, Term};
 pub struct Config {
     /// This member's id: its 1-based position in the member list.
     pub id: NodeId,
-    /// Every voting member, this one included (for now the set is fixed).
+    /// The voters a new cluster starts with (this one included), used until the log
+    /// or a snapshot says otherwise; empty for a member joining an existing cluster.
     pub voters: Vec<NodeId>,
     /// Lower bound of the randomized election timeout (§5.2). Default 300.
     pub election_timeout_min_ms: u64,
@@ -76,6 +80,19 @@ pub struct Config {
     /// a member that was cut off cannot depose a healthy leader with its inflated term
     /// when it rejoins. Default true.
     pub pre_vote: bool,
+    /// A deliberately broken rule, so tests can show the simulator catches it. Always
+    /// `None` outside tests. Default `None`.
+    pub injected_bug: Option<InjectedBug>,
+}
+
+/// A membership rule a test can switch off, to show that the checks catch its absence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InjectedBug {
+    /// Append a change before an entry of the leader's own term is committed (the
+    /// single-server bug of 2015).
+    SkipOwnTermRule,
+    /// Count learners in commit quorums as if they voted.
+    LearnersCountInCommit,
 }
 
 impl Config {
@@ -93,6 +110,7 @@ impl Config {
             max_snapshot_chunk_bytes: 1 << 20,
             check_quorum: true,
             pre_vote: true,
+            injected_bug: None,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! taken batch is still unconfirmed; otherwise it rides in the next batch, which the
 //! runtime's single writer persists after every earlier one.
 
-use super::core::Raft;
+use super::core::{Raft, Role};
 use super::{HardState, LogPosition, Message, PersistBatch, PersistToken, SnapshotChunk};
 
 /// Most messages waiting for the next persist batch. A follower whose disk stalls
@@ -148,6 +148,11 @@ impl Raft {
             self.persist.taken_seq
         );
         self.persist.confirmed_seq = token.seq;
+        let term_durable = !self.hard_state_dirty() && token.seq == self.persist.taken_seq;
+        if self.role == Role::Candidate && term_durable && self.granted_votes() >= self.quorum() {
+            // A single voter that won alone, with learners (see `campaign`).
+            self.become_leader();
+        }
         if self.log.persisted_to(token.last) {
             self.maybe_commit();
         }

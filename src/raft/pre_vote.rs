@@ -20,7 +20,7 @@ impl Raft {
     /// The election deadline passed: ask for pre-votes first when pre-vote is on and
     /// someone else's answer is needed; otherwise campaign at once.
     pub(super) fn election_timeout(&mut self) {
-        if self.config.pre_vote && self.quorum() > 1 {
+        if self.config.pre_vote && self.peers_needed() > 0 {
             self.pre_campaign();
         } else {
             self.campaign();
@@ -42,7 +42,7 @@ impl Raft {
         self.votes.insert(self.config.id, true);
         self.reset_election_deadline();
         let last = self.log.last_position();
-        for peer in self.peers() {
+        for peer in self.voter_peers() {
             let msg = Message {
                 from: self.config.id,
                 to: peer,
@@ -131,7 +131,7 @@ impl Raft {
         self.votes.entry(voter).or_insert(granted);
         if self.granted_votes() >= self.quorum() {
             self.campaign();
-        } else if self.votes.values().filter(|&&g| !g).count() >= self.quorum() {
+        } else if self.refused_votes() >= self.quorum() {
             self.become_follower(self.current_term, None);
         }
     }

@@ -215,7 +215,7 @@ impl super::core::Raft {
 
     /// Records a read at the current commit index in the open round.
     fn record_read(&mut self, who: ReadRef) {
-        if self.quorum() == 1 {
+        if self.peers_needed() == 0 {
             self.reads.confirm_now(who, self.commit_index);
         } else {
             self.reads.record(who, self.commit_index);
@@ -245,14 +245,20 @@ impl super::core::Raft {
         if self.reads.lowest_pending_round().is_none() {
             return;
         }
+        let needed = self.peers_needed();
+        let voters = &self.membership().voters;
         let mut acked: Vec<u64> = self
             .progress
-            .values()
-            .map(|pr| pr.acked_read_round)
+            .iter()
+            .filter(|(id, _)| voters.contains(id))
+            .map(|(_, pr)| pr.acked_read_round)
             .collect();
         acked.sort_unstable_by(|a, b| b.cmp(a));
-        // The leader itself is one of the quorum, so quorum - 1 peers must have acked.
-        let confirmed = acked[self.quorum() - 2];
+        // The leader counts itself while it votes; other voters (only) make up the rest.
+        let confirmed = match needed {
+            0 => u64::MAX,
+            n => acked.get(n - 1).copied().unwrap_or(0),
+        };
         self.reads.confirm_through(confirmed);
     }
 }

@@ -4,7 +4,10 @@
 use super::core::{Raft, Role};
 use super::fault::MAX_INDEX;
 use super::progress::ProgressState;
-use super::{ConflictHint, Entry, Index, LogPosition, Message, MessageBody, NodeId, Payload, Term};
+use super::{
+    ConflictHint, Entry, Index, InjectedBug, LogPosition, Message, MessageBody, NodeId, Payload,
+    Term,
+};
 
 impl Raft {
     /// Leader: appends an entry of the current term and starts replicating it at once.
@@ -181,10 +184,23 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
-        let mut matched: Vec<Index> = self.progress.values().map(|pr| pr.match_index).collect();
-        matched.push(self.log.durable_index());
+        // Only voters of the latest configuration count (thesis §4.1), the leader
+        // only while it is one of them.
+        let voters = &self.membership().voters;
+        let learners_count = self.config.injected_bug == Some(InjectedBug::LearnersCountInCommit);
+        let mut matched: Vec<Index> = self
+            .progress
+            .iter()
+            .filter(|(id, _)| learners_count || voters.contains(id))
+            .map(|(_, pr)| pr.match_index)
+            .collect();
+        if self.is_voter() {
+            matched.push(self.log.durable_index());
+        }
         matched.sort_unstable_by(|a, b| b.cmp(a));
-        let quorum_index = matched[self.quorum() - 1];
+        let Some(&quorum_index) = matched.get(self.quorum() - 1) else {
+            return;
+        };
         if quorum_index <= self.commit_index
             || self.log.term_at(quorum_index) != Some(self.current_term)
         {
@@ -193,6 +209,7 @@ impl Raft {
         self.commit_index = quorum_index;
         // §6.4 step 1: reads held for the first commit of this term may now proceed.
         self.release_held_reads();
+        self.membership_committed();
     }
 
     /// A valid AppendEntries or InstallSnapshot of the current term came from `leader`:

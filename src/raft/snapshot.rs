@@ -121,7 +121,7 @@ impl Raft {
         pr.sent_entries(last.index, now_ms);
         let body = MessageBody::InstallSnapshot {
             last,
-            voters: self.config.voters.clone(),
+            membership: self.log.memberships().at(last.index).clone(),
             offset,
             data: Vec::new(),
             done: false,
@@ -184,10 +184,10 @@ impl Raft {
         let (from, term) = (msg.from, msg.term);
         let MessageBody::InstallSnapshot {
             last,
+            membership,
             offset,
             data,
             done,
-            ..
         } = msg.body
         else {
             return;
@@ -238,6 +238,9 @@ impl Raft {
                 self.installing.remove(0);
             }
             self.installing.push(last);
+            self.installing_memberships
+                .retain(|(p, _)| self.installing.contains(p));
+            self.installing_memberships.push((last, membership));
         }
         if !done {
             // Rides the batch that writes the chunk.
@@ -294,6 +297,9 @@ impl Raft {
     pub fn snapshot_installed(&mut self, last: LogPosition, now_ms: u64) -> bool {
         self.observe_time(now_ms);
         self.installing.retain(|&p| p != last);
+        let installing = &self.installing;
+        let keep = |(p, _): &(LogPosition, _)| *p == last || installing.contains(p);
+        self.installing_memberships.retain(keep);
         assert!(
             last.index > self.snapshot.index,
             "installed snapshot {last:?} not after the snapshot {:?}",
@@ -311,7 +317,12 @@ impl Raft {
                 "snapshot {last:?} conflicts with committed entry {}",
                 self.commit_index
             );
-            self.log.reset_to(last);
+            let membership = self
+                .installing_memberships
+                .iter()
+                .find(|(p, _)| *p == last)
+                .map_or_else(|| self.membership().clone(), |(_, m)| m.clone());
+            self.log.reset_to(last, membership);
         }
         self.commit_index = self.commit_index.max(last.index);
         let restore = self.last_applied < last.index;
@@ -336,6 +347,9 @@ impl Raft {
     /// transfer; the leader's next retry starts it over.
     pub fn snapshot_rejected(&mut self, last: LogPosition) {
         self.installing.retain(|&p| p != last);
+        let installing = &self.installing;
+        let keep = |(p, _): &(LogPosition, _)| *p == last || installing.contains(p);
+        self.installing_memberships.retain(keep);
         if self.incoming.is_some_and(|inc| inc.last == last) {
             self.incoming = None;
         }

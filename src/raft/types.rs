@@ -17,6 +17,8 @@ pub enum Payload {
     Noop,
     /// An opaque command for the state machine (raftkv encodes a `kv` request here).
     Command(Vec<u8>),
+    /// A new cluster configuration (thesis §4.1): in force as soon as it is in a log.
+    Membership(super::membership::Membership),
 }
 
 /// One entry of the replicated log.
@@ -36,6 +38,10 @@ impl Entry {
         let payload = match &self.payload {
             Payload::Noop => 0,
             Payload::Command(data) => data.len(),
+            Payload::Membership(m) => {
+                let addresses: usize = m.addresses.values().map(|a| a.len() + 8).sum();
+                8 * (m.voters.len() + m.learners.len() + 1) + addresses
+            }
         };
         24 + payload
     }

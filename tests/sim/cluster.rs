@@ -9,7 +9,8 @@
 use std::fmt;
 
 use raftkv::raft::{
-    Config, LogPosition, Message, MessageBody, NodeId, NotLeader, PersistBatch, Raft, Role,
+    Config, InjectedBug, LogPosition, MembershipChange, Message, MessageBody, NodeId, NotLeader,
+    PersistBatch, Raft, Role,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -55,6 +56,13 @@ pub struct ClusterOptions {
     pub snapshot_catchup_entries: u64,
     /// `Config::pre_vote` of every member.
     pub pre_vote: bool,
+    /// Members `1..=voters` bootstrap the cluster; the others start outside it, as
+    /// `--join` members do, until a membership change adds them.
+    pub voters: usize,
+    /// Whether the fault injector also makes random membership changes.
+    pub membership_changes: bool,
+    /// A membership rule switched off, to show the checks catch its absence.
+    pub injected_bug: Option<InjectedBug>,
 }
 
 impl ClusterOptions {
@@ -75,11 +83,20 @@ impl ClusterOptions {
             snapshot_chunk_bytes: defaults.max_snapshot_chunk_bytes,
             snapshot_catchup_entries: 0,
             pre_vote: defaults.pre_vote,
+            voters: members,
+            membership_changes: false,
+            injected_bug: None,
         }
     }
 
     fn config(&self, id: NodeId) -> Config {
-        let mut config = Config::new(id, (1..=self.members as NodeId).collect());
+        let voters = if id as usize <= self.voters {
+            (1..=self.voters as NodeId).collect()
+        } else {
+            Vec::new()
+        };
+        let mut config = Config::new(id, voters);
+        config.injected_bug = self.injected_bug;
         config.max_entries_per_append = self.max_entries_per_append;
         config.max_inflight_appends = self.max_inflight_appends;
         config.max_bytes_per_append = self.max_bytes_per_append;
@@ -107,6 +124,8 @@ pub struct Cluster {
     pub trace: Trace,
     /// Failed `AppendEntries` delivered (how much backing up happened).
     pub appends_rejected: u64,
+    /// Membership changes the leader accepted.
+    pub changes_accepted: u64,
     /// Events processed.
     pub events: u64,
     /// How the cluster was built.
@@ -130,6 +149,7 @@ impl Cluster {
             history: History::new(opts.members),
             trace: Trace::new(),
             appends_rejected: 0,
+            changes_accepted: 0,
             events: 0,
             opts,
         };
@@ -416,7 +436,8 @@ impl Cluster {
     /// Every committed entry is on a majority of durable stores.
     pub fn check_durable(&self) {
         let stores: Vec<&DurableStore> = self.members.iter().map(|m| &m.store).collect();
-        self.checker.check_durable_majority(&stores);
+        self.checker
+            .check_durable_majority(&stores, self.opts.voters);
     }
 
     /// Proposes `data` at `id`.
@@ -516,8 +537,26 @@ impl Cluster {
             && self
                 .members
                 .iter()
-                .filter(|m| m.is_up())
+                .filter(|m| m.is_up() && self.in_config(m.id))
                 .all(|m| m.applied == last)
+    }
+
+    /// True if `id` is a member in the current leader's configuration (or if there
+    /// is no leader): members outside it (removed, or never added) get no log.
+    pub fn in_config(&self, id: NodeId) -> bool {
+        self.leader()
+            .is_none_or(|l| self.raft(l).membership().contains(id))
+    }
+
+    /// Asks leader `id` for a membership change; refusals are part of the game.
+    pub fn change_membership(&mut self, id: NodeId, change: MembershipChange) {
+        let now = self.now_ms;
+        let Some(raft) = self.members[id as usize - 1].raft.as_mut() else {
+            return;
+        };
+        let result = raft.propose_membership(change.clone(), now);
+        self.changes_accepted += u64::from(result.is_ok());
+        self.note(format_args!("n{id} membership {change:?} -> {result:?}"));
     }
 
     /// A summary of the run so far.

@@ -1,7 +1,7 @@
 //! Fault injection for randomized runs: crashes, restarts and partitions of every
 //! shape (leader in the minority, symmetric, one-way, a bridge node, one node cut off).
 
-use raftkv::raft::NodeId;
+use raftkv::raft::{MembershipChange, NodeId};
 use rand::seq::SliceRandom;
 use rand::Rng;
 
@@ -10,6 +10,9 @@ use super::cluster::Cluster;
 /// Performs one random fault (or repair). `max_down` bounds how many members may be
 /// down at once.
 pub fn inject(cluster: &mut Cluster, max_down: usize) {
+    if cluster.opts.membership_changes && cluster.rng.gen_bool(0.3) {
+        return change_membership(cluster);
+    }
     let up = cluster.up();
     let down: Vec<NodeId> = cluster
         .members
@@ -98,4 +101,32 @@ fn bridge(cluster: &mut Cluster, ids: Vec<NodeId>) {
     cluster.note(format_args!(
         "PARTITION bridge n{bridge} between {a:?} and {b:?}: cut {cuts}"
     ));
+}
+
+/// A random single-server change at the leader: add a member never seen (as a
+/// learner), promote a learner, or remove any member, the leader included. The leader
+/// may refuse (a change in progress, a learner behind, a quorum at risk): so be it.
+fn change_membership(cluster: &mut Cluster) {
+    let Some(leader) = cluster.leader() else {
+        return;
+    };
+    let m = cluster.raft(leader).membership().clone();
+    let n = cluster.members.len() as NodeId;
+    let fresh: Vec<NodeId> = (m.max_id + 1..=n).collect();
+    let learners: Vec<NodeId> = m.learners.iter().copied().collect();
+    let members: Vec<NodeId> = m.voters.iter().chain(&m.learners).copied().collect();
+    let change = match cluster.rng.gen_range(0..3) {
+        0 if !fresh.is_empty() => MembershipChange::AddLearner {
+            id: fresh[0],
+            address: format!("sim:{}", fresh[0]),
+        },
+        0 | 1 if !learners.is_empty() => MembershipChange::Promote {
+            id: pick(cluster, &learners),
+        },
+        _ if m.voters.len() > 2 || !m.learners.is_empty() => MembershipChange::Remove {
+            id: pick(cluster, &members),
+        },
+        _ => return,
+    };
+    cluster.change_membership(leader, change);
 }

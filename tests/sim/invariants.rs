@@ -17,7 +17,7 @@
 //!   term it carries is on disk; a granted vote is on disk; a successful
 //!   `AppendEntriesResponse` vouches only for entries on disk.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use raftkv::raft::{
     Entry, HardState, Index, Message, MessageBody, NodeId, Payload, PersistBatch, Term,
@@ -29,14 +29,9 @@ use super::storage::DurableStore;
 pub fn payload_key(payload: &Payload) -> u64 {
     match payload {
         Payload::Noop => 0,
-        Payload::Command(data) => {
-            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-            for byte in data {
-                hash ^= u64::from(*byte);
-                hash = hash.wrapping_mul(0x0100_0000_01b3);
-            }
-            hash | 1 // never 0, the key of a no-op
-        }
+        Payload::Command(data) => fnv(data) | 1, // odd: never 0, the key of a no-op
+        // Even and never 0: distinct from every command and from a no-op.
+        Payload::Membership(m) => (fnv(format!("{m:?}").as_bytes()) & !1).max(2),
     }
 }
 
@@ -55,6 +50,16 @@ pub fn apply_digest(digest: &mut raftkv::kv::StateDigest, entry: &Entry) {
     if let Payload::Command(data) = &entry.payload {
         digest.add(&payload_key(&entry.payload).to_le_bytes(), data);
     }
+}
+
+/// FNV-1a of `data`.
+fn fnv(data: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in data {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
 /// One position of a log as the checker sees it.
@@ -122,10 +127,6 @@ impl Checker {
     /// Number of distinct terms that had a leader.
     pub fn terms_with_leader(&self) -> usize {
         self.leaders.len()
-    }
-
-    fn majority(&self) -> usize {
-        self.members / 2 + 1
     }
 
     /// Checks a batch member `id` took at `term` and applies it to `shadow`, the log as
@@ -291,22 +292,53 @@ impl Checker {
         }
     }
 
-    /// Every committed entry is on a majority of the durable stores.
-    pub fn check_durable_majority(&self, stores: &[&DurableStore]) {
+    /// Every committed entry is on a majority of the durable stores (`stores[k]` is
+    /// member k + 1's) of the voters of some configuration that may have committed
+    /// it: the one in force at its index (the bootstrap `1..=voters`, or the latest
+    /// committed configuration entry at or before it), or any configuration entry
+    /// after it in any store (a leader counts by its latest, perhaps uncommitted).
+    pub fn check_durable_majority(&self, stores: &[&DurableStore], voters: usize) {
+        let mut configs: Vec<(Index, BTreeSet<NodeId>)> = stores
+            .iter()
+            .flat_map(|s| s.entries.iter().filter_map(config_of))
+            .collect();
+        configs.sort();
+        configs.dedup();
+        let mut in_force: BTreeSet<NodeId> = (1..=voters as NodeId).collect();
         for (i, c) in self.committed.iter().enumerate() {
             let index = i as Index + 1;
-            let holders = stores
+            let holders: BTreeSet<NodeId> = (1..=stores.len() as NodeId)
+                .filter(|&id| stores[id as usize - 1].entry(index).map(Slot::of) == Some(c.slot))
+                .collect();
+            if let Some(entry) = stores
                 .iter()
-                .filter(|s| s.entry(index).map(Slot::of) == Some(c.slot))
-                .count();
+                .filter_map(|s| s.entry(index))
+                .find(|e| Slot::of(e) == c.slot)
+            {
+                if let Some((_, voters)) = config_of(entry) {
+                    in_force = voters;
+                }
+            }
+            let later = configs.iter().filter(|(at, _)| *at > index).map(|(_, v)| v);
+            let majority_holds =
+                |v: &BTreeSet<NodeId>| v.intersection(&holders).count() > v.len() / 2;
             assert!(
-                holders >= self.majority(),
-                "durability: committed entry {index} {:?} is on {holders} durable stores, fewer than a majority \
-                 of {}",
+                majority_holds(&in_force) || later.clone().any(majority_holds),
+                "durability: committed entry {index} {:?} is on the durable stores of {holders:?}, \
+                 fewer than a majority of the voters {in_force:?} (of {} members) or of any later \
+                 configuration",
                 c.slot,
                 self.members
             );
         }
+    }
+}
+
+/// The index and voters of a configuration entry.
+fn config_of(entry: &Entry) -> Option<(Index, BTreeSet<NodeId>)> {
+    match &entry.payload {
+        Payload::Membership(m) => Some((entry.index, m.voters.clone())),
+        _ => None,
     }
 }
 

@@ -84,6 +84,9 @@ impl SimParams {
             // Pre-vote on in three seeds of four, from its own stream so every seed
             // keeps the other parameters it had before pre-vote existed.
             pre_vote: SmallRng::seed_from_u64(seed ^ 0x9e_7073).gen_bool(0.75),
+            voters: members,
+            membership_changes: false,
+            injected_bug: None,
         };
         // Snapshot parameters come from their own stream, so every seed keeps the
         // parameters it had before snapshots were modelled.

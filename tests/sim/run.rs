@@ -20,14 +20,17 @@ pub const MAX_UNCOMMITTED: u64 = 128;
 
 /// Runs seed `seed`; on failure panics with the seed, its parameters and the trace.
 pub fn run_seed(seed: u64) -> String {
-    run_params(SimParams::from_seed(seed))
+    run_params(seed, SimParams::from_seed(seed), "sweep", |_| String::new())
 }
 
-/// Runs one randomized run with `params` as given: a regression seed pins the
-/// parameters it failed with, so a later change to what a seed derives keeps it
-/// meaningful.
-pub fn run_params(params: SimParams) -> String {
-    let seed = params.seed;
+/// Runs seed `seed` with `params`; `test` names the test that reproduces it, and
+/// `extra` adds to the summary.
+pub fn run_params(
+    seed: u64,
+    params: SimParams,
+    test: &str,
+    extra: fn(&Cluster) -> String,
+) -> String {
     println!("sim: {params}");
     let mut cluster = Cluster::new(params.cluster.clone(), seed);
     let outcome = catch_unwind(AssertUnwindSafe(|| {
@@ -40,10 +43,10 @@ pub fn run_params(params: SimParams) -> String {
             &cluster,
             &context,
             panic,
-            &format!("RAFTKV_SIM_SEED={seed} cargo test --release --test sim sweep"),
+            &format!("RAFTKV_SIM_SEED={seed} cargo test --release --test sim {test}"),
         );
     }
-    cluster.summary()
+    cluster.summary() + &extra(&cluster)
 }
 
 /// Runs a named scenario on a fresh cluster; on failure panics with the trace.
@@ -89,7 +92,7 @@ pub fn describe_members(cluster: &Cluster) -> String {
         let line = match &m.raft {
             None => format!("  n{} down (durable log {})\n", m.id, m.store.entries.len()),
             Some(r) => format!(
-                "  n{} {:?} term={} leader={:?} last={:?} commit={} applied={} writes-pending={}\n",
+                "  n{} {:?} term={} leader={:?} last={:?} commit={} applied={} writes-pending={} voters={:?} learners={:?}\n",
                 m.id,
                 r.role(),
                 r.term(),
@@ -97,7 +100,9 @@ pub fn describe_members(cluster: &Cluster) -> String {
                 r.last_position(),
                 r.commit_index(),
                 m.applied,
-                m.writer.pending()
+                m.writer.pending(),
+                r.membership().voters,
+                r.membership().learners
             ),
         };
         out.push_str(&line);
@@ -226,7 +231,8 @@ pub fn settled_leader(cluster: &Cluster) -> Option<NodeId> {
         let r = cluster.raft(id);
         r.term() == term && r.leader() == Some(leader)
     };
-    cluster.up().into_iter().all(follows).then_some(leader)
+    let members = cluster.up().into_iter().filter(|&id| cluster.in_config(id));
+    members.into_iter().all(follows).then_some(leader)
 }
 
 fn check_final(cluster: &Cluster, leader: NodeId) {
@@ -237,7 +243,7 @@ fn check_final(cluster: &Cluster, leader: NodeId) {
         raft.commit_index(),
         "the committed log is longer than the settled leader's commit index"
     );
-    for m in &cluster.members {
+    for m in cluster.members.iter().filter(|m| cluster.in_config(m.id)) {
         assert_eq!(
             m.applied,
             raft.commit_index(),

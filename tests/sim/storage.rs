@@ -12,7 +12,7 @@
 
 use std::collections::VecDeque;
 
-use raftkv::raft::{Entry, HardState, Index, InitialState, LogPosition, PersistBatch};
+use raftkv::raft::{Entry, HardState, Index, InitialState, LogPosition, Payload, PersistBatch};
 
 /// What survives a crash.
 #[derive(Clone, Debug, Default)]
@@ -60,6 +60,13 @@ impl DurableStore {
             hard_state: self.hard_state,
             log_base: self.base,
             entries: self.entries[self.base.index as usize..].to_vec(),
+            membership: self.entries[..self.base.index as usize]
+                .iter()
+                .rev()
+                .find_map(|e| match &e.payload {
+                    Payload::Membership(m) => Some(m.clone()),
+                    _ => None,
+                }),
         }
     }
 

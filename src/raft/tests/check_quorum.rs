@@ -94,6 +94,7 @@ fn with_check_quorum_off_an_isolated_leader_stays() {
         },
         log_base: LogPosition::default(),
         entries: log_of(&[1]),
+        membership: None,
     };
     let mut r = Raft::new(cfg, initial, 7, 0);
     let deadline = r.next_tick_ms();

@@ -218,6 +218,7 @@ impl Cluster {
             hard_state: disk.hard_state,
             log_base: LogPosition::default(),
             entries: disk.entries.clone(),
+            membership: None,
         };
         let n = self.nodes.len() as u64;
         self.nodes[k] = Raft::new(

@@ -223,8 +223,21 @@ fn a_higher_term_makes_a_leader_follow_and_clears_the_vote() {
 }
 
 #[test]
-fn messages_from_strangers_or_for_others_are_dropped() {
+fn messages_from_removed_members_or_for_others_are_dropped() {
     let mut r = node(2, 3, &[], 1);
+    // n4 was a member once and has been removed.
+    let was_four = Membership {
+        max_id: 4,
+        ..Membership::bootstrap([1, 2, 3])
+    };
+    let config = Entry {
+        term: 1,
+        index: 1,
+        payload: Payload::Membership(was_four),
+    };
+    step(&mut r, append(1, 2, 1, (0, 0), vec![config], 0));
+    persist_all(&mut r);
+    r.take_messages();
     step(&mut r, vote_request(4, 2, 9, (9, 9)));
     step(&mut r, vote_request(1, 3, 9, (9, 9)));
     step(&mut r, vote_request(2, 2, 9, (9, 9)));

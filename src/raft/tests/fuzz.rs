@@ -62,7 +62,7 @@ fn body() -> impl Strategy<Value = MessageBody> {
         (position(), number(), any::<bool>()).prop_map(|(last, offset, done)| {
             MessageBody::InstallSnapshot {
                 last,
-                voters: vec![1, 2, 3],
+                membership: Membership::bootstrap([1, 2, 3]),
                 offset,
                 data: vec![0; 3],
                 done,

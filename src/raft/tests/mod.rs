@@ -6,6 +6,7 @@ mod cluster;
 mod election;
 mod follower_read;
 mod fuzz;
+mod membership;
 mod peer_fault;
 mod persistence;
 mod pre_vote;
@@ -64,6 +65,7 @@ pub(super) fn node_with(cfg: Config, terms: &[Term], term: Term) -> Raft {
         },
         log_base: LogPosition::default(),
         entries: log_of(terms),
+        membership: None,
     };
     Raft::new(cfg, initial, 7, 0)
 }

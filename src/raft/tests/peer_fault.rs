@@ -63,7 +63,7 @@ fn a_snapshot_from_a_second_leader_is_dropped_and_reported() {
     let mut r = leader(3, &[1], 1);
     let chunk = MessageBody::InstallSnapshot {
         last: LogPosition { term: 1, index: 1 },
-        voters: vec![1, 2, 3],
+        membership: Membership::bootstrap([1, 2, 3]),
         offset: 0,
         data: vec![1],
         done: true,
@@ -108,7 +108,7 @@ fn indexes_and_terms_near_u64_max_are_dropped_and_reported() {
     assert_eq!(r.term(), 2);
     let far = MessageBody::InstallSnapshot {
         last: LogPosition { term: 2, index: 10 },
-        voters: vec![1, 2, 3],
+        membership: Membership::bootstrap([1, 2, 3]),
         offset: u64::MAX,
         data: vec![1],
         done: false,
@@ -124,7 +124,7 @@ fn a_snapshot_that_conflicts_with_committed_entries_is_not_acknowledged() {
     let mut r = committed_follower();
     let chunk = MessageBody::InstallSnapshot {
         last: LogPosition { term: 1, index: 3 },
-        voters: vec![1, 2, 3],
+        membership: Membership::bootstrap([1, 2, 3]),
         offset: 0,
         data: vec![],
         done: true,
@@ -160,7 +160,7 @@ fn entries_that_conflict_with_a_snapshot_being_installed_are_not_committed() {
     let last = LogPosition { term: 1, index: 4 };
     let chunk = MessageBody::InstallSnapshot {
         last,
-        voters: vec![1, 2, 3],
+        membership: Membership::bootstrap([1, 2, 3]),
         offset: 0,
         data: b"all".to_vec(),
         done: true,

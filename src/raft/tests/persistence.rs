@@ -98,6 +98,8 @@ fn status_reports_every_field_and_peer_progress_on_a_leader() {
         last_index: 2,
         snapshot_index: 0,
         match_index: vec![(2, 0), (3, 2)],
+        voters: vec![1, 2, 3],
+        learners: vec![],
     };
     assert_eq!(r.status(), expected);
 }

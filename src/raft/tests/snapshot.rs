@@ -14,7 +14,7 @@ fn chunk_request(to: NodeId, term: Term, last: LogPosition, offset: u64) -> Mess
         term,
         MessageBody::InstallSnapshot {
             last,
-            voters: vec![1, 2, 3],
+            membership: Membership::bootstrap([1, 2, 3]),
             offset,
             data: Vec::new(),
             done: false,
@@ -215,7 +215,7 @@ fn chunk(last: LogPosition, offset: u64, data: &[u8], done: bool) -> Message {
         3,
         MessageBody::InstallSnapshot {
             last,
-            voters: vec![1, 2, 3],
+            membership: Membership::bootstrap([1, 2, 3]),
             offset,
             data: data.to_vec(),
             done,
@@ -291,7 +291,7 @@ fn a_snapshot_the_follower_already_committed_is_answered_done_at_once() {
             1,
             MessageBody::InstallSnapshot {
                 last: pos(1, 2),
-                voters: vec![1, 2, 3],
+                membership: Membership::bootstrap([1, 2, 3]),
                 offset: 0,
                 data: b"x".to_vec(),
                 done: true,
@@ -324,7 +324,7 @@ fn chunk_for_term(term: Term, last: LogPosition) -> Message {
         term,
         MessageBody::InstallSnapshot {
             last,
-            voters: vec![1, 2, 3],
+            membership: Membership::bootstrap([1, 2, 3]),
             offset: 0,
             data: b"all".to_vec(),
             done: true,

@@ -25,7 +25,7 @@ fn old_requests() -> Vec<Message> {
     };
     let snapshot = MessageBody::InstallSnapshot {
         last: LogPosition { term: 1, index: 1 },
-        voters: vec![1, 2, 3],
+        membership: Membership::bootstrap([1, 2, 3]),
         offset: 4096,
         data: vec![1, 2, 3],
         done: false,
