@@ -189,8 +189,14 @@ pub fn liveness_phase(cluster: &mut Cluster) {
             left_ms > 0,
             "liveness: no stable leader serving writes and reads {LIVENESS_MS}ms after healing"
         );
+        let round_start_ms = cluster.now_ms;
         if let Some(leader) = liveness_round(cluster, left_ms) {
             break leader;
+        }
+        if cluster.now_ms == round_start_ms {
+            // A round that failed at once (a read refused on the spot) must still
+            // move the clock, or the loop never reaches its deadline.
+            cluster.run_for(1);
         }
     };
     check_final(cluster, leader);
@@ -211,7 +217,10 @@ fn liveness_round(cluster: &mut Cluster, left_ms: u64) -> Option<NodeId> {
     let leader = settled_leader(cluster)?;
     cluster.propose_new(leader, 8).ok()?;
     let reads_ok = cluster.history.stats.reads_ok;
-    let members = cluster.up();
+    // Removed members get no log and know no leader: only the configuration serves.
+    let members: Vec<NodeId> = (cluster.up().into_iter())
+        .filter(|&id| cluster.in_config(id))
+        .collect();
     for &id in &members {
         cluster.read(id).ok()?;
     }
