@@ -10,6 +10,7 @@
 
 pub mod linearizability;
 pub mod proxy;
+pub mod raw;
 
 use std::collections::HashMap;
 use std::fs::File;

@@ -150,6 +150,22 @@ pub(super) fn ack(from: NodeId, term: Term, match_index: Index, read_round: u64)
     msg(from, 1, term, body)
 }
 
+/// Follower `from`'s rejection of an AppendEntries at `match_index` in `term`, from a
+/// log that is empty: it asks the leader to start at index 1.
+pub(super) fn reject_from_empty(from: NodeId, term: Term, match_index: Index) -> Message {
+    let body = MessageBody::AppendEntriesResponse {
+        success: false,
+        match_index,
+        conflict: Some(ConflictHint {
+            term: None,
+            first_index: 1,
+        }),
+        read_round: 0,
+        check: None,
+    };
+    msg(from, 1, term, body)
+}
+
 /// Steps a message and checks invariants.
 pub(super) fn step(r: &mut Raft, m: Message) {
     let now = r.now_ms;

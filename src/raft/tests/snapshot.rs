@@ -135,22 +135,7 @@ fn trailing_entries_are_capped_by_bytes() {
 fn a_follower_that_needs_compacted_entries_is_sent_the_snapshot_in_chunks() {
     let mut r = compacted_leader();
     // Node 3 has nothing: its rejection sends the leader below the base.
-    let reject = msg(
-        3,
-        1,
-        2,
-        MessageBody::AppendEntriesResponse {
-            success: false,
-            match_index: 4,
-            conflict: Some(ConflictHint {
-                term: None,
-                first_index: 1,
-            }),
-            read_round: 0,
-            check: None,
-        },
-    );
-    step(&mut r, reject);
+    step(&mut r, reject_from_empty(3, 2, 4));
     assert_eq!(r.take_messages(), vec![chunk_request(3, 2, pos(1, 4), 0)]);
     // One chunk in flight: a heartbeat tick sends nothing more.
     step(&mut r, snapshot_reply(3, 1, 2, pos(1, 4), 10, false));
@@ -181,22 +166,7 @@ fn a_follower_that_needs_compacted_entries_is_sent_the_snapshot_in_chunks() {
 #[test]
 fn a_lost_chunk_is_asked_for_again() {
     let mut r = compacted_leader();
-    let reject = msg(
-        3,
-        1,
-        2,
-        MessageBody::AppendEntriesResponse {
-            success: false,
-            match_index: 4,
-            conflict: Some(ConflictHint {
-                term: None,
-                first_index: 1,
-            }),
-            read_round: 0,
-            check: None,
-        },
-    );
-    step(&mut r, reject);
+    step(&mut r, reject_from_empty(3, 2, 4));
     r.take_messages();
     let later = r.now_ms + 120; // past the retransmit timeout, within check-quorum
     r.tick(later);
@@ -483,17 +453,7 @@ fn the_done_answer_goes_to_the_current_leader_not_the_old_one() {
 #[test]
 fn a_duplicate_answer_does_not_resend_the_chunk_in_flight() {
     let mut r = compacted_leader();
-    let reject = MessageBody::AppendEntriesResponse {
-        success: false,
-        match_index: 4,
-        conflict: Some(ConflictHint {
-            term: None,
-            first_index: 1,
-        }),
-        read_round: 0,
-        check: None,
-    };
-    step(&mut r, msg(3, 1, 2, reject));
+    step(&mut r, reject_from_empty(3, 2, 4));
     assert_eq!(r.take_messages(), vec![chunk_request(3, 2, pos(1, 4), 0)]);
     let answer = snapshot_reply(3, 1, 2, pos(1, 4), 10, false);
     step(&mut r, answer.clone());

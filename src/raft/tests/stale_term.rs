@@ -107,17 +107,7 @@ fn a_stale_term_notice_does_not_restart_a_snapshot_transfer() {
     r.compact(base);
     r.take_messages();
     // Follower 3 has nothing: its rejection starts a transfer; it takes a chunk.
-    let reject = MessageBody::AppendEntriesResponse {
-        success: false,
-        match_index: 4,
-        conflict: Some(ConflictHint {
-            term: None,
-            first_index: 1,
-        }),
-        read_round: 0,
-        check: None,
-    };
-    step(&mut r, msg(3, 1, 2, reject));
+    step(&mut r, reject_from_empty(3, 2, 4));
     r.take_messages();
     let reply = MessageBody::InstallSnapshotResponse {
         last: base,
