@@ -809,6 +809,18 @@ fn membership_sweep() {
     }
 }
 
+/// Membership seeds that once failed, replayed on every run. 2031: a leader removing
+/// itself committed with the new configuration's quorum (n1 alone of {1}) before that
+/// configuration was durable anywhere; the durability check wrongly asked for a strict
+/// majority of the old configuration {1, 3}, though n1 is in every quorum of it.
+#[test]
+fn membership_regression_seeds() {
+    for seed in [2031] {
+        let summary = membership::run(seed, None);
+        println!("sim membership seed={seed} ok: {summary}");
+    }
+}
+
 /// The deliberately injected bug `LearnersCountInCommit` (learners counted in commit
 /// quorums): the membership sweep must catch it within its first seeds.
 #[test]
