@@ -19,6 +19,8 @@
 //!   writes safely and reports an unknown outcome honestly. Uses `net` and `kv`.
 //! - [`node`] — the threaded runtime: the only module that spawns threads or takes
 //!   locks (through [`sync`]). Ties the others together.
+//! - [`resp`] — the Redis protocol (RESP2) codec: commands in, replies out, no I/O.
+//!   Uses only `limits`.
 //! - [`crypto`] — SHA-256 and HMAC-SHA256 for the handshake's authentication. Uses
 //!   nothing of ours.
 //! - [`logging`] — one line per event on stderr.
@@ -37,5 +39,6 @@ pub mod logging;
 pub mod net;
 pub mod node;
 pub mod raft;
+pub mod resp;
 pub mod storage;
 pub mod sync;

@@ -815,7 +815,8 @@ fn membership_sweep() {
 /// majority of the old configuration {1, 3}, though n1 is in every quorum of it.
 #[test]
 fn membership_regression_seeds() {
-    for seed in [2031] {
+    let seeds: Vec<u64> = vec![2031];
+    for seed in seeds {
         let summary = membership::run(seed, None);
         println!("sim membership seed={seed} ok: {summary}");
     }
