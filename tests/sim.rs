@@ -813,9 +813,11 @@ fn membership_sweep() {
 /// itself committed with the new configuration's quorum (n1 alone of {1}) before that
 /// configuration was durable anywhere; the durability check wrongly asked for a strict
 /// majority of the old configuration {1, 3}, though n1 is in every quorum of it.
+/// 6622: a learner added late, with no snapshot and one 64-byte entry per append,
+/// was still catching up entry by entry when the fixed liveness deadline ran out.
 #[test]
 fn membership_regression_seeds() {
-    let seeds: Vec<u64> = vec![2031];
+    let seeds: Vec<u64> = vec![2031, 6622];
     for seed in seeds {
         let summary = membership::run(seed, None);
         println!("sim membership seed={seed} ok: {summary}");

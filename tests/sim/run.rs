@@ -15,6 +15,9 @@ use super::params::SimParams;
 /// After healing, a stable leader must serve a write and a read, and every member
 /// must apply the whole log, within this time.
 pub const LIVENESS_MS: u64 = 20_000;
+
+/// The most the liveness phase may take while a member behind keeps catching up.
+pub const LIVENESS_CAP_MS: u64 = 120_000;
 /// Clients stop writing to a member with this many uncommitted entries.
 pub const MAX_UNCOMMITTED: u64 = 128;
 
@@ -180,14 +183,23 @@ pub fn liveness_phase(cluster: &mut Cluster) {
     }
     cluster.note(format_args!("LIVENESS phase"));
     let start_ms = cluster.now_ms;
-    let deadline_ms = start_ms + LIVENESS_MS;
+    let mut deadline_ms = start_ms + LIVENESS_MS;
+    let mut slowest = slowest_applied(cluster);
     let mut rounds = 0;
     let leader = loop {
         rounds += 1;
+        // A member far behind (a learner added late, with no snapshot to install)
+        // catches up entry by entry: while it moves, the deadline moves too, up to
+        // LIVENESS_CAP_MS in all.
+        if slowest_applied(cluster) > slowest {
+            slowest = slowest_applied(cluster);
+            deadline_ms = (cluster.now_ms + LIVENESS_MS).min(start_ms + LIVENESS_CAP_MS);
+        }
         let left_ms = deadline_ms.saturating_sub(cluster.now_ms);
         assert!(
             left_ms > 0,
-            "liveness: no stable leader serving writes and reads {LIVENESS_MS}ms after healing"
+            "liveness: no stable leader serving writes and reads {LIVENESS_MS}ms after healing \
+             or after the slowest member last applied an entry"
         );
         let round_start_ms = cluster.now_ms;
         if let Some(leader) = liveness_round(cluster, left_ms) {
@@ -204,6 +216,13 @@ pub fn liveness_phase(cluster: &mut Cluster) {
     cluster.note(format_args!(
         "LIVENESS ok: leader n{leader}, converged after {took_ms}ms in {rounds} rounds"
     ));
+}
+
+/// The lowest applied index among the running members of the configuration.
+fn slowest_applied(cluster: &Cluster) -> u64 {
+    let members = cluster.members.iter();
+    let in_config = members.filter(|m| m.is_up() && cluster.in_config(m.id));
+    in_config.map(|m| m.applied).min().unwrap_or(0)
 }
 
 /// Waits for a settled leader, writes and reads through it (and reads through every
