@@ -23,6 +23,8 @@
 //!   Uses only `limits`.
 //! - [`crypto`] — SHA-256 and HMAC-SHA256 for the handshake's authentication. Uses
 //!   nothing of ours.
+//! - [`metrics`] — counters and histograms on atomics, their Prometheus text format,
+//!   and a minimal HTTP responder for `/metrics` and `/health`. Uses nothing of ours.
 //! - [`logging`] — one line per event on stderr.
 //! - [`limits`] — the size limits (request, entry, frames, WAL record) and how they
 //!   relate; constants only, usable by every module above.
@@ -36,6 +38,7 @@ pub mod fuzzing;
 pub mod kv;
 pub mod limits;
 pub mod logging;
+pub mod metrics;
 pub mod net;
 pub mod node;
 pub mod raft;
