@@ -417,3 +417,27 @@ fn bench_counts_failed_operations_apart() {
         "no Debug output: {out:?}"
     );
 }
+
+/// The ports process tests give their nodes lie outside the kernel's ephemeral range,
+/// from which every outgoing connection takes its local port: a port chosen there and
+/// released could be taken by a connection before the node binds it.
+#[test]
+fn test_ports_are_outside_the_kernels_ephemeral_range() {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .expect("read ip_local_port_range");
+    let bounds: Vec<u16> = range
+        .split_whitespace()
+        .map(|n| n.parse().expect("a port number"))
+        .collect();
+    let ports = free_ports(50);
+    let mut distinct = ports.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), ports.len(), "a port was handed out twice");
+    for port in ports {
+        assert!(
+            port < bounds[0] || port > bounds[1],
+            "port {port} is in the ephemeral range {bounds:?}"
+        );
+    }
+}

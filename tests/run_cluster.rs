@@ -15,10 +15,12 @@ use support::{run_binary, wait_for, BIN};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/run-cluster.sh");
 
-/// A base port P such that P+1 ..= P+n are free now.
+/// A base port P such that P+1 ..= P+n are free now, below the kernel's ephemeral
+/// range (see `support::TEST_PORTS`).
 fn free_base(n: u16) -> u16 {
+    let span = support::TEST_PORTS.end - support::TEST_PORTS.start - n;
     for _ in 0..100 {
-        let base = 20_000 + rand::random::<u16>() % 40_000;
+        let base = support::TEST_PORTS.start + rand::random::<u16>() % span;
         let all_free = (1..=n).all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok());
         if all_free {
             return base;

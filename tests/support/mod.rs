@@ -17,21 +17,40 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_raftkv");
 
-/// Picks `n` distinct free ports on 127.0.0.1 (bound together, then released).
+/// The ports process tests give their nodes: below Linux's ephemeral range (32768 and
+/// up), from which the kernel picks the local port of every outgoing connection. A
+/// port taken from the ephemeral range and released could be handed to some client's
+/// connection before the node binds it ("Address already in use").
+pub const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// Ports already handed out by this process, counting up.
+static PORTS_HANDED_OUT: AtomicU32 = AtomicU32::new(0);
+
+/// Picks `n` distinct ports on 127.0.0.1 from [`TEST_PORTS`] that are free now and that
+/// this process has not handed out before. Each test binary starts at an offset
+/// derived from its process id, so two suites run at once rarely meet either.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port"))
-        .collect();
-    listeners
-        .iter()
-        .map(|l| l.local_addr().expect("local addr").port())
-        .collect()
+    (0..n).map(|_| next_free_port()).collect()
+}
+
+fn next_free_port() -> u16 {
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    let start = std::process::id().wrapping_mul(7919) % span;
+    for _ in 0..span {
+        let k = PORTS_HANDED_OUT.fetch_add(1, Ordering::Relaxed);
+        let port = TEST_PORTS.start + ((start + k) % span) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port left in {TEST_PORTS:?}");
 }
 
 /// Polls `condition` every 20 ms until it returns `Some` or `deadline` passes.
