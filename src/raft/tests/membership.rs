@@ -311,6 +311,7 @@ fn a_vote_request_while_the_leader_is_in_touch_is_ignored() {
         MessageBody::RequestVote {
             last_log_index: 9,
             last_log_term: 4,
+            leadership_transfer: false,
         },
     );
     r.step(campaign.clone(), 99); // within the minimum election timeout (100)
