@@ -378,7 +378,8 @@ impl Raft {
     }
 
     /// Leader: one progress record per member of the latest configuration or of the
-    /// committed one (a removed member still hears of its removal), no others.
+    /// committed one (a removed member still hears of its removal), no others; then
+    /// confirms the read rounds the new quorum already acknowledged.
     pub(super) fn sync_progress(&mut self) {
         if self.role != Role::Leader {
             return;
@@ -394,6 +395,9 @@ impl Raft {
                 self.send_append(id);
             }
         }
+        // The quorum may have shrunk: read rounds waiting for a voter that left (and
+        // may never answer) can hold already (membership sweep seed 3089).
+        self.confirm_reads();
     }
 
     /// Every other member of the latest configuration or of the committed one.
