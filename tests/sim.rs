@@ -5,7 +5,8 @@
 //! One seed determines a whole run. `RAFTKV_SIM_SEEDS=N` sets how many seeds the
 //! `sweep` test runs (default 300, starting at `RAFTKV_SIM_SEED_BASE`, default 0);
 //! `RAFTKV_SIM_SEED=S` replays exactly seed S. The named scenarios below mirror the
-//! MIT 6.5840 Raft lab tests.
+//! MIT 6.5840 Raft lab tests; those of leadership transfer and of elections across
+//! membership changes are in `sim/transfer.rs`.
 
 #[path = "sim/cluster.rs"]
 mod cluster;
@@ -37,6 +38,8 @@ mod step;
 mod storage;
 #[path = "sim/trace.rs"]
 mod trace;
+#[path = "sim/transfer.rs"]
+mod transfer;
 
 use cluster::{Cluster, ClusterOptions};
 use history::Fate;

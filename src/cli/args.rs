@@ -219,6 +219,17 @@ pub enum ClientOp {
     /// Print a node's view: id, role, term, leader, indexes, peers. Asks the --addr
     /// nodes in order until one answers (no redirect); `answered_by` names it.
     Status,
+    /// Hand leadership to voter ID (default: the voter whose log is the most up to
+    /// date) and wait until it leads; prints `leader: ID`. The leader refuses new
+    /// writes meanwhile (clients retry), brings ID up to date, and tells it to start
+    /// an election at once: no election timeout is lost. Exits 1 if refused (ID is a
+    /// learner, not a member, or another transfer is under way; the reason on
+    /// stderr), 3 if ID does not lead within --timeout (the leader gives a transfer up
+    /// after an election timeout).
+    TransferLeader {
+        /// The voter to lead (default: the most up-to-date voter).
+        id: Option<u64>,
+    },
 }
 
 /// Flags of `raftkv bench`.

@@ -5,7 +5,9 @@ use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use raftkv::client::{CasOutcome, Client, ClientError, ClientErrorKind, ClientOptions};
+use raftkv::client::{
+    CasOutcome, Client, ClientError, ClientErrorKind, ClientOptions, TransferOutcome,
+};
 use raftkv::kv::MAX_REQUEST_BYTES;
 
 use super::args::{ClientArgs, ClientOp};
@@ -134,6 +136,16 @@ fn execute(client: &mut Client, op: ClientOp) -> Result<u8, ClientError> {
                 }
             }
         }
+        ClientOp::TransferLeader { id } => match client.transfer_leader(id)? {
+            TransferOutcome::Leads(id) => {
+                println!("leader: {id}");
+                Ok(EXIT_OK)
+            }
+            TransferOutcome::Refused(reason) => {
+                eprintln!("raftkv client: transfer-leader refused: {reason}");
+                Ok(EXIT_NO)
+            }
+        },
         ClientOp::Status => {
             let (addr, report) = client.status_from_any()?;
             // An extra key after the contract's ones: which --addr entry answered.

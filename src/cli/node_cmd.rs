@@ -45,6 +45,8 @@ pub fn run(args: NodeArgs) -> u8 {
         return EXIT_OTHER;
     }
     node.wait();
+    // A planned stop: a leader first hands leadership over, so no election is needed.
+    node.hand_off();
     match node.shutdown() {
         Ok(()) => EXIT_OK,
         Err(err) => {

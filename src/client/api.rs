@@ -8,6 +8,7 @@ use super::error::{ClientError, ClientErrorKind};
 use super::retry::{call_once, Transport, MAX_WAIT_PER_TRY};
 use crate::kv::{encode_request, Command, CommandResult, Request, MAX_REQUEST_BYTES};
 use crate::net::{ClientRequest, ClientResponse, Secret, StatusReport};
+use crate::raft::NodeId;
 
 /// How a client reaches the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -215,6 +216,67 @@ impl Client {
         ))
     }
 
+    /// Asks the leader to hand leadership to `target` (`None`: the voter whose log is
+    /// the most up to date), then waits, within the client's timeout, until a node
+    /// names that voter as the leader of its current term. A refusal (a learner, an
+    /// unknown id, another transfer in progress) is `Ok(Refused(reason))`; no leader
+    /// change within the timeout is an `Unavailable` error.
+    pub fn transfer_leader(
+        &mut self,
+        target: Option<NodeId>,
+    ) -> Result<TransferOutcome, ClientError> {
+        let deadline = Instant::now() + self.opts.timeout;
+        let request = ClientRequest::TransferLeader { target };
+        let target = match self.transport.call(&request, false, self.opts.timeout)? {
+            ClientResponse::TransferLeader(Ok(id)) => id,
+            ClientResponse::TransferLeader(Err(reason)) => {
+                return Ok(TransferOutcome::Refused(reason))
+            }
+            other => return Err(answer_error("transfer-leader", other)),
+        };
+        // Nodes announce nothing: ask them until one follows the target (a node names
+        // a leader only once it heard from it in its term, so the target won).
+        while Instant::now() < deadline {
+            if self.leader_seen(deadline) == Some(target) {
+                return Ok(TransferOutcome::Leads(target));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            crate::sync::thread::sleep(LEADER_POLL.min(left));
+        }
+        Err(ClientError::new(
+            ClientErrorKind::Unavailable {
+                outcome_unknown: true,
+            },
+            format!(
+                "n{target} did not become leader within {:?}: the transfer may have been                  given up (it is after an election timeout) or be still under way",
+                self.opts.timeout
+            ),
+        ))
+    }
+
+    /// The leader the first answering node names (each asked with what is left of
+    /// `deadline`, at most [`MAX_WAIT_PER_TRY`]).
+    fn leader_seen(&self, deadline: Instant) -> Option<NodeId> {
+        self.addrs.iter().find_map(|addr| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let wait = left.min(MAX_WAIT_PER_TRY);
+            if wait.is_zero() {
+                return None;
+            }
+            let secret = self.opts.secret.as_ref();
+            match call_once(
+                addr,
+                &self.opts.cluster,
+                secret,
+                &ClientRequest::Status,
+                wait,
+            ) {
+                Ok(ClientResponse::Status(report)) => report.leader.map(|(id, _)| id),
+                _ => None,
+            }
+        })
+    }
+
     /// Replicates one command under a fresh sequence number, kept across retries.
     fn write(&mut self, command: Command) -> Result<CommandResult, ClientError> {
         if !self.session_open && self.next_seq > 1 {
@@ -261,6 +323,19 @@ impl Client {
             other => Err(answer_error("write", other)),
         }
     }
+}
+
+/// How long [`Client::transfer_leader`] waits between two rounds of status requests:
+/// an election after `TimeoutNow` takes one round trip and one fsync.
+const LEADER_POLL: Duration = Duration::from_millis(10);
+
+/// What [`Client::transfer_leader`] achieved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TransferOutcome {
+    /// This voter leads now.
+    Leads(NodeId),
+    /// The leader refused the transfer, for this reason; nothing changed.
+    Refused(String),
 }
 
 /// A `Written` result of the wrong kind.

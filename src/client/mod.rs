@@ -13,5 +13,5 @@ mod api;
 mod error;
 mod retry;
 
-pub use api::{CasOutcome, Client, ClientOptions};
+pub use api::{CasOutcome, Client, ClientOptions, TransferOutcome};
 pub use error::{ClientError, ClientErrorKind};

@@ -101,6 +101,14 @@ pub enum ClientRequest {
     },
     /// Report the contacted node's state (never redirected).
     Status,
+    /// Hand leadership to `target`, or (`None`) to the voter whose log is the most up
+    /// to date (thesis §3.10). Answered by [`ClientResponse::TransferLeader`] once the
+    /// leader has started the transfer (or refused it); the client then waits for the
+    /// target to lead.
+    TransferLeader {
+        /// The voter that is to lead.
+        target: Option<NodeId>,
+    },
 }
 
 /// The answer to a [`ClientRequest`].
@@ -149,6 +157,11 @@ pub enum ClientResponse {
         /// Why, for a human.
         message: String,
     },
+    /// The answer to [`ClientRequest::TransferLeader`]: `Ok(id)`, the leader started
+    /// handing leadership to `id` (or `id` already leads); `Err(reason)`, the transfer
+    /// was refused (a learner, an unknown id, another transfer in progress) and nothing
+    /// changed.
+    TransferLeader(Result<NodeId, String>),
 }
 
 /// Server side: checks a hello's version and cluster. `Err` is the refusal reason.

@@ -32,6 +32,9 @@ pub fn handle(shared: &Shared, request: ClientRequest) -> ClientResponse {
         }
         ClientRequest::Get { key, stale: false } => linearizable_get(shared, &key),
         ClientRequest::Status => ClientResponse::Status(status_report(shared)),
+        ClientRequest::TransferLeader { target } => {
+            super::handoff::transfer_request(shared, target)
+        }
     }
 }
 
@@ -40,7 +43,7 @@ fn deadline(shared: &Shared) -> Instant {
 }
 
 /// A redirect to the leader this node knows of, with the address it reaches it at.
-fn redirect(shared: &Shared, leader: Option<NodeId>) -> ClientResponse {
+pub(super) fn redirect(shared: &Shared, leader: Option<NodeId>) -> ClientResponse {
     let leader = leader.filter(|&id| id != shared.config.id);
     ClientResponse::NotLeader {
         leader_id: leader,
@@ -48,7 +51,7 @@ fn redirect(shared: &Shared, leader: Option<NodeId>) -> ClientResponse {
     }
 }
 
-fn shutting_down(outcome_unknown: bool) -> ClientResponse {
+pub(super) fn shutting_down(outcome_unknown: bool) -> ClientResponse {
     ClientResponse::Unavailable {
         reason: "the node is shutting down".into(),
         outcome_unknown,

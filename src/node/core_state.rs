@@ -42,6 +42,9 @@ pub struct CoreState {
     pub kv_restore: Option<(Index, KvStore)>,
     /// State digest checks and the alarm (module `node::integrity`).
     pub integrity: Integrity,
+    /// Set while a leader that is shutting down waits for its hand-off
+    /// (`node::handoff`); completed by `dispatch` once another member leads.
+    pub handoff: Option<super::completion::Completion<()>>,
 }
 
 /// A snapshot of the state machine taken by the applier, waiting for the writer.
@@ -69,6 +72,7 @@ impl CoreState {
             snapshot_in_progress: false,
             kv_restore: None,
             integrity: Integrity::default(),
+            handoff: None,
         }
     }
 

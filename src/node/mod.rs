@@ -20,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod core_state;
 pub mod deferred_log;
+pub mod handoff;
 pub mod integrity;
 pub mod listener;
 #[cfg(all(test, shuttle))]
@@ -255,6 +256,14 @@ impl Node {
                 return;
             }
         }
+    }
+
+    /// If this node leads, hands leadership to the most up-to-date voter and waits
+    /// (at most the longest election timeout) until another member leads: call it
+    /// before [`Node::shutdown`] for a planned stop (the binary does on Ctrl-C and
+    /// SIGTERM), so the cluster needs no election. See [`handoff`].
+    pub fn hand_off(&self) {
+        handoff::before_shutdown(&self.shared);
     }
 
     /// Stops every thread and joins it. Returns the fatal error, if one stopped the node.

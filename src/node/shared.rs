@@ -193,6 +193,7 @@ impl Shared {
         self.note_peer_faults(core);
         self.route(core.raft.take_messages());
         self.release_reads(core);
+        super::handoff::settle(core, self.config.id);
         Wakeups {
             writer: core.raft.has_persist_work() && self.persist_wanted.has_waiters(),
             applier: core.raft.has_committed() && self.apply_wanted.has_waiters(),

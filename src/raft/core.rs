@@ -207,6 +207,8 @@ pub struct Raft {
     pub(super) faults: PeerFaults,
     /// State digest checks to attach and those received.
     pub(super) digests: super::digest_check::DigestChecks,
+    /// Leader: the leadership transfer in progress (`transfer.rs`); proposals wait.
+    pub(super) transfer: Option<super::transfer::Transfer>,
 }
 
 impl Raft {
@@ -267,6 +269,7 @@ impl Raft {
             installing_memberships: Vec::new(),
             faults: PeerFaults::default(),
             digests: Default::default(),
+            transfer: None,
             config,
         };
         raft.reset_election_deadline();
@@ -310,6 +313,7 @@ impl Raft {
                     self.become_follower(self.current_term, None);
                     return;
                 }
+                self.expire_transfer();
                 self.tick_heartbeats()
             }
             Role::Follower | Role::Candidate | Role::PreCandidate => {
@@ -331,7 +335,8 @@ impl Raft {
         match self.role {
             Role::Leader => self
                 .next_leader_tick_ms()
-                .min(self.check_quorum_deadline_ms()),
+                .min(self.check_quorum_deadline_ms())
+                .min(self.transfer_deadline_ms()),
             Role::Follower | Role::Candidate | Role::PreCandidate => self.election_deadline_ms,
         }
     }
@@ -379,6 +384,7 @@ impl Raft {
             MessageBody::RequestVote {
                 last_log_index,
                 last_log_term,
+                ..
             } => {
                 let last = LogPosition {
                     term: last_log_term,
@@ -421,6 +427,7 @@ impl Raft {
             MessageBody::ReadIndexResponse { batch, read_index } => {
                 self.handle_read_index_response(msg.from, batch, read_index)
             }
+            MessageBody::TimeoutNow => self.handle_timeout_now(msg.from),
         }
     }
 
@@ -445,7 +452,8 @@ impl Raft {
             | MessageBody::PreVoteResponse { .. }
             | MessageBody::StaleTerm
             | MessageBody::ReadIndexRequest { .. }
-            | MessageBody::ReadIndexResponse { .. } => {}
+            | MessageBody::ReadIndexResponse { .. }
+            | MessageBody::TimeoutNow => {}
         }
     }
 
@@ -460,12 +468,12 @@ impl Raft {
     }
 
     /// Appends a command on the leader; returns where it will be if it commits.
+    /// Refused, naming no leader, while a leadership transfer is in progress.
     pub fn propose(&mut self, data: Vec<u8>, now_ms: u64) -> Result<LogPosition, NotLeader> {
         self.observe_time(now_ms);
-        if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader: self.leader,
-            });
+        if self.role != Role::Leader || self.transfer.is_some() {
+            let leader = self.leader.filter(|_| self.transfer.is_none());
+            return Err(NotLeader { leader });
         }
         Ok(self.append_and_replicate(Payload::Command(data)))
     }

@@ -59,6 +59,11 @@ impl Raft {
         }
     }
 
+    /// True unless [`Raft::withdraw`] was called: this member may lead.
+    pub(super) fn may_lead(&self) -> bool {
+        !self.digests.withdrawn
+    }
+
     /// An election timeout: campaigns, unless [`Raft::withdraw`] was called.
     pub(super) fn election_timeout_unless_withdrawn(&mut self) {
         if self.digests.withdrawn {

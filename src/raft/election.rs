@@ -8,6 +8,12 @@ impl Raft {
     /// Start an election in a new term (§5.2): the election deadline passed, or (with
     /// pre-vote) a majority said it would vote for us.
     pub(super) fn campaign(&mut self) {
+        self.campaign_with(false);
+    }
+
+    /// [`Raft::campaign`]; `leadership_transfer` marks the RequestVotes of a campaign
+    /// the leader asked for (`TimeoutNow`, see `transfer.rs`).
+    pub(super) fn campaign_with(&mut self, leadership_transfer: bool) {
         self.become_candidate();
         if self.granted_votes() >= self.quorum() {
             // A single voter is its own majority. With learners to talk to, it leads
@@ -23,6 +29,7 @@ impl Raft {
             let body = MessageBody::RequestVote {
                 last_log_index: last.index,
                 last_log_term: last.term,
+                leadership_transfer,
             };
             let msg = self.message_to(peer, body);
             // The new term and self-vote must be durable before anyone hears of them.
@@ -84,6 +91,7 @@ impl Raft {
         }
         let was = self.role;
         self.role = Role::Follower;
+        self.transfer = None;
         self.leader = leader;
         self.votes.clear();
         if was == Role::Leader {

@@ -16,6 +16,10 @@ impl Raft {
         }
         self.reads.check_invariants();
         self.check_forwarded_reads();
+        if let Some(t) = self.transfer {
+            assert_eq!(self.role, Role::Leader, "a non-leader transfers to {t:?}");
+            assert_ne!(t.target, self.config.id, "a leader transfers to itself");
+        }
         assert!(
             self.installing.len() <= super::snapshot::MAX_INSTALLING,
             "{} snapshots remembered as being installed",

@@ -316,10 +316,10 @@ impl Raft {
         now_ms: u64,
     ) -> Result<LogPosition, ChangeRefused> {
         self.observe_time(now_ms);
-        if self.role != Role::Leader {
-            return Err(ChangeRefused::NotLeader(NotLeader {
-                leader: self.leader,
-            }));
+        if self.role != Role::Leader || self.transfer.is_some() {
+            // During a leadership transfer a leader takes no proposal (`transfer.rs`).
+            let leader = self.leader.filter(|_| self.transfer.is_none());
+            return Err(ChangeRefused::NotLeader(NotLeader { leader }));
         }
         let own_term_rule = self.config.injected_bug != Some(InjectedBug::SkipOwnTermRule);
         if own_term_rule && self.log.term_at(self.commit_index) != Some(self.current_term) {
@@ -378,7 +378,8 @@ impl Raft {
     }
 
     /// Leader: one progress record per member of the latest configuration or of the
-    /// committed one (a removed member still hears of its removal), no others.
+    /// committed one (a removed member still hears of its removal), no others; then
+    /// confirms the read rounds the new quorum already acknowledged.
     pub(super) fn sync_progress(&mut self) {
         if self.role != Role::Leader {
             return;
@@ -394,6 +395,9 @@ impl Raft {
                 self.send_append(id);
             }
         }
+        // The quorum may have shrunk: read rounds waiting for a voter that left (and
+        // may never answer) can hold already (membership sweep seed 3089).
+        self.confirm_reads();
     }
 
     /// Every other member of the latest configuration or of the committed one.
@@ -435,7 +439,8 @@ impl Raft {
     /// committed configuration), or it is a RequestVote of a higher term while this
     /// follower heard from its leader within the minimum election timeout (thesis
     /// §4.2.3: a removed member that does not know it was removed must not depose a
-    /// healthy leader by bumping terms). Everything else is heard: a leader's
+    /// healthy leader by bumping terms) that the leader did not ask for with
+    /// `TimeoutNow` (`transfer.rs`). Everything else is heard: a leader's
     /// AppendEntries must be, even from a member an uncommitted change here removed
     /// (a new leader truncates that change; simulator seed 16 of `membership_sweep`).
     pub(super) fn ignores(&self, msg: &Message) -> bool {
@@ -450,7 +455,15 @@ impl Raft {
         let lease = self
             .leader_heard_ms
             .saturating_add(self.config.election_timeout_min_ms);
+        let transfer = matches!(
+            msg.body,
+            MessageBody::RequestVote {
+                leadership_transfer: true,
+                ..
+            }
+        );
         matches!(msg.body, MessageBody::RequestVote { .. })
+            && !transfer
             && msg.term > self.current_term
             && self.role == Role::Follower
             && self.leader.is_some()

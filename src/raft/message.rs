@@ -29,6 +29,10 @@ pub enum MessageBody {
         last_log_index: Index,
         /// Term of the candidate's last log entry.
         last_log_term: Term,
+        /// True if the candidate campaigns because the leader handed it leadership
+        /// (`TimeoutNow`, thesis §3.10): voters then grant it even though they heard
+        /// from that leader moments ago (the §4.2.3 check exempts it).
+        leadership_transfer: bool,
     },
     /// The answer to `RequestVote`.
     RequestVoteResponse {
@@ -135,6 +139,9 @@ pub enum MessageBody {
         /// The leader's commit index when the request arrived.
         read_index: Index,
     },
+    /// The leader hands leadership over (thesis §3.10): the receiver, which holds the
+    /// leader's whole log, starts an election at once, without pre-vote.
+    TimeoutNow,
 }
 
 /// Why an `AppendEntries` was rejected and where the leader should retry (§5.3, the

@@ -23,7 +23,8 @@
 //! `pre_vote.rs` (thesis §9.6: ask before bumping the term),
 //! `fault.rs` (messages no correct peer sends: dropped and reported, never fatal),
 //! `invariants.rs` (`check_invariants`),
-//! `membership.rs` (configurations in the log, learners, single-server changes).
+//! `membership.rs` (configurations in the log, learners, single-server changes),
+//! `transfer.rs` (leadership transfer, thesis §3.10).
 
 mod check_quorum;
 mod digest_check;
@@ -40,6 +41,7 @@ mod progress;
 mod read_index;
 mod replication;
 mod snapshot;
+mod transfer;
 mod types;
 
 pub use digest_check::{DigestCheck, MAX_DIGEST_REPORTS};
@@ -47,6 +49,7 @@ pub use fault::{PeerFault, PeerFaults, MAX_INDEX, MAX_PEER_FAULTS, MAX_TERM};
 pub use membership::{ChangeRefused, Membership, MembershipChange, MAX_ADDRESS_BYTES, MAX_MEMBERS};
 pub use message::{ConflictHint, Message, MessageBody};
 pub use snapshot::SnapshotChunk;
+pub use transfer::TransferRefused;
 pub use types::{Entry, HardState, Index, LogPosition, NodeId, Payload, Term};
 
 /// Tuning of one member. Times are in milliseconds of the caller's clock.

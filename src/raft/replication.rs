@@ -450,6 +450,9 @@ impl Raft {
         }
         // Freed window: send what waits at once (batching).
         while self.send_append(peer) {}
+        if success {
+            self.send_timeout_now_if_caught_up(peer);
+        }
         self.confirm_reads();
     }
 

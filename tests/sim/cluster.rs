@@ -126,6 +126,8 @@ pub struct Cluster {
     pub appends_rejected: u64,
     /// Membership changes the leader accepted.
     pub changes_accepted: u64,
+    /// Leadership transfers the leader accepted (`sim/transfer.rs`).
+    pub transfers_accepted: u64,
     /// Events processed.
     pub events: u64,
     /// How the cluster was built.
@@ -150,6 +152,7 @@ impl Cluster {
             trace: Trace::new(),
             appends_rejected: 0,
             changes_accepted: 0,
+            transfers_accepted: 0,
             events: 0,
             opts,
         };

@@ -6,6 +6,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::cluster::Cluster;
+use super::transfer::random_transfer;
 
 /// Performs one random fault (or repair). `max_down` bounds how many members may be
 /// down at once.
@@ -104,8 +105,9 @@ fn bridge(cluster: &mut Cluster, ids: Vec<NodeId>) {
 }
 
 /// A random single-server change at the leader: add a member never seen (as a
-/// learner), promote a learner, or remove any member, the leader included. The leader
-/// may refuse (a change in progress, a learner behind, a quorum at risk): so be it.
+/// learner), promote a learner, or remove any member, the leader included; or a
+/// leadership transfer. The leader may refuse (a change in progress, a learner
+/// behind, a quorum at risk, a transfer under way): so be it.
 fn change_membership(cluster: &mut Cluster) {
     let Some(leader) = cluster.leader() else {
         return;
@@ -115,7 +117,8 @@ fn change_membership(cluster: &mut Cluster) {
     let fresh: Vec<NodeId> = (m.max_id + 1..=n).collect();
     let learners: Vec<NodeId> = m.learners.iter().copied().collect();
     let members: Vec<NodeId> = m.voters.iter().chain(&m.learners).copied().collect();
-    let change = match cluster.rng.gen_range(0..3) {
+    let change = match cluster.rng.gen_range(0..4) {
+        3 => return random_transfer(cluster, leader, &members),
         0 if !fresh.is_empty() => MembershipChange::AddLearner {
             id: fresh[0],
             address: format!("sim:{}", fresh[0]),

@@ -1,6 +1,7 @@
 //! Randomized membership changes: five members of which three bootstrap the cluster;
 //! the fault injector adds the others as learners, promotes learners and removes
-//! members (the leader included) while crashes, partitions and message faults run.
+//! members (the leader included) and hands leadership over (`sim/transfer.rs`) while
+//! crashes, partitions and message faults run.
 //! Every step is checked as in the sweep (one leader per term, no committed entry
 //! lost or changed), and the liveness phase must converge among the members of the
 //! final configuration.
@@ -29,5 +30,8 @@ pub fn run(seed: u64, bug: Option<InjectedBug>) -> String {
 
 /// How many membership changes the run made, for its summary line.
 fn changes(cluster: &Cluster) -> String {
-    format!(" membership-changes={}", cluster.changes_accepted)
+    format!(
+        " membership-changes={} transfers={}",
+        cluster.changes_accepted, cluster.transfers_accepted
+    )
 }

@@ -279,8 +279,13 @@ impl fmt::Display for Brief<'_> {
         let m = self.0;
         write!(f, "{}->{} t{} ", m.from, m.to, m.term)?;
         match &m.body {
-            MessageBody::RequestVote { last_log_index, last_log_term } => {
-                write!(f, "RequestVote last=({last_log_term},{last_log_index})")
+            MessageBody::RequestVote {
+                last_log_index,
+                last_log_term,
+                leadership_transfer,
+            } => {
+                let why = if *leadership_transfer { " transfer" } else { "" };
+                write!(f, "RequestVote last=({last_log_term},{last_log_index}){why}")
             }
             MessageBody::RequestVoteResponse { vote_granted } => {
                 write!(f, "VoteResponse granted={vote_granted}")
@@ -336,6 +341,7 @@ impl fmt::Display for Brief<'_> {
                 write!(f, "PreVoteResponse granted={vote_granted}")
             }
             MessageBody::StaleTerm => write!(f, "StaleTerm"),
+            MessageBody::TimeoutNow => write!(f, "TimeoutNow"),
             MessageBody::ReadIndexRequest { batch } => write!(f, "ReadIndexRequest {batch}"),
             MessageBody::ReadIndexResponse { batch, read_index } => {
                 write!(f, "ReadIndexResponse {batch} at {read_index}")

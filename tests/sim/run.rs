@@ -95,7 +95,7 @@ pub fn describe_members(cluster: &Cluster) -> String {
         let line = match &m.raft {
             None => format!("  n{} down (durable log {})\n", m.id, m.store.entries.len()),
             Some(r) => format!(
-                "  n{} {:?} term={} leader={:?} last={:?} commit={} applied={} writes-pending={} voters={:?} learners={:?}\n",
+                "  n{} {:?} term={} leader={:?} last={:?} commit={} applied={} writes-pending={} voters={:?} learners={:?} transfer-to={:?}\n",
                 m.id,
                 r.role(),
                 r.term(),
@@ -105,7 +105,8 @@ pub fn describe_members(cluster: &Cluster) -> String {
                 m.applied,
                 m.writer.pending(),
                 r.membership().voters,
-                r.membership().learners
+                r.membership().learners,
+                r.transfer_target()
             ),
         };
         out.push_str(&line);

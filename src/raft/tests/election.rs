@@ -10,6 +10,7 @@ fn vote_request(from: NodeId, to: NodeId, term: Term, last: (Term, Index)) -> Me
         MessageBody::RequestVote {
             last_log_index: last.1,
             last_log_term: last.0,
+            leadership_transfer: false,
         },
     )
 }

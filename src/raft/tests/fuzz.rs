@@ -28,10 +28,12 @@ fn entries() -> impl Strategy<Value = Vec<Entry>> {
 
 fn body() -> impl Strategy<Value = MessageBody> {
     prop_oneof![
-        (number(), number()).prop_map(|(i, t)| MessageBody::RequestVote {
+        (number(), number(), any::<bool>()).prop_map(|(i, t, x)| MessageBody::RequestVote {
             last_log_index: i,
-            last_log_term: t
+            last_log_term: t,
+            leadership_transfer: x,
         }),
+        Just(MessageBody::TimeoutNow),
         any::<bool>().prop_map(|g| MessageBody::RequestVoteResponse { vote_granted: g }),
         (position(), entries(), number(), number()).prop_map(|(p, e, c, r)| {
             MessageBody::AppendEntries {

@@ -311,6 +311,7 @@ fn a_vote_request_while_the_leader_is_in_touch_is_ignored() {
         MessageBody::RequestVote {
             last_log_index: 9,
             last_log_term: 4,
+            leadership_transfer: false,
         },
     );
     r.step(campaign.clone(), 99); // within the minimum election timeout (100)
@@ -322,4 +323,28 @@ fn a_vote_request_while_the_leader_is_in_touch_is_ignored() {
     assert_eq!(r.leader(), Some(1));
     r.step(campaign, 100);
     assert_eq!(r.term(), 5, "after the lease, a higher term is followed");
+}
+
+#[test]
+fn a_read_waiting_for_a_removed_voter_is_confirmed_once_the_leader_alone_is_a_quorum() {
+    // Membership sweep seed 3089: reads recorded while n2 voted waited for n2's
+    // acknowledgement; n2 was cut off and removed, and with no peer left to answer,
+    // nothing ever confirmed them.
+    let mut r = committed_leader(2);
+    r.read_index(7, 0).expect("leader");
+    let heartbeats = r.take_messages();
+    assert!(!heartbeats.is_empty(), "a round was opened");
+    assert!(r.take_read_states().is_empty(), "n2 must confirm first");
+    r.propose_membership(MembershipChange::Remove { id: 2 }, 0)
+        .expect("n1 alone is live and a quorum of {1}");
+    persist_all(&mut r);
+    assert_eq!(r.commit_index(), 2, "the removal commits with n1 alone");
+    let states = r.take_read_states();
+    assert_eq!(
+        states,
+        vec![ReadState {
+            read_id: 7,
+            result: Ok(1)
+        }]
+    );
 }

@@ -14,6 +14,7 @@ mod read_index;
 mod replication;
 mod snapshot;
 mod stale_term;
+mod transfer;
 
 use super::*;
 

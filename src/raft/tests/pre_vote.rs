@@ -89,6 +89,7 @@ fn a_majority_of_grants_starts_the_real_election_behind_a_persist_batch() {
         let body = MessageBody::RequestVote {
             last_log_index: 2,
             last_log_term: 1,
+            leadership_transfer: false,
         };
         msg(1, to, 2, body)
     };
@@ -217,6 +218,7 @@ fn a_pre_vote_for_our_own_term_needs_our_vote_free() {
     let body = MessageBody::RequestVote {
         last_log_index: 1,
         last_log_term: 1,
+        leadership_transfer: false,
     };
     step(&mut r, msg(3, 2, 2, body));
     assert_eq!(r.voted_for(), Some(3));
@@ -239,6 +241,7 @@ fn a_pre_candidate_that_grants_a_real_vote_stops_asking() {
     let body = MessageBody::RequestVote {
         last_log_index: 2,
         last_log_term: 1,
+        leadership_transfer: false,
     };
     step(&mut r, msg(3, 1, 1, body));
     assert_eq!(

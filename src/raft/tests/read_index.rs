@@ -174,6 +174,7 @@ fn losing_leadership_fails_every_pending_and_held_read() {
             MessageBody::RequestVote {
                 last_log_index: 0,
                 last_log_term: 0,
+                leadership_transfer: false,
             },
         ),
     );

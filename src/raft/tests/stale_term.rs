@@ -22,6 +22,7 @@ fn old_requests() -> Vec<Message> {
     let vote = MessageBody::RequestVote {
         last_log_index: 1,
         last_log_term: 1,
+        leadership_transfer: false,
     };
     let snapshot = MessageBody::InstallSnapshot {
         last: LogPosition { term: 1, index: 1 },
