@@ -194,22 +194,34 @@ fn a_snapshot_altered_under_a_recomputed_crc_is_refused_on_install() {
         !snapshot_file.exists(),
         "the follower has a snapshot already"
     );
-    // Writes until the leader's snapshot (which holds the probe) exists; with no
-    // entries kept before it, the follower can only catch up through that snapshot.
+    // Writes until both running members have a snapshot (which holds the probe); with
+    // no entries kept before it, the follower can only catch up through a snapshot,
+    // and whichever of the two leads by then sends its own, altered below.
+    let running: Vec<usize> = (0..3).filter(|&i| i != follower).collect();
     let mut n = 0;
     let snapshotted = wait_for(Duration::from_secs(60), || {
         put(&cluster, &format!("fill{n}"), "x");
         n += 1;
-        field(&cluster, leader, "first_index")
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|&first| first > 10)
+        running
+            .iter()
+            .all(|&i| {
+                field(&cluster, i, "first_index")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|first| first > 10)
+            })
+            .then_some(())
     });
-    assert!(snapshotted.is_some(), "the leader never compacted its log");
-    alter_snapshot_file(
-        &cluster.data_dir(leader).join("snapshot"),
-        PROBE.as_bytes(),
-        PROBE.to_uppercase().as_bytes(),
+    assert!(
+        snapshotted.is_some(),
+        "the members never compacted their logs"
     );
+    for &i in &running {
+        alter_snapshot_file(
+            &cluster.data_dir(i).join("snapshot"),
+            PROBE.as_bytes(),
+            PROBE.to_uppercase().as_bytes(),
+        );
+    }
 
     cluster.start_node(follower);
     let stopped = wait_for(Duration::from_secs(30), || {
