@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use bincode::Options;
+
 use raftkv::kv::{encode_request, Command, KvStore, Request};
 use raftkv::net::{self, ClientRequest, Hello, HelloFrom};
 use raftkv::raft::{Entry, LogPosition, Message, MessageBody, Payload};
@@ -108,7 +110,32 @@ fn main() {
     }
     let segment = std::fs::read(dir.join("wal").join(format!("{:020}.wal", 1))).expect("segment");
     write("wal", "three-entries", &segment);
+    write("wal_records", "entries", &wal_records(&put));
     let file = std::fs::read(dir.join("snapshot")).expect("snapshot file");
     write("snapshot", "file", &file);
     std::fs::remove_dir_all(&dir).expect("remove temp dir");
+}
+
+/// The input of `raftkv::fuzzing::wal_records` for a no-op at index 1 and two commands:
+/// each entry's encoding behind its length byte.
+fn wal_records(put: &Request) -> Vec<u8> {
+    let payloads = [
+        Payload::Noop,
+        Payload::Command(encode_request(put)),
+        Payload::Command(Vec::new()),
+    ];
+    let mut out = Vec::new();
+    for (index, payload) in (1..).zip(payloads) {
+        let entry = Entry {
+            term: 1,
+            index,
+            payload,
+        };
+        let body = bincode::DefaultOptions::new()
+            .serialize(&entry)
+            .expect("encode entry");
+        out.push(u8::try_from(body.len()).expect("a short entry"));
+        out.extend_from_slice(&body);
+    }
+    out
 }

@@ -8,11 +8,12 @@ use std::path::Path;
 /// A decoder entry point.
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 4] = [
+const TARGETS: [(&str, Target); 5] = [
     ("frames", raftkv::fuzzing::frames),
     ("messages", raftkv::fuzzing::messages),
     ("snapshot", raftkv::fuzzing::snapshot),
     ("wal", raftkv::fuzzing::wal),
+    ("wal_records", raftkv::fuzzing::wal_records),
 ];
 
 #[test]

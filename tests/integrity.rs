@@ -1,8 +1,10 @@
 //! Process tests of the integrity checks: a member whose state diverges is found by
-//! the state digest checks through the log, and the quota.
+//! the state digest checks through the log, a snapshot whose data does not match its
+//! digest is never installed, and the quota.
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use support::{wait_for, Cluster};
@@ -150,4 +152,95 @@ fn a_leader_whose_state_is_in_the_minority_names_itself_and_steps_down() {
         Some(3),
         "the diverged member served a read: {read:?}"
     );
+}
+
+/// Replaces `from` by `to` (same length) in the snapshot file at `path` and recomputes
+/// the file's CRC, as a buggy encoder or a bit flip before the checksum would leave
+/// it: only the state digest inside can tell. Written beside it, then renamed over it.
+fn alter_snapshot_file(path: &Path, from: &[u8], to: &[u8]) {
+    /// Bytes before the body: magic, version, body length, body CRC (`storage::codec`).
+    const HEADER: usize = 20;
+    let mut bytes = std::fs::read(path).expect("read the snapshot file");
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("the value in the snapshot file");
+    bytes[at..at + to.len()].copy_from_slice(to);
+    let crc = raftkv::storage::crc32(&bytes[HEADER..]);
+    bytes[HEADER - 4..HEADER].copy_from_slice(&crc.to_le_bytes());
+    let tmp = path.with_extension("altered");
+    std::fs::write(&tmp, &bytes).expect("write the altered snapshot");
+    std::fs::rename(&tmp, path).expect("rename it over the snapshot");
+}
+
+#[test]
+fn a_snapshot_altered_under_a_recomputed_crc_is_refused_on_install() {
+    const PROBE: &str = "integrity-probe-value";
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "--snapshot-entries",
+            "20",
+            "--snapshot-catchup-entries",
+            "0",
+        ],
+    );
+    let leader = cluster.leader();
+    let follower = (leader + 1) % 3;
+    put(&cluster, "probe", PROBE);
+    cluster.kill(follower);
+    let snapshot_file = cluster.data_dir(follower).join("snapshot");
+    assert!(
+        !snapshot_file.exists(),
+        "the follower has a snapshot already"
+    );
+    // Writes until both running members have a snapshot (which holds the probe); with
+    // no entries kept before it, the follower can only catch up through a snapshot,
+    // and whichever of the two leads by then sends its own, altered below.
+    let running: Vec<usize> = (0..3).filter(|&i| i != follower).collect();
+    let mut n = 0;
+    let snapshotted = wait_for(Duration::from_secs(60), || {
+        put(&cluster, &format!("fill{n}"), "x");
+        n += 1;
+        running
+            .iter()
+            .all(|&i| {
+                field(&cluster, i, "first_index")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .is_some_and(|first| first > 10)
+            })
+            .then_some(())
+    });
+    assert!(
+        snapshotted.is_some(),
+        "the members never compacted their logs"
+    );
+    for &i in &running {
+        alter_snapshot_file(
+            &cluster.data_dir(i).join("snapshot"),
+            PROBE.as_bytes(),
+            PROBE.to_uppercase().as_bytes(),
+        );
+    }
+
+    cluster.start_node(follower);
+    let stopped = wait_for(Duration::from_secs(30), || {
+        (!cluster.is_running(follower)).then_some(())
+    });
+    assert!(
+        stopped.is_some(),
+        "the follower runs on after receiving an altered snapshot\n{}",
+        cluster.logs()
+    );
+    let log = std::fs::read_to_string(cluster.log_path(follower)).expect("follower log");
+    assert!(
+        log.contains("digest"),
+        "the follower's log does not name the digest mismatch:\n{log}"
+    );
+    assert!(
+        !snapshot_file.exists(),
+        "the altered snapshot was installed in the follower's data directory:\n{log}"
+    );
+    // The other members go on.
+    put(&cluster, "after", "1");
 }

@@ -126,9 +126,9 @@ fn compare_one(core: &mut CoreState, me: NodeId, voters: usize, from: NodeId, ch
             integrity.say(format!(
                 "CORRUPT: this member's state digest at index {index} is {own:#018x}, the \
                  leader n{from}'s is {:#018x}: this member's data diverged. It stops serving \
-                 reads. Remove it from the cluster and add it back (a fresh data directory), \
-                 or stop it, delete its data directory and restart it to recover from the \
-                 leader",
+                 reads. Replace it: `raftkv client member remove {me}`, then add a node \
+                 with an empty data directory under a new id (`member add ID ADDR \
+                 --learner`, then `member promote ID`); see README, Alarms",
                 check.digest
             ));
         }
@@ -142,8 +142,9 @@ fn compare_one(core: &mut CoreState, me: NodeId, voters: usize, from: NodeId, ch
     integrity.raise(from, index);
     integrity.say(format!(
         "CORRUPT: member n{from}'s state digest at index {index} is {:#018x}, this leader's \
-         is {own:#018x}: n{from}'s data diverged. Remove n{from} from the cluster and add it \
-         back with a fresh data directory",
+         is {own:#018x}: n{from}'s data diverged. Remove n{from} from the cluster \
+         (`raftkv client member remove {from}`) and add a node with an empty data directory \
+         under a new id in its place; see README, Alarms",
         check.digest
     ));
     if count > voters / 2 && !integrity.withdrawn {
@@ -153,7 +154,8 @@ fn compare_one(core: &mut CoreState, me: NodeId, voters: usize, from: NodeId, ch
         integrity.say(format!(
             "CORRUPT: {count} of {voters} members disagree with this leader's state digest \
              at index {index}: this leader's data diverged; stepping down and serving no \
-             reads. Remove this member and add it back with a fresh data directory"
+             reads. Remove this member (`raftkv client member remove {me}`) and add a node \
+             with an empty data directory under a new id in its place; see README, Alarms"
         ));
         core.raft.withdraw();
     }

@@ -120,25 +120,31 @@ fn install_received(
         reject(shared, last, "it is not newer than ours");
         return Ok(());
     }
-    let snapshot = match storage.install_received(last)? {
-        Ok(snapshot) => snapshot,
+    // The state machine is decoded (and its digest checked) before the file replaces
+    // ours: a refused snapshot leaves the data directory as it was.
+    let mut refused = false;
+    let installed = storage.install_received(last, |snapshot| {
+        KvStore::restore_at(&snapshot.data, last.index).map_err(|err| {
+            refused = true;
+            err.to_string()
+        })
+    })?;
+    let kv = match installed {
+        Ok(kv) => kv,
+        Err(why) if refused => {
+            // The CRC matched, so the leader's own snapshot is bad: stop rather than
+            // wait for the same snapshot again.
+            shared.fail(format!(
+                "received snapshot at {last:?} refused, not installed (this node's data \
+                 directory is unchanged): {why}. The leader's snapshot is bad"
+            ));
+            return Ok(());
+        }
         Err(why) => {
             reject(shared, last, &why);
             return Ok(());
         }
     };
-    let kv = match KvStore::restore_at(&snapshot.data, last.index) {
-        Ok(kv) => kv,
-        Err(err) => {
-            // The CRC matched, so the leader's own snapshot is bad: stop rather than
-            // run with a state machine that cannot be restored.
-            shared.fail(format!(
-                "installed snapshot at {last:?} cannot be decoded: {err}"
-            ));
-            return Ok(());
-        }
-    };
-    drop(snapshot);
     shared
         .snapshot_bytes
         .store(storage.snapshot_bytes(), Ordering::Relaxed);

@@ -247,36 +247,49 @@ impl Storage {
         result
     }
 
-    /// Checks the fully received `snapshot.recv` (CRC, decoding, that it is at `last`)
-    /// and installs it atomically as the snapshot (rename, directory fsync), with the
-    /// same log rule as [`Storage::save_snapshot`]; if the log after it is kept, the
-    /// WAL segments wholly at or before it are deleted, as by [`Storage::compact`]. `Ok(Err(why))`: the file was bad
-    /// and is discarded, nothing changed; `Ok(Ok(snapshot))`: installed. The caller
-    /// must not install a snapshot at or behind the current base.
-    pub fn install_received(
+    /// Checks the fully received `snapshot.recv` (CRC, decoding, that it is at `last`),
+    /// then lets `accept` check its data (the caller decodes the state machine, whose
+    /// digest a CRC recomputed over altered data cannot fool), and only then installs
+    /// it atomically as the snapshot (rename, directory fsync), with the same log rule
+    /// as [`Storage::save_snapshot`]; if the log after it is kept, the WAL segments
+    /// wholly at or before it are deleted, as by [`Storage::compact`].
+    /// `Ok(Err(why))`: the file was bad or `accept` refused it; it is discarded and
+    /// nothing else changed. `Ok(Ok(t))`: installed, `t` from `accept`. The caller must
+    /// not install a snapshot at or behind the current base.
+    pub fn install_received<T>(
         &mut self,
         last: LogPosition,
-    ) -> Result<Result<SnapshotFile, String>, StorageError> {
+        accept: impl FnOnce(&SnapshotFile) -> Result<T, String>,
+    ) -> Result<Result<T, String>, StorageError> {
         self.check_writable("install")?;
         assert!(
             last.index > self.base.index,
             "installing snapshot {last:?} at or behind the base {:?}",
             self.base
         );
-        let result = self.install_received_unchecked(last);
+        let result = self.install_received_unchecked(last, accept);
         self.note_result(&result);
         self.check_invariants();
         result
     }
 
-    fn install_received_unchecked(
+    fn install_received_unchecked<T>(
         &mut self,
         last: LogPosition,
-    ) -> Result<Result<SnapshotFile, String>, StorageError> {
+        accept: impl FnOnce(&SnapshotFile) -> Result<T, String>,
+    ) -> Result<Result<T, String>, StorageError> {
         let (snap, bytes, path) = match snapshot_transfer::check_received(&self.dir, last)? {
             Ok(ok) => ok,
             Err(why) => return Ok(Err(why)),
         };
+        let accepted = match accept(&snap) {
+            Ok(accepted) => accepted,
+            Err(why) => {
+                let _ = fs::remove_file(&path);
+                return Ok(Err(why));
+            }
+        };
+        drop(snap);
         let keeps_log = self.term_of(last.index) == Some(last.term);
         let target = self.dir.join(state_files::SNAPSHOT_FILE);
         fs::rename(&path, &target).map_err(|e| StorageError::io("rename", &path, e))?;
@@ -291,7 +304,7 @@ impl Storage {
         } else {
             self.wal.reset(last.index + 1)?;
         }
-        Ok(Ok(snap))
+        Ok(Ok(accepted))
     }
 
     /// Deletes WAL segments whose entries are all at or before `through`, which the

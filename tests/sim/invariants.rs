@@ -422,3 +422,20 @@ fn check_vote_change(id: NodeId, old: &HardState, new: &HardState) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Checker;
+
+    /// The digest check can fail: two members with different digests at one index stop
+    /// the run (every scenario feeds it each member's digest after each applied entry).
+    #[test]
+    #[should_panic(expected = "state digest: n2 has 0xabd after index 5, n1 had 0xabc")]
+    fn the_digest_check_refuses_two_digests_at_one_index() {
+        let mut checker = Checker::new(3);
+        checker.check_digest(1, 5, 0xabc);
+        checker.check_digest(3, 6, 0x123);
+        checker.check_digest(3, 5, 0xabc);
+        checker.check_digest(2, 5, 0xabd);
+    }
+}
