@@ -132,6 +132,12 @@ pub struct NodeArgs {
     /// `alarm: NOSPACE`; deletes and reads still work. Default 2 GiB, as etcd's quota.
     #[arg(long, default_value_t = raftkv::node::config::DEFAULT_QUOTA_BYTES)]
     pub quota_bytes: u64,
+    /// Most requests one client connection may have in flight at once (a pipelined
+    /// client's window, 1 to 65536). At the limit the node reads nothing more from
+    /// that connection until it has answered one, so a client that sends without
+    /// reading its answers holds a bounded amount of the node's memory.
+    #[arg(long, default_value_t = raftkv::node::config::DEFAULT_MAX_INFLIGHT_PER_CONN)]
+    pub max_inflight_per_conn: usize,
 }
 
 /// Flags of `raftkv client`.

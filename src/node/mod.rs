@@ -16,7 +16,9 @@
 pub mod applier;
 pub mod client_ops;
 pub mod completion;
+pub mod client_conn;
 pub mod config;
+pub mod conn_queue;
 pub mod connection;
 pub mod core_state;
 pub mod deferred_log;
