@@ -220,3 +220,70 @@ fn a_connection_closed_with_requests_in_flight_leaves_nothing_behind() {
     let out = cluster.client_all(&["put", "after", "1"]);
     assert_eq!(out.code, Some(0), "{out:?}");
 }
+
+#[test]
+fn a_pipeline_answers_by_id_and_a_retried_write_in_flight_is_applied_once() {
+    let mut cluster = Cluster::start(1);
+    let leader = cluster.leader();
+    let opts = raftkv::client::ClientOptions {
+        secret: cluster.client_secret(),
+        ..Default::default()
+    };
+    let mut pipe = raftkv::client::Pipeline::connect(&cluster.addrs[leader], &opts, 4)
+        .expect("connect");
+    // The same write twice, as a retry would send it: one (client id, seq).
+    let cas = ClientRequest::Write(Request {
+        client_id: 9,
+        seq: 1,
+        command: Command::Cas {
+            key: "once".into(),
+            expected: None,
+            new: "x".into(),
+        },
+    });
+    let first = pipe.send(&cas).expect("send");
+    let retry = pipe.send(&cas).expect("send");
+    let mut answers: Vec<(u64, ClientResponse)> =
+        (0..2).map(|_| pipe.recv().expect("answer")).collect();
+    answers.sort_by_key(|(id, _)| *id);
+    // Applied once: the retry gets the saved result, not a mismatch with its own value.
+    assert_eq!(answers[0], (first, ClientResponse::Written(CommandResult::CasOk)));
+    assert_eq!(answers[1], (retry, ClientResponse::Written(CommandResult::CasOk)));
+    // A read sent once both were acknowledged sees the value.
+    let read = pipe.send(&get("once", false)).expect("send");
+    let answer = pipe.recv().expect("answer");
+    assert_eq!(answer, (read, ClientResponse::Value(Some("x".into()))));
+    assert!(pipe.recv().is_err(), "nothing is in flight any more");
+}
+
+#[test]
+fn bench_over_shared_connections_finds_the_leader_and_runs_every_operation() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.leader();
+    // A follower first: the warm-up must move the connections to the leader.
+    let mut order: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    order.push(leader);
+    let addrs: Vec<&str> = order.iter().map(|&i| cluster.addrs[i].as_str()).collect();
+    let addr = addrs.join(",");
+    for (workload, extra) in [("put", None), ("get", Some("--spread"))] {
+        let mut args = vec![
+            "bench", "--addr", &addr, "--clients", "6", "--conns", "2", "--ops", "60", "--json",
+        ];
+        args.extend(extra);
+        args.push(workload);
+        let out = support::run_binary(&args, Duration::from_secs(60));
+        assert_eq!(out.code, Some(0), "{args:?}: {out:?}\n{}", cluster.logs());
+        assert!(out.stdout.contains("\"ops\":60,"), "{out:?}");
+        assert!(out.stdout.contains("\"errors\":0,"), "{out:?}");
+    }
+}
+
+#[test]
+fn bench_refuses_more_connections_than_clients() {
+    for conns in ["0", "5"] {
+        let args = ["bench", "--clients", "4", "--conns", conns, "put"];
+        let out = support::run_binary(&args, Duration::from_secs(20));
+        assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+        assert!(out.stderr.contains("--conns"), "{out:?}");
+    }
+}
