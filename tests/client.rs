@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use raftkv::client::{CasOutcome, Client, ClientErrorKind, ClientOptions};
 use raftkv::kv::CommandResult;
 use raftkv::net::{
-    accept_hello, read_tagged_frame, write_tagged_frame, ClientRequest, ClientResponse, StatusReport,
-    MAX_FRAME_BYTES,
+    accept_hello, read_tagged_frame, write_tagged_frame, ClientRequest, ClientResponse,
+    StatusReport, MAX_FRAME_BYTES,
 };
 
 /// What a fake node does with one request.

@@ -65,8 +65,10 @@ fn answers_on_one_connection_come_as_requests_complete_and_name_their_requests()
     for &f in &followers {
         cluster.signal(f, "STOP");
     }
-    raw.send(10, &put(5, 2, "k1", "after")).expect("send the write");
-    raw.send(11, &get("k0", false)).expect("send the linearizable read");
+    raw.send(10, &put(5, 2, "k1", "after"))
+        .expect("send the write");
+    raw.send(11, &get("k0", false))
+        .expect("send the linearizable read");
     raw.send(12, &get("k0", true)).expect("send the stale read");
     let first = raw.recv().expect("the first answer");
     for &f in &followers {
@@ -168,7 +170,9 @@ fn a_client_that_never_reads_its_answers_holds_bounded_room_and_others_are_serve
     assert_eq!(put_out.code, Some(0), "{put_out:?}\n{}", cluster.logs());
     let get_out = cluster.client(&[leader], &["--timeout", "10", "get", "other"]);
     assert_eq!(get_out.stdout, "1\n", "{get_out:?}");
-    let answer = writer.call(&put(6, 2, "k", "v")).expect("a write beside the hog");
+    let answer = writer
+        .call(&put(6, 2, "k", "v"))
+        .expect("a write beside the hog");
     assert_eq!(answer, ClientResponse::Written(CommandResult::Put));
 
     // The node holds at most the window's answers of the stalled client, not the
@@ -182,7 +186,10 @@ fn a_client_that_never_reads_its_answers_holds_bounded_room_and_others_are_serve
     let drained = wait_for(Duration::from_secs(15), || {
         (in_flight(&addr) == 0).then_some(())
     });
-    assert!(drained.is_some(), "requests of the closed client still in flight");
+    assert!(
+        drained.is_some(),
+        "requests of the closed client still in flight"
+    );
 }
 
 #[test]
@@ -213,7 +220,10 @@ fn a_connection_closed_with_requests_in_flight_leaves_nothing_behind() {
     let drained = wait_for(Duration::from_secs(15), || {
         (in_flight(&addr) == 0).then_some(())
     });
-    assert!(drained.is_some(), "requests of a closed connection still in flight");
+    assert!(
+        drained.is_some(),
+        "requests of a closed connection still in flight"
+    );
     // The node goes on serving, and what was acknowledged is there.
     let out = cluster.client_all(&["get", "acked"]);
     assert_eq!(out.stdout, "yes\n", "{out:?}\n{}", cluster.logs());
@@ -229,8 +239,8 @@ fn a_pipeline_answers_by_id_and_a_retried_write_in_flight_is_applied_once() {
         secret: cluster.client_secret(),
         ..Default::default()
     };
-    let mut pipe = raftkv::client::Pipeline::connect(&cluster.addrs[leader], &opts, 4)
-        .expect("connect");
+    let mut pipe =
+        raftkv::client::Pipeline::connect(&cluster.addrs[leader], &opts, 4).expect("connect");
     // The same write twice, as a retry would send it: one (client id, seq).
     let cas = ClientRequest::Write(Request {
         client_id: 9,
@@ -247,8 +257,14 @@ fn a_pipeline_answers_by_id_and_a_retried_write_in_flight_is_applied_once() {
         (0..2).map(|_| pipe.recv().expect("answer")).collect();
     answers.sort_by_key(|(id, _)| *id);
     // Applied once: the retry gets the saved result, not a mismatch with its own value.
-    assert_eq!(answers[0], (first, ClientResponse::Written(CommandResult::CasOk)));
-    assert_eq!(answers[1], (retry, ClientResponse::Written(CommandResult::CasOk)));
+    assert_eq!(
+        answers[0],
+        (first, ClientResponse::Written(CommandResult::CasOk))
+    );
+    assert_eq!(
+        answers[1],
+        (retry, ClientResponse::Written(CommandResult::CasOk))
+    );
     // A read sent once both were acknowledged sees the value.
     let read = pipe.send(&get("once", false)).expect("send");
     let answer = pipe.recv().expect("answer");
@@ -267,7 +283,16 @@ fn bench_over_shared_connections_finds_the_leader_and_runs_every_operation() {
     let addr = addrs.join(",");
     for (workload, extra) in [("put", None), ("get", Some("--spread"))] {
         let mut args = vec![
-            "bench", "--addr", &addr, "--clients", "6", "--conns", "2", "--ops", "60", "--json",
+            "bench",
+            "--addr",
+            &addr,
+            "--clients",
+            "6",
+            "--conns",
+            "2",
+            "--ops",
+            "60",
+            "--json",
         ];
         args.extend(extra);
         args.push(workload);

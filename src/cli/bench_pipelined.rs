@@ -188,7 +188,11 @@ impl Driver<'_> {
             match Pipeline::connect(&addr, options, self.sessions.len().max(1)) {
                 Ok(pipe) => self.pipe = pipe,
                 Err(err) => {
-                    *self.result.warmup_errors.entry(error_kind(&err)).or_default() += 1;
+                    *self
+                        .result
+                        .warmup_errors
+                        .entry(error_kind(&err))
+                        .or_default() += 1;
                     return;
                 }
             }

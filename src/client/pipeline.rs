@@ -73,13 +73,18 @@ impl Pipeline {
             opts.secret.as_ref(),
         )
         .map_err(|e| {
-            ClientError::new(ClientErrorKind::Protocol, format!("handshake with {addr}: {e}"))
+            ClientError::new(
+                ClientErrorKind::Protocol,
+                format!("handshake with {addr}: {e}"),
+            )
         })?;
         let timeouts = stream
             .set_read_timeout(Some(opts.timeout))
             .and_then(|()| stream.set_write_timeout(Some(opts.timeout)));
         timeouts.map_err(|e| unavailable(NetError::io(e)))?;
-        let write_half = stream.try_clone().map_err(|e| unavailable(NetError::io(e)))?;
+        let write_half = stream
+            .try_clone()
+            .map_err(|e| unavailable(NetError::io(e)))?;
         Ok(Pipeline {
             reader: BufReader::with_capacity(64 << 10, stream),
             writer: BufWriter::with_capacity(64 << 10, write_half),
@@ -150,8 +155,8 @@ impl Pipeline {
         if !frame_buffered(self.reader.buffer()) {
             self.flush()?;
         }
-        let (id, response) = read_tagged_frame(&mut self.reader, MAX_FRAME_BYTES, 0)
-            .map_err(|e| self.broken(e))?;
+        let (id, response) =
+            read_tagged_frame(&mut self.reader, MAX_FRAME_BYTES, 0).map_err(|e| self.broken(e))?;
         let response = response.map_err(|e| self.broken(e))?;
         if !self.in_flight.remove(&id) {
             return Err(self.broken(NetError::refused(format!(

@@ -135,7 +135,10 @@ mod tests {
         let mut r = Cursor::new(&buf);
         let (id, body) = read_tagged_frame::<_, bool>(&mut r, 1 << 10, 0).expect("in step");
         assert_eq!(id, 42);
-        assert!(matches!(body.expect_err("bad").kind(), NetErrorKind::Decode(_)));
+        assert!(matches!(
+            body.expect_err("bad").kind(),
+            NetErrorKind::Decode(_)
+        ));
         let (id, body) = read_tagged_frame::<_, bool>(&mut r, 1 << 10, 0).expect("next");
         assert_eq!((id, body.expect("decodes")), (43, true));
     }

@@ -89,27 +89,28 @@ fn read_requests(
                 }
             }
             Err(err) => match refusal(&err) {
-                    Ok(answer) => answer,
-                    Err(answer) => {
-                        // Too large even to skip: answer, then hang up.
-                        queue.answer(id, answer);
-                        return Err(err);
-                    }
-                },
+                (answer, true) => answer,
+                (answer, false) => {
+                    // Too large even to skip: answer, then hang up.
+                    queue.answer(id, answer);
+                    return Err(err);
+                }
+            },
         };
         queue.answer(id, answer);
     }
 }
 
-/// The answer to a frame that was read but not decoded: `Ok` if the stream is still
-/// in step, `Err` if the connection must close after it.
-fn refusal(err: &NetError) -> Result<ClientResponse, ClientResponse> {
+/// The answer to a frame that was read but not decoded, and whether the stream is
+/// still in step after it (if not, the connection closes once it is answered).
+fn refusal(err: &NetError) -> (ClientResponse, bool) {
     match *err.kind() {
-        NetErrorKind::Skipped { len, .. } => Ok(client_ops::too_large(len)),
-        NetErrorKind::TooLarge { len, .. } => Err(client_ops::too_large(len)),
-        _ => Ok(ClientResponse::Error {
-            message: format!("bad request: {err}"),
-        }),
+        NetErrorKind::Skipped { len, .. } => (client_ops::too_large(len), true),
+        NetErrorKind::TooLarge { len, .. } => (client_ops::too_large(len), false),
+        _ => {
+            let message = format!("bad request: {err}");
+            (ClientResponse::Error { message }, true)
+        }
     }
 }
 
@@ -150,7 +151,9 @@ fn encode_batch(shared: &Shared, batch: Batch, buf: &mut Vec<u8>) {
     for (id, response) in answers.chain(completed).chain(expired) {
         if let Err(err) = net::encode_tagged_frame(buf, id, &response) {
             // An answer never nears the frame limit; say so rather than go silent.
-            shared.log.error(format_args!("cannot encode an answer: {err}"));
+            shared
+                .log
+                .error(format_args!("cannot encode an answer: {err}"));
             let fallback = ClientResponse::Error {
                 message: format!("the answer could not be encoded: {err}"),
             };

@@ -379,11 +379,18 @@ mod tests {
         let reader = crate::sync::thread::spawn(move || q2.wait_for_room());
         let (waiting, dropped) = q.close();
         assert_eq!((waiting.len(), dropped), (1, 1));
-        assert!(!reader.join().expect("reader"), "a closed queue has no room");
+        assert!(
+            !reader.join().expect("reader"),
+            "a closed queue has no room"
+        );
         assert!(!q.answer(2, ClientResponse::Value(None)));
         assert!(!q.register(2, read_entry(2, later()).0));
         assert_eq!(q.in_flight(), 0);
-        assert_eq!(count.load(Ordering::Relaxed), 0, "the node-wide count drops too");
+        assert_eq!(
+            count.load(Ordering::Relaxed),
+            0,
+            "the node-wide count drops too"
+        );
         assert!(q.next_batch().is_none());
     }
 }

@@ -14,9 +14,9 @@
 //! | `nI-replicator-nJ` (one per peer) | [`replicator`] | its peer's `Outbox` |
 
 pub mod applier;
+pub mod client_conn;
 pub mod client_ops;
 pub mod completion;
-pub mod client_conn;
 pub mod config;
 pub mod conn_queue;
 pub mod connection;
