@@ -173,8 +173,13 @@ fn a_client_that_never_reads_its_answers_holds_bounded_room_and_others_are_serve
     let get_out = cluster.client(&[leader], &["--timeout", "10", "get", "other"]);
     assert_eq!(get_out.stdout, "1\n", "{get_out:?}");
     let mut other = Raw::open(&addr).expect("hello beside the hog");
-    let answer = other.call(&get("big", true)).expect("a read beside the hog");
-    assert!(matches!(answer, ClientResponse::Value(Some(_))), "{answer:?}");
+    let answer = other
+        .call(&get("big", true))
+        .expect("a read beside the hog");
+    assert!(
+        matches!(answer, ClientResponse::Value(Some(_))),
+        "{answer:?}"
+    );
 
     // The node holds at most the window's answers of the stalled client, not the
     // `sent` it was sent (each would be a 256 KiB answer).
