@@ -10,6 +10,8 @@
 # Knobs (env): DUR=5 (s per run)  REPS=1  WARM=3 (s)  CONCS="1 16 64 256"  READC=64
 #              BASE=/tmp/raftkv-bench  PORT_BASE=24000 (node i listens on PORT_BASE+i)
 #              PHASES="puts reads"  BIN=target/release/raftkv (skips the build if set)
+#              CONNS= (empty: one connection per client; N: the clients share
+#              min(N, clients) pipelined connections, `bench --conns`, as etcd's tool)
 # Prints one TSV row per run (also kept in $BASE/results-*.tsv): kind, clients, ops/s,
 # p50/p90/p99/p99.9/max ms, errors, and CPU (% of one core) of the leader, the two
 # followers and the bench process. Only processes started here are stopped (by PID).
@@ -20,6 +22,7 @@ DUR=${DUR:-5}; REPS=${REPS:-1}; WARM=${WARM:-3}
 CONCS=${CONCS:-"1 16 64 256"}; READC=${READC:-64}
 BASE=${BASE:-/tmp/raftkv-bench}; PORT_BASE=${PORT_BASE:-24000}
 PHASES=${PHASES:-"puts reads"}
+CONNS=${CONNS:-}
 phase() { [[ " $PHASES " == *" $1 "* ]]; }
 if [ -z "${BIN:-}" ]; then cargo build --release -q; BIN=target/release/raftkv; fi
 
@@ -66,12 +69,13 @@ pct() { awk -v a="$1" -v b="$2" -v k="$CLK" -v s="$3" 'BEGIN{printf "%.0f", (b-a
 # run KIND CLIENTS BENCH-ARGS...: one bench run against the leader, one TSV row.
 run() {
   local kind=$1 c=$2; shift 2
-  local i order=() c0=() c1=() t0 t1 out secs
+  local i order=() c0=() c1=() t0 t1 out secs conns=()
+  [ -n "$CONNS" ] && conns=(--conns "$(( CONNS < c ? CONNS : c ))")
   order=("$LEADER"); for i in 1 2 3; do [ "$i" = "$LEADER" ] || order+=("$i"); done
   for i in "${order[@]}"; do c0+=("$(cpu_pid "${PID[$i]}")"); done
   t0=$(date +%s.%N)
   out=$( { TIMEFORMAT='BENCHCPU %U %S'; time "$BIN" bench --addr "$LADDR" --clients "$c" \
-           --duration "$DUR" --key-size 16 --value-size 100 --json "$@"; } 2>&1 ) || true
+           "${conns[@]}" --duration "$DUR" --key-size 16 --value-size 100 --json "$@"; } 2>&1 ) || true
   t1=$(date +%s.%N); secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')
   for i in "${order[@]}"; do c1+=("$(cpu_pid "${PID[$i]}")"); done
   local json; json=$(grep '^{' <<<"$out") || { echo "$out" >&2; exit 1; }
