@@ -20,14 +20,18 @@ pub fn frames(data: &[u8]) {
 }
 
 /// Decodes `data` as one frame body of every message type a node or client reads:
-/// a peer message, a hello, a client request (with the skip path) and a response.
+/// a peer message, a hello, a client request (with the skip path) and a response,
+/// plain and tagged.
 pub fn messages(data: &[u8]) {
     let len = (data.len() as u32).to_be_bytes();
     let framed: Vec<u8> = len.iter().chain(data).copied().collect();
     let _ = net::read_frame::<_, Message>(&mut Cursor::new(&framed), net::MAX_FRAME_BYTES);
     let _ = net::read_frame::<_, Hello>(&mut Cursor::new(&framed), net::MAX_FRAME_BYTES);
     let _ = net::read_frame_or_skip::<_, ClientRequest>(&mut Cursor::new(&framed), 64, 1 << 20);
+    let _ = net::read_tagged_frame::<_, ClientRequest>(&mut Cursor::new(&framed), 64, 1 << 20);
     let _ = net::read_frame::<_, ClientResponse>(&mut Cursor::new(&framed), net::MAX_FRAME_BYTES);
+    let max = net::MAX_FRAME_BYTES;
+    let _ = net::read_tagged_frame::<_, ClientResponse>(&mut Cursor::new(&framed), max, 0);
     let _ = decode_request(data);
 }
 

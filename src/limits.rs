@@ -32,7 +32,7 @@ pub const MAX_ENTRY_BYTES: u64 = MAX_REQUEST_BYTES + ENTRY_OVERHEAD_BYTES;
 pub const MESSAGE_OVERHEAD_BYTES: u64 = 1024;
 
 /// Largest frame body a node reads from a client: a write of the largest request, or
-/// a read of a key as long, plus the request's tag. A bigger frame is skipped (up to
+/// a read of a key as long, plus the request's tag and its 8-byte id. A bigger frame is skipped (up to
 /// [`MAX_FRAME_BYTES`]) and answered with a refusal naming [`MAX_REQUEST_BYTES`].
 pub const MAX_CLIENT_FRAME_BYTES: u32 = (MAX_REQUEST_BYTES + MESSAGE_OVERHEAD_BYTES) as u32;
 
@@ -92,6 +92,7 @@ const _: () = {
 mod tests {
     use super::*;
     use crate::kv::{encode_request, Command, Request};
+    use crate::net::tagged::ID_BYTES;
     use crate::net::{ClientRequest, ClientResponse};
     use crate::raft::{Entry, LogPosition, Message, MessageBody, Payload};
     use bincode::Options;
@@ -150,7 +151,8 @@ mod tests {
     #[test]
     fn the_largest_request_fits_a_client_frame_an_entry_and_a_record() {
         let request = largest_request();
-        let framed = size(&ClientRequest::Write(request.clone()));
+        // A client frame's body is the request's id, then the request.
+        let framed = ID_BYTES as u64 + size(&ClientRequest::Write(request.clone()));
         assert!(framed <= u64::from(MAX_CLIENT_FRAME_BYTES), "{framed}");
         let entry = entry(encode_request(&request));
         let encoded = size(&entry);
@@ -165,7 +167,7 @@ mod tests {
             key: "k".repeat(MAX_REQUEST_BYTES as usize),
             stale: false,
         };
-        assert!(size(&get) <= u64::from(MAX_CLIENT_FRAME_BYTES));
+        assert!(ID_BYTES as u64 + size(&get) <= u64::from(MAX_CLIENT_FRAME_BYTES));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use raftkv::client::{CasOutcome, Client, ClientErrorKind, ClientOptions};
 use raftkv::kv::CommandResult;
 use raftkv::net::{
-    accept_hello, read_frame, write_frame, ClientRequest, ClientResponse, StatusReport,
-    MAX_FRAME_BYTES,
+    accept_hello, read_tagged_frame, write_tagged_frame, ClientRequest, ClientResponse,
+    StatusReport, MAX_FRAME_BYTES,
 };
 
 /// What a fake node does with one request.
@@ -51,12 +51,14 @@ where
             if accept_hello(&mut stream, "raftkv", id).is_err() {
                 continue;
             }
-            while let Ok(request) = read_frame::<_, ClientRequest>(&mut stream, MAX_FRAME_BYTES) {
+            while let Ok((id, Ok(request))) =
+                read_tagged_frame::<_, ClientRequest>(&mut stream, MAX_FRAME_BYTES, 0)
+            {
                 let action = script(conn, &request);
                 log.lock().expect("seen lock").push((conn, request));
                 match action {
                     Action::Reply(response) => {
-                        if write_frame(&mut stream, &response).is_err() {
+                        if write_tagged_frame(&mut stream, id, &response).is_err() {
                             break;
                         }
                     }

@@ -132,6 +132,12 @@ pub struct NodeArgs {
     /// `alarm: NOSPACE`; deletes and reads still work. Default 2 GiB, as etcd's quota.
     #[arg(long, default_value_t = raftkv::node::config::DEFAULT_QUOTA_BYTES)]
     pub quota_bytes: u64,
+    /// Most requests one client connection may have in flight at once (a pipelined
+    /// client's window, 1 to 65536). At the limit the node reads nothing more from
+    /// that connection until it has answered one, so a client that sends without
+    /// reading its answers holds a bounded amount of the node's memory.
+    #[arg(long, default_value_t = raftkv::node::config::DEFAULT_MAX_INFLIGHT_PER_CONN)]
+    pub max_inflight_per_conn: usize,
 }
 
 /// Flags of `raftkv client`.
@@ -236,8 +242,8 @@ pub enum ClientOp {
 #[derive(Args, Debug)]
 #[command(
     long_about = "Measure a running cluster: N clients, each with its own \
-    connection, send one request at a time for --duration seconds or until --ops \
-    operations are done, and the latency of each (send to reply) is recorded. Prints \
+    connection (or sharing --conns pipelined connections), send one request at a time \
+    for --duration seconds or until --ops operations are done, and the latency of each (send to reply) is recorded. Prints \
     throughput and p50/p90/p99/p99.9/max latency; --json prints one JSON object with the \
     fields workload, clients, ops, errors, duration_s, ops_per_s, p50_ms, p90_ms, p99_ms, \
     p999_ms, max_ms: ops counts the operations that succeeded, errors those that failed \
@@ -253,9 +259,18 @@ pub struct BenchArgs {
     /// Cluster name the nodes must have.
     #[arg(long, default_value = "raftkv")]
     pub cluster: String,
-    /// Concurrent clients, each with its own connection.
+    /// Concurrent clients, each with one request in flight (and, without --conns, its
+    /// own connection).
     #[arg(long, default_value_t = 16)]
     pub clients: usize,
+    /// Connections the --clients share, as etcd's benchmark --conns: client i rides
+    /// connection i mod N, and each connection carries its clients' requests at once
+    /// (pipelined). Each connection first finds the leader (with --spread, starts at
+    /// address i mod the count); after that it follows no redirect. Keep
+    /// clients/conns at or below the nodes' --max-inflight-per-conn (128). Default: one
+    /// connection per client.
+    #[arg(long, value_name = "N")]
+    pub conns: Option<usize>,
     /// Run for this many seconds (the default, 10 s, unless --ops is given).
     #[arg(long, conflicts_with = "ops")]
     pub duration: Option<f64>,

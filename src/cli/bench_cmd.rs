@@ -1,6 +1,7 @@
 //! `raftkv bench`: a closed-loop load generator in the manner of etcd's benchmark tool.
-//! Each client is a thread with its own connection that sends one request, waits for the
-//! answer, and records the latency from send to reply.
+//! Each client sends one request, waits for the answer, and records the latency from
+//! send to reply. By default each client is a thread with its own connection; with
+//! `--conns N` the clients share N pipelined connections (`bench_pipelined`).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -15,21 +16,22 @@ use rand::{Rng, SeedableRng};
 use std::sync::Barrier;
 
 use super::args::{BenchArgs, Workload};
+use super::bench_pipelined;
 use super::histogram::Histogram;
 use super::{split_addrs, EXIT_OK, EXIT_OTHER, EXIT_USAGE};
 
-/// What one client thread measured.
-struct ClientResult {
+/// What one client thread (or connection thread) measured.
+pub(super) struct ClientResult {
     /// Latencies of the operations that succeeded (their count is `ops`).
-    latencies: Histogram,
+    pub(super) latencies: Histogram,
     /// Failed measured operations, by kind of failure.
-    errors: BTreeMap<String, u64>,
+    pub(super) errors: BTreeMap<String, u64>,
     /// Failures of the unmeasured warm-up request, by kind (not in `errors`).
-    warmup_errors: BTreeMap<String, u64>,
+    pub(super) warmup_errors: BTreeMap<String, u64>,
 }
 
 impl ClientResult {
-    fn new() -> ClientResult {
+    pub(super) fn new() -> ClientResult {
         ClientResult {
             latencies: Histogram::new(),
             errors: BTreeMap::new(),
@@ -49,11 +51,11 @@ impl ClientResult {
 }
 
 /// Shared between the client threads and the progress printer.
-struct Progress {
+pub(super) struct Progress {
     /// Operations claimed so far (with --ops, a thread claims a slot before each op).
-    claimed: AtomicU64,
+    pub(super) claimed: AtomicU64,
     /// Operations finished.
-    done: AtomicU64,
+    pub(super) done: AtomicU64,
     /// Set when the run is over (duration elapsed or all ops done).
     finished: AtomicBool,
 }
@@ -81,14 +83,19 @@ pub fn run(mut args: BenchArgs) -> u8 {
     // etcd's benchmark do: a burst of connects must not be charged to the first
     // operations' latency (the listen backlog is 128, so 256 simultaneous connects can
     // cost a 1 s SYN retransmission).
-    let ready = Arc::new(Barrier::new(args.clients + 1));
+    // With --conns, one thread per connection drives its share of the clients.
+    let workers = args.conns.unwrap_or(args.clients);
+    let ready = Arc::new(Barrier::new(workers + 1));
     let mut threads = Vec::new();
-    for n in 0..args.clients {
+    for n in 0..workers {
         let (args2, progress2, ready2) =
             (Arc::clone(&args), Arc::clone(&progress), Arc::clone(&ready));
         let spawned = thread::Builder::new()
             .name(format!("bench-client-{n}"))
-            .spawn(move || run_client(&args2, &progress2, &ready2, n as u64));
+            .spawn(move || match args2.conns {
+                Some(_) => bench_pipelined::run_connection(&args2, &progress2, &ready2, n),
+                None => run_client(&args2, &progress2, &ready2, n as u64),
+            });
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(err) => {
@@ -130,6 +137,14 @@ fn validate(args: &BenchArgs) -> Result<(), String> {
     if args.clients == 0 {
         return Err("--clients must be at least 1".into());
     }
+    if let Some(conns) = args.conns {
+        if conns == 0 || conns > args.clients {
+            return Err(format!(
+                "--conns {conns} must be between 1 and --clients ({})",
+                args.clients
+            ));
+        }
+    }
     if args.keys == 0 {
         return Err("--keys must be at least 1".into());
     }
@@ -149,7 +164,7 @@ fn validate(args: &BenchArgs) -> Result<(), String> {
 }
 
 /// The name of key `i`: `k` and the number, zero-padded to `size` bytes.
-fn key_name(i: u64, size: usize) -> String {
+pub(super) fn key_name(i: u64, size: usize) -> String {
     let digits = i.to_string();
     let width = size.max(digits.len() + 1) - 1;
     format!("k{digits:0>width$}")
@@ -158,7 +173,7 @@ fn key_name(i: u64, size: usize) -> String {
 /// The addresses client `n` tries, in order: `--addr` as given, or with `--spread`
 /// rotated to start at entry `n` (round-robin over the members, the rest kept as
 /// fallbacks).
-fn client_addrs(args: &BenchArgs, n: u64) -> Vec<String> {
+pub(super) fn client_addrs(args: &BenchArgs, n: u64) -> Vec<String> {
     let addrs = split_addrs(&args.addr);
     if args.spread {
         spread(addrs, n)
@@ -233,7 +248,7 @@ fn run_client(args: &BenchArgs, progress: &Progress, ready: &Barrier, n: u64) ->
 
 /// A failure's kind in words, to group failures: the two unavailable verdicts by name,
 /// any other error by its message.
-fn error_kind(err: &ClientError) -> String {
+pub(super) fn error_kind(err: &ClientError) -> String {
     match err.kind() {
         ClientErrorKind::Unavailable {
             outcome_unknown: true,

@@ -4,6 +4,7 @@
 mod addrs;
 mod args;
 mod bench_cmd;
+mod bench_pipelined;
 mod client_cmd;
 mod histogram;
 mod keygen_cmd;

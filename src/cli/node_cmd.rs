@@ -107,6 +107,7 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.secrets = secrets;
     config.digest_check_entries = args.digest_check_entries;
     config.quota_bytes = args.quota_bytes;
+    config.max_inflight_per_conn = args.max_inflight_per_conn;
     config.validate()?;
     Ok(config)
 }

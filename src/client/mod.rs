@@ -7,11 +7,16 @@
 //! it at most once. A write that may have reached a leader but got no definite answer
 //! is reported as "outcome unknown", never as success or failure.
 //!
+//! A [`Pipeline`] is the lower-level API for callers that keep many requests in flight
+//! on one connection (`raftkv bench --conns`): requests carry ids, answers name them.
+//!
 //! Uses `net` and `kv`'s command types; never `node`.
 
 mod api;
 mod error;
+mod pipeline;
 mod retry;
 
 pub use api::{CasOutcome, Client, ClientOptions, TransferOutcome};
 pub use error::{ClientError, ClientErrorKind};
+pub use pipeline::{Pipeline, DEFAULT_WINDOW};

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use super::error::{ClientError, ClientErrorKind};
 use crate::net::peer::connect_with_timeout;
 use crate::net::{
-    client_handshake, read_frame, write_frame, ClientRequest, ClientResponse, HelloFrom, NetError,
-    NetErrorKind, Secret, MAX_FRAME_BYTES,
+    client_handshake, read_tagged_frame, write_tagged_frame, ClientRequest, ClientResponse,
+    HelloFrom, NetError, NetErrorKind, Secret, MAX_FRAME_BYTES,
 };
 
 /// Longest wait for one connect or one response; also bounded by the deadline.
@@ -38,6 +38,8 @@ struct Conn {
     /// True once a response arrived on it: a failure on a reused connection may just
     /// mean the node closed an idle connection, so it is retried without a pause.
     reused: bool,
+    /// The id of the last request sent on it (each request gets the next one).
+    last_id: u64,
 }
 
 /// What one attempt led to.
@@ -233,10 +235,11 @@ impl Transport {
         }
         // An error here means the frame was not completely written: it cannot have
         // been decoded, let alone applied.
-        if let Err(e) = write_frame(&mut conn.stream.get_ref(), request) {
+        conn.last_id += 1;
+        if let Err(e) = write_tagged_frame(&mut conn.stream.get_ref(), conn.last_id, request) {
             return Step::NotSent(format!("sending request: {e}"));
         }
-        match read_frame(&mut conn.stream, MAX_FRAME_BYTES) {
+        match read_answer(&mut conn.stream, conn.last_id) {
             Ok(response) => {
                 conn.reused = true;
                 self.conn = Some(conn);
@@ -286,6 +289,7 @@ impl Transport {
                     timeout: None,
                     addr,
                     reused: false,
+                    last_id: 0,
                 })
             }
             Err(e) => Err(handshake_failure(&addr, e)),
@@ -409,6 +413,19 @@ pub(super) fn call_once(
             ),
         });
     }
-    write_frame(&mut stream, request).map_err(unavailable)?;
-    read_frame(&mut stream, MAX_FRAME_BYTES).map_err(unavailable)
+    write_tagged_frame(&mut stream, 1, request).map_err(unavailable)?;
+    read_answer(&mut stream, 1).map_err(unavailable)
+}
+
+/// Reads the answer to the request sent with `id`, the only one in flight. An answer
+/// with another id, or one that does not decode, leaves the connection useless.
+fn read_answer<R: std::io::Read>(r: &mut R, id: u64) -> Result<ClientResponse, NetError> {
+    let (answered, response) = read_tagged_frame(r, MAX_FRAME_BYTES, 0)?;
+    let response = response?;
+    if answered != id {
+        return Err(NetError::new(NetErrorKind::Decode(format!(
+            "an answer to request {answered} came instead of the answer to {id}"
+        ))));
+    }
+    Ok(response)
 }

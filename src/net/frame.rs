@@ -30,10 +30,21 @@ pub fn write_frame<W: Write, T: Serialize>(w: &mut W, msg: &T) -> Result<(), Net
 /// and a segment per message). A body over [`MAX_FRAME_BYTES`] is refused and leaves
 /// `buf` unchanged.
 pub fn encode_frame<T: Serialize>(buf: &mut Vec<u8>, msg: &T) -> Result<(), NetError> {
+    encode_frame_with_prefix(buf, &[], msg)
+}
+
+/// [`encode_frame`] with `prefix` (raw bytes, e.g. a tagged frame's id) at the start
+/// of the body; the length counts both.
+pub(super) fn encode_frame_with_prefix<T: Serialize>(
+    buf: &mut Vec<u8>,
+    prefix: &[u8],
+    msg: &T,
+) -> Result<(), NetError> {
     let options = bincode::DefaultOptions::new();
     let len = options
         .serialized_size(msg)
-        .map_err(|e| NetError::new(NetErrorKind::Decode(format!("encoding: {e}"))))?;
+        .map_err(|e| NetError::new(NetErrorKind::Decode(format!("encoding: {e}"))))?
+        + prefix.len() as u64;
     if len > u64::from(MAX_FRAME_BYTES) {
         return Err(NetError::new(NetErrorKind::TooLarge {
             len,
@@ -43,6 +54,7 @@ pub fn encode_frame<T: Serialize>(buf: &mut Vec<u8>, msg: &T) -> Result<(), NetE
     let start = buf.len();
     buf.reserve(HEADER_BYTES + len as usize);
     buf.extend_from_slice(&(len as u32).to_be_bytes());
+    buf.extend_from_slice(prefix);
     options
         .serialize_into(&mut *buf, msg)
         .map_err(|e| NetError::new(NetErrorKind::Decode(format!("encoding: {e}"))))?;
@@ -91,16 +103,7 @@ pub fn read_frame_or_skip<R: Read, T: DeserializeOwned>(
     skip_up_to: u32,
 ) -> Result<T, NetError> {
     crate::sync::assert_no_io_free_lock("reading a frame");
-    let mut header = [0u8; HEADER_BYTES];
-    match read_full(r, &mut header) {
-        Ok(()) => {}
-        Err((0, e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            return Err(NetError::new(NetErrorKind::Closed))
-        }
-        Err((0, e)) => return Err(NetError::io(e)),
-        Err((_, e)) => return Err(NetError::io_mid_frame(e)),
-    }
-    let len = u32::from_be_bytes(header);
+    let len = read_header(r)?;
     let max = max_bytes.min(MAX_FRAME_BYTES);
     if len > max {
         if len <= skip_up_to.min(MAX_FRAME_BYTES) {
@@ -124,8 +127,22 @@ pub fn read_frame_or_skip<R: Read, T: DeserializeOwned>(
         .map_err(|e| NetError::new(NetErrorKind::Decode(e.to_string())))
 }
 
+/// Reads a frame's length prefix. A clean end of stream before its first byte is
+/// [`NetErrorKind::Closed`]; a timeout then is [`NetErrorKind::Timeout`].
+pub(super) fn read_header<R: Read>(r: &mut R) -> Result<u32, NetError> {
+    let mut header = [0u8; HEADER_BYTES];
+    match read_full(r, &mut header) {
+        Ok(()) => Ok(u32::from_be_bytes(header)),
+        Err((0, e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(NetError::new(NetErrorKind::Closed))
+        }
+        Err((0, e)) => Err(NetError::io(e)),
+        Err((_, e)) => Err(NetError::io_mid_frame(e)),
+    }
+}
+
 /// Reads and discards `len` bytes, 64 KiB at a time.
-fn skip<R: Read>(r: &mut R, len: u32) -> Result<(), NetError> {
+pub(super) fn skip<R: Read>(r: &mut R, len: u32) -> Result<(), NetError> {
     let mut buf = vec![0u8; 64 << 10];
     let mut left = len as usize;
     while left > 0 {
@@ -138,7 +155,7 @@ fn skip<R: Read>(r: &mut R, len: u32) -> Result<(), NetError> {
 
 /// Fills `buf`, retrying interrupted reads. On failure returns how many bytes had been
 /// read, and the error (`UnexpectedEof` if the stream ended).
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<(), (usize, io::Error)> {
+pub(super) fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<(), (usize, io::Error)> {
     let mut filled = 0;
     while filled < buf.len() {
         match r.read(&mut buf[filled..]) {

@@ -11,7 +11,10 @@
 //!
 //! - a **peer** connection then carries `raft::Message` frames one way only; answers
 //!   travel on the responder's own outbound connection;
-//! - a **client** connection carries strict [`ClientRequest`] / [`ClientResponse`] pairs.
+//! - a **client** connection carries [`ClientRequest`]s and [`ClientResponse`]s in
+//!   *tagged* frames ([`tagged`]): each request carries an id and each response names
+//!   the id it answers, so a connection may hold many requests at once and have them
+//!   answered in the order they complete.
 //!
 //! `net` uses `raft`'s types, `kv`'s command types, `crypto` and `limits`, nothing else of this
 //! crate.
@@ -22,6 +25,7 @@ mod frame;
 pub mod peer;
 mod proto;
 mod status;
+pub mod tagged;
 
 pub use auth::{generate_secret, Secret};
 pub use error::{NetError, NetErrorKind};
@@ -32,10 +36,13 @@ pub use proto::{
     Hello, HelloFrom, HelloProof, HelloReply, NodeSecrets, AUTH_REFUSAL,
 };
 pub use status::StatusReport;
+pub use tagged::{encode_tagged_frame, read_tagged_frame, write_tagged_frame};
 
 /// Version of this protocol, sent in every [`Hello`]. 2: peers answer a request of an
-/// older term with the `StaleTerm` message.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// older term with the `StaleTerm` message. 3: client frames are tagged with a request
+/// id (pipelined connections), and `StatusReport` ends with
+/// `client_requests_in_flight`.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame body accepted or sent (see [`crate::limits`] for how it relates to
 /// the request, entry and record limits).

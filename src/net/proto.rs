@@ -86,7 +86,8 @@ pub struct NodeSecrets {
 /// replayed proof, a malformed one): nothing that helps a guesser.
 pub const AUTH_REFUSAL: &str = "authentication failed";
 
-/// What a client asks, one at a time on its connection.
+/// What a client asks. It travels in a tagged frame (`net::tagged`) whose id the
+/// answer repeats; a connection may carry many at once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientRequest {
     /// Replicate a write (answered once it is applied).
@@ -111,7 +112,7 @@ pub enum ClientRequest {
     },
 }
 
-/// The answer to a [`ClientRequest`].
+/// The answer to a [`ClientRequest`], in a tagged frame with the request's id.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientResponse {
     /// The write was applied with this result.

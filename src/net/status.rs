@@ -38,6 +38,9 @@ pub struct StatusReport {
     pub voters: Vec<NodeId>,
     /// The learners (non-voting members) of that configuration, ascending.
     pub learners: Vec<NodeId>,
+    /// Client requests read from every client connection and not yet answered or
+    /// dropped (pipelined connections may each hold many).
+    pub client_requests_in_flight: u64,
 }
 
 /// `1,2,3`, or `none` for an empty list.
@@ -52,7 +55,8 @@ fn id_list(ids: &[NodeId]) -> String {
 impl StatusReport {
     /// One `key: value` line per field, in the order and with the keys README.md lists:
     /// `leader` is `ID ADDR` or `none`, `alarm` `none` or the alarms, `voters` and
-    /// `learners` comma lists of ids or `none`, then `peer.N.match_index` for each
+    /// `learners` comma lists of ids or `none`, `client_requests_in_flight`, then
+    /// `peer.N.match_index` for each
     /// entry of `match_index` (the node fills it only while leader). Every line ends
     /// in `\n`.
     pub fn to_lines(&self) -> String {
@@ -67,7 +71,7 @@ impl StatusReport {
         };
         let (voters, learners) = (id_list(&self.voters), id_list(&self.learners));
         let mut out = String::new();
-        let fields: [(&str, &dyn std::fmt::Display); 13] = [
+        let fields: [(&str, &dyn std::fmt::Display); 14] = [
             ("id", &self.id),
             ("role", &self.role),
             ("term", &self.term),
@@ -81,6 +85,7 @@ impl StatusReport {
             ("alarm", &alarm),
             ("voters", &voters),
             ("learners", &learners),
+            ("client_requests_in_flight", &self.client_requests_in_flight),
         ];
         for (key, value) in fields {
             let _ = writeln!(out, "{key}: {value}");

@@ -1,39 +1,74 @@
-//! What a node does with one client request: propose a write and wait for it to be
-//! applied, serve a linearizable read after a ReadIndex round, serve a stale read, or
-//! report status. Runs on the client's connection thread.
+//! What a node does with one client request: answer it at once (status, a stale read,
+//! a refusal), or propose a write or register a linearizable read and leave the answer
+//! to the connection's writer thread, which builds it once the request completes or
+//! times out (`finish`, `expire`). `start` runs on the connection's reader thread.
 
 use std::time::{Duration, Instant};
 
 use super::completion::Completion;
+use super::conn_queue::{ConnQueue, Entry, Wait};
 use super::pending::{ReadOutcome, WriteOutcome};
 use super::shared::Shared;
 use crate::kv::{self, KvErrorKind, Request};
 use crate::net::{ClientRequest, ClientResponse, StatusReport};
 use crate::raft::{NodeId, Role};
+use crate::sync::atomic::Ordering;
+use crate::sync::Arc;
 
 /// Most log entries a leader holds beyond its commit index before it refuses new
 /// writes (like etcd's `MaxUncommittedEntriesSize`).
 pub const MAX_UNCOMMITTED_ENTRIES: u64 = 8192;
 
-/// Answers one request.
-pub fn handle(shared: &Shared, request: ClientRequest) -> ClientResponse {
+/// Where a request that must wait is registered: its connection's queue, the tag it
+/// goes under there, and the client's id for it.
+pub struct Slot<'a> {
+    /// The connection's in-flight table.
+    pub queue: &'a Arc<ConnQueue>,
+    /// The request's tag in `queue` (grows with every request of the connection).
+    pub tag: u64,
+    /// The client's id for the request.
+    pub id: u64,
+}
+
+impl Slot<'_> {
+    /// A completion that, once filled, queues this request for the writer.
+    fn completion<T>(&self) -> Completion<T> {
+        let (queue, tag) = (Arc::clone(self.queue), self.tag);
+        Completion::with_hook(move || queue.ready(tag))
+    }
+
+    /// Registers the request in the queue (call with `core` held, before its
+    /// completion goes into `PendingRequests`); false if the connection is closing.
+    fn register(&self, shared: &Shared, wait: Wait) -> bool {
+        let entry = Entry {
+            id: self.id,
+            deadline: deadline(shared),
+            wait,
+        };
+        self.queue.register(self.tag, entry)
+    }
+}
+
+/// Starts one request: returns the answer to send now, or `None` if the request was
+/// registered in `slot`'s queue (or dropped because its connection is closing).
+pub fn start(shared: &Shared, request: ClientRequest, slot: &Slot) -> Option<ClientResponse> {
     match request {
-        ClientRequest::Write(request) => write(shared, request),
+        ClientRequest::Write(request) => start_write(shared, request, slot),
         ClientRequest::Get { .. } if shared.lock_core().integrity.self_corrupt => {
-            ClientResponse::Unavailable {
+            Some(ClientResponse::Unavailable {
                 reason: "this member's state diverged from the cluster's (alarm CORRUPT); \
                          it serves no reads: ask another member"
                     .into(),
                 outcome_unknown: false,
-            }
+            })
         }
-        ClientRequest::Get { key, stale: true } => {
-            ClientResponse::Value(shared.lock_kv().get(&key).map(str::to_string))
-        }
-        ClientRequest::Get { key, stale: false } => linearizable_get(shared, &key),
-        ClientRequest::Status => ClientResponse::Status(status_report(shared)),
+        ClientRequest::Get { key, stale: true } => Some(ClientResponse::Value(
+            shared.lock_kv().get(&key).map(str::to_string),
+        )),
+        ClientRequest::Get { key, stale: false } => start_read(shared, key, slot),
+        ClientRequest::Status => Some(ClientResponse::Status(status_report(shared))),
         ClientRequest::TransferLeader { target } => {
-            super::handoff::transfer_request(shared, target)
+            Some(super::handoff::transfer_request(shared, target))
         }
     }
 }
@@ -66,77 +101,144 @@ pub fn too_large(len: u64) -> ClientResponse {
     }
 }
 
-/// Proposes a write on the leader and waits until it is applied. A request over the
-/// size limit is refused first, on any member: once proposed, an oversized entry
-/// would be stored and replicated only to be rejected by every state machine.
-fn write(shared: &Shared, request: Request) -> ClientResponse {
+/// Proposes a write on the leader and registers it until it is applied. A request
+/// over the size limit is refused first, on any member: once proposed, an oversized
+/// entry would be stored and replicated only to be rejected by every state machine.
+fn start_write(shared: &Shared, request: Request, slot: &Slot) -> Option<ClientResponse> {
     let payload = kv::encode_request(&request);
     if payload.len() as u64 > kv::MAX_REQUEST_BYTES {
-        return too_large(payload.len() as u64);
+        return Some(too_large(payload.len() as u64));
     }
-    let done = Completion::new();
-    let (position, wakeups) = {
+    let done = slot.completion();
+    let wakeups = {
         let mut core = shared.lock_core();
         if core.shutdown {
-            return shutting_down(false);
+            return Some(shutting_down(false));
         }
         let uncommitted = core.raft.last_position().index - core.raft.commit_index();
         if uncommitted >= MAX_UNCOMMITTED_ENTRIES {
             // Backpressure: a leader cut off from its quorum would otherwise grow its log
             // without bound while every write times out.
-            return ClientResponse::Unavailable {
+            return Some(ClientResponse::Unavailable {
                 reason: format!("{uncommitted} writes are waiting to commit; try again later"),
                 outcome_unknown: false,
-            };
+            });
         }
         if core.raft.role() == Role::Leader {
             // Only the leader judges: a follower's store may lag behind a delete.
             if let Some(refusal) = over_quota(shared, &request) {
-                return refusal;
+                return Some(refusal);
             }
         }
         let now = shared.now_ms();
         let position = match core.raft.propose(payload, now) {
             Ok(position) => position,
-            Err(not_leader) => return redirect(shared, not_leader.leader),
+            Err(not_leader) => return Some(redirect(shared, not_leader.leader)),
         };
-        core.pending.add_write(position, done.clone());
-        (position, shared.dispatch_deferred(&mut core))
+        let wait = Wait::Write {
+            position,
+            done: done.clone(),
+        };
+        // In this same hold of `core`, so nothing can complete it before it is known.
+        if slot.register(shared, wait) {
+            core.pending.add_write(position, done);
+        }
+        shared.dispatch_deferred(&mut core)
     };
     wakeups.deliver(shared);
-    match done.wait_until(deadline(shared)) {
-        Some(WriteOutcome::Applied(Ok(result))) => ClientResponse::Written(result),
-        Some(WriteOutcome::Applied(Err(err)))
+    None
+}
+
+/// The answer to a write that completed with `outcome`.
+fn write_answer(outcome: WriteOutcome) -> ClientResponse {
+    match outcome {
+        WriteOutcome::Applied(Ok(result)) => ClientResponse::Written(result),
+        WriteOutcome::Applied(Err(err))
             if matches!(err.kind(), KvErrorKind::SessionExpired { .. }) =>
         {
             ClientResponse::SessionExpired {
                 message: err.to_string(),
             }
         }
-        Some(WriteOutcome::Applied(Err(err))) => ClientResponse::Error {
+        WriteOutcome::Applied(Err(err)) => ClientResponse::Error {
             message: format!("the write was committed but rejected by the state machine: {err}"),
         },
-        Some(WriteOutcome::Overwritten) => ClientResponse::Unavailable {
+        WriteOutcome::Overwritten => ClientResponse::Unavailable {
             reason: "leadership changed before the write committed; it was not applied".into(),
             outcome_unknown: false,
         },
-        Some(WriteOutcome::Displaced) => ClientResponse::Unavailable {
+        WriteOutcome::Displaced => ClientResponse::Unavailable {
             reason: "leadership changed before the write committed; another member may \
                      still commit it"
                 .into(),
             outcome_unknown: true,
         },
-        Some(WriteOutcome::Shutdown) => shutting_down(true),
-        None => {
-            shared.lock_core().pending.forget_write(position);
-            ClientResponse::Unavailable {
-                reason: format!(
-                    "the write was not committed within {} ms (no quorum?); it may or may not be applied",
-                    shared.config.request_timeout_ms
-                ),
-                outcome_unknown: true,
+        WriteOutcome::Shutdown => shutting_down(true),
+    }
+}
+
+/// The answer to a write that did not complete in time.
+fn write_timed_out(shared: &Shared) -> ClientResponse {
+    ClientResponse::Unavailable {
+        reason: format!(
+            "the write was not committed within {} ms (no quorum?); it may or may not be applied",
+            shared.config.request_timeout_ms
+        ),
+        outcome_unknown: true,
+    }
+}
+
+/// The answer to a linearizable read that could not be confirmed in time.
+fn read_timed_out(shared: &Shared) -> ClientResponse {
+    ClientResponse::Unavailable {
+        reason: format!(
+            "leadership could not be confirmed within {} ms (no quorum?)",
+            shared.config.request_timeout_ms
+        ),
+        outcome_unknown: false,
+    }
+}
+
+/// Writer thread: the answer to a registered request that completed.
+pub fn finish(shared: &Shared, wait: Wait) -> ClientResponse {
+    match wait {
+        Wait::Write { done, .. } => match done.try_take() {
+            Some(outcome) => write_answer(outcome),
+            // Unreachable: the hook runs only once the value is in.
+            None => write_timed_out(shared),
+        },
+        Wait::Read { key, done, .. } => match done.try_take() {
+            Some(ReadOutcome::Ready) => {
+                ClientResponse::Value(shared.lock_kv().get(&key).map(str::to_string))
             }
+            Some(ReadOutcome::NotLeader(leader)) => redirect(shared, leader),
+            Some(ReadOutcome::Shutdown) => shutting_down(false),
+            None => read_timed_out(shared),
+        },
+    }
+}
+
+/// Writer thread: forgets registered requests in `PendingRequests` (they timed out,
+/// or their client is gone), under one hold of `core`.
+pub fn forget(shared: &Shared, entries: &[Entry]) {
+    if entries.is_empty() {
+        return;
+    }
+    let mut core = shared.lock_core();
+    for entry in entries {
+        match &entry.wait {
+            Wait::Write { position, .. } => core.pending.forget_write(*position),
+            Wait::Read { read_id, .. } => core.pending.forget_read(*read_id),
         }
+    }
+}
+
+/// Writer thread: the answer to a registered request whose deadline passed (after
+/// `forget`).
+pub fn timed_out(shared: &Shared, wait: &Wait) -> ClientResponse {
+    match wait {
+        Wait::Write { .. } => write_timed_out(shared),
+        Wait::Read { .. } => read_timed_out(shared),
     }
 }
 
@@ -158,41 +260,33 @@ fn over_quota(shared: &Shared, request: &Request) -> Option<ClientResponse> {
     })
 }
 
-/// ReadIndex (thesis §6.4): confirm leadership with a majority, wait until the state
-/// machine has applied the commit index recorded for the read, then read locally.
-fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
-    let done = Completion::new();
-    let (read_id, wakeups) = {
+/// ReadIndex (thesis §6.4): confirm leadership with a majority and wait until the
+/// state machine has applied the commit index recorded for the read (the writer then
+/// reads locally, `finish`). Registers the read.
+fn start_read(shared: &Shared, key: String, slot: &Slot) -> Option<ClientResponse> {
+    let done = slot.completion();
+    let wakeups = {
         let mut core = shared.lock_core();
         if core.shutdown {
-            return shutting_down(false);
+            return Some(shutting_down(false));
         }
         let read_id = core.pending.next_read_id();
         let now = shared.now_ms();
         if let Err(not_leader) = core.raft.read_index(read_id, now) {
-            return redirect(shared, not_leader.leader);
+            return Some(redirect(shared, not_leader.leader));
         }
-        core.pending.add_read(read_id, done.clone());
-        (read_id, shared.dispatch_deferred(&mut core))
+        let wait = Wait::Read {
+            read_id,
+            key,
+            done: done.clone(),
+        };
+        if slot.register(shared, wait) {
+            core.pending.add_read(read_id, done);
+        }
+        shared.dispatch_deferred(&mut core)
     };
     wakeups.deliver(shared);
-    match done.wait_until(deadline(shared)) {
-        Some(ReadOutcome::Ready) => {
-            ClientResponse::Value(shared.lock_kv().get(key).map(str::to_string))
-        }
-        Some(ReadOutcome::NotLeader(leader)) => redirect(shared, leader),
-        Some(ReadOutcome::Shutdown) => shutting_down(false),
-        None => {
-            shared.lock_core().pending.forget_read(read_id);
-            ClientResponse::Unavailable {
-                reason: format!(
-                    "leadership could not be confirmed within {} ms (no quorum?)",
-                    shared.config.request_timeout_ms
-                ),
-                outcome_unknown: false,
-            }
-        }
-    }
+    None
 }
 
 /// This node's view of the cluster, for `raftkv client status`. A pre-candidate
@@ -238,5 +332,6 @@ pub fn status_report(shared: &Shared) -> StatusReport {
         alarm: alarm.join(", "),
         voters: status.voters,
         learners: status.learners,
+        client_requests_in_flight: shared.client_requests_in_flight.load(Ordering::Relaxed),
     }
 }

@@ -4,6 +4,9 @@
 //!
 //! Waits on: its own Condvar, paired with its own Mutex. Notified by: `complete`, once,
 //! after it released that Mutex.
+//! A completion made `with_hook` (a pipelined client request's) has no waiter: instead
+//! of notifying, `complete` calls the hook after releasing the Mutex, which queues the
+//! request for its connection's writer, and the writer takes the value (`try_take`).
 //! The inner lock is a leaf: nothing else is taken while it is held, so it may be taken
 //! while holding the core lock.
 
@@ -19,9 +22,15 @@ pub struct Completion<T> {
 struct Inner<T> {
     /// The outcome, once known. Guarded by this mutex; paired with `filled`.
     value: Mutex<Option<T>>,
-    /// Notified (all) when `value` becomes `Some`.
+    /// Notified (all) when `value` becomes `Some`, unless there is a `hook`.
     filled: Condvar,
+    /// Called once, after `value` was filled and its lock released. It must not block
+    /// and takes only leaf locks (the caller may hold `core`).
+    hook: Option<Hook>,
 }
+
+/// What a hooked completion does once filled.
+type Hook = Box<dyn Fn() + Send + Sync>;
 
 impl<T> Clone for Completion<T> {
     fn clone(&self) -> Self {
@@ -40,12 +49,27 @@ impl<T> Default for Completion<T> {
 impl<T> Completion<T> {
     /// An empty completion.
     pub fn new() -> Completion<T> {
+        Completion::build(None)
+    }
+
+    /// An empty completion that calls `hook` once filled instead of waking a waiter.
+    pub fn with_hook(hook: impl Fn() + Send + Sync + 'static) -> Completion<T> {
+        Completion::build(Some(Box::new(hook)))
+    }
+
+    fn build(hook: Option<Hook>) -> Completion<T> {
         Completion {
             inner: Arc::new(Inner {
                 value: Mutex::new(None),
                 filled: Condvar::new(),
+                hook,
             }),
         }
+    }
+
+    /// Takes the outcome if it is known, without waiting.
+    pub fn try_take(&self) -> Option<T> {
+        lock(&self.inner.value).take()
     }
 
     /// Fills in the outcome and wakes the waiter. A second call is ignored: the first
@@ -59,7 +83,10 @@ impl<T> Completion<T> {
         // Wake after unlocking: a waiter woken while the lock is still held would
         // find it taken and go back to sleep on the mutex.
         drop(slot);
-        self.inner.filled.notify_all();
+        match &self.inner.hook {
+            Some(hook) => hook(),
+            None => self.inner.filled.notify_all(),
+        }
     }
 
     /// Waits until the outcome is known or `deadline` passes (then `None`).
@@ -110,6 +137,21 @@ mod tests {
         c.complete(1u32);
         c.complete(2u32);
         assert_eq!(c.wait_until(Instant::now()), Some(1));
+    }
+
+    #[test]
+    fn a_hook_runs_once_after_the_first_outcome_and_the_value_can_be_taken() {
+        let calls = Arc::new(crate::sync::atomic::AtomicU32::new(0));
+        let seen = Arc::clone(&calls);
+        let c = Completion::with_hook(move || {
+            seen.fetch_add(1, crate::sync::atomic::Ordering::SeqCst);
+        });
+        assert_eq!(c.try_take(), None);
+        c.complete(1u32);
+        c.complete(2u32);
+        assert_eq!(calls.load(crate::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(c.try_take(), Some(1));
+        assert_eq!(c.try_take(), None);
     }
 
     #[test]

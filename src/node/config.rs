@@ -12,6 +12,12 @@ pub const DEFAULT_MAX_CLIENTS: usize = 1024;
 /// between two requests, short enough that forgotten connections do not pile up.
 pub const DEFAULT_CLIENT_IDLE_TIMEOUT_MS: u64 = 300_000;
 
+/// Default of `--max-inflight-per-conn`: requests one client connection may have in
+/// flight at once (a pipelined client's window).
+pub const DEFAULT_MAX_INFLIGHT_PER_CONN: usize = 128;
+/// Largest `--max-inflight-per-conn` accepted: memory per connection stays bounded.
+pub const MAX_INFLIGHT_PER_CONN: usize = 65_536;
+
 /// Configuration of one node (the `raftkv node` flags).
 #[derive(Clone, Debug)]
 pub struct NodeConfig {
@@ -61,6 +67,9 @@ pub struct NodeConfig {
     /// Writes that set a value are refused once the keys and values held reach this
     /// many bytes (`--quota-bytes`).
     pub quota_bytes: u64,
+    /// Most requests one client connection may have in flight; the node reads no more
+    /// from it until one is answered (`--max-inflight-per-conn`).
+    pub max_inflight_per_conn: usize,
 }
 
 /// Default of `--quota-bytes`: 2 GiB, etcd's default backend quota.
@@ -94,6 +103,7 @@ impl NodeConfig {
             secrets: NodeSecrets::default(),
             digest_check_entries: super::integrity::DEFAULT_DIGEST_CHECK_ENTRIES,
             quota_bytes: DEFAULT_QUOTA_BYTES,
+            max_inflight_per_conn: DEFAULT_MAX_INFLIGHT_PER_CONN,
         }
     }
 
@@ -133,6 +143,12 @@ impl NodeConfig {
         }
         if self.max_clients == 0 {
             return Err("--max-clients must be at least 1".into());
+        }
+        if !(1..=MAX_INFLIGHT_PER_CONN).contains(&self.max_inflight_per_conn) {
+            return Err(format!(
+                "--max-inflight-per-conn {} is not between 1 and {MAX_INFLIGHT_PER_CONN}",
+                self.max_inflight_per_conn
+            ));
         }
         if self.snapshot_chunk_bytes == 0
             || self.snapshot_chunk_bytes as u64 > crate::limits::MAX_SNAPSHOT_CHUNK_BYTES

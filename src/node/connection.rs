@@ -1,5 +1,6 @@
 //! A connection thread: reads the hello, then serves either a peer (Raft messages in,
-//! stepped into Raft) or a client (request, answer, request, ...).
+//! stepped into Raft) or a client (as the reader of a pipelined connection, with a
+//! writer thread of its own: `client_conn`).
 //!
 //! Waits on: the socket read, bounded by the hello timeout before the hello and by the
 //! client idle timeout on a client connection. Woken by: the peer or client; the
@@ -7,20 +8,21 @@
 //! the core lock briefly per message or request; never while reading or writing the
 //! socket.
 
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use super::client_ops;
+use super::client_conn;
 use super::shared::Shared;
-use crate::net::{self, ClientRequest, ClientResponse, HelloFrom, NetError, NetErrorKind};
+use crate::net::{self, HelloFrom, NetError, NetErrorKind};
 use crate::raft::{Message, NodeId};
+use crate::sync::Arc;
 
 /// A hello must arrive this soon after connecting.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves connection `id` (of the registry) until it closes, errs or the node stops.
-pub fn serve(shared: &Shared, stream: TcpStream, peer_addr: &str, id: u64) {
+pub fn serve(shared: &Arc<Shared>, stream: TcpStream, peer_addr: &str, id: u64) {
     match serve_inner(shared, stream, id) {
         Ok(()) => {}
         Err(err) if matches!(err.kind(), NetErrorKind::Closed) || shared.is_stopping() => {}
@@ -33,7 +35,7 @@ pub fn serve(shared: &Shared, stream: TcpStream, peer_addr: &str, id: u64) {
     }
 }
 
-fn serve_inner(shared: &Shared, stream: TcpStream, id: u64) -> Result<(), NetError> {
+fn serve_inner(shared: &Arc<Shared>, stream: TcpStream, id: u64) -> Result<(), NetError> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(HELLO_TIMEOUT))?;
     stream.set_write_timeout(Some(HELLO_TIMEOUT))?;
@@ -56,7 +58,8 @@ fn serve_inner(shared: &Shared, stream: TcpStream, id: u64) -> Result<(), NetErr
             let idle = shared.config.client_idle_timeout();
             stream.set_read_timeout(idle)?;
             stream.set_write_timeout(idle)?;
-            serve_client(shared, &mut reader, &mut writer)
+            drop(writer);
+            client_conn::serve(shared, &mut reader, &stream, id)
         }
     }
 }
@@ -132,47 +135,4 @@ fn read_peer_message(
         )));
     }
     Ok(message)
-}
-
-/// Answers client requests, one at a time, until the client leaves or stays silent
-/// for the idle timeout (then the connection is closed without a word: an unasked
-/// frame would be taken for the answer to its next request).
-fn serve_client(
-    shared: &Shared,
-    reader: &mut impl std::io::Read,
-    writer: &mut BufWriter<TcpStream>,
-) -> Result<(), NetError> {
-    loop {
-        let read = net::read_frame_or_skip::<_, ClientRequest>(
-            reader,
-            net::MAX_CLIENT_FRAME_BYTES,
-            net::MAX_FRAME_BYTES,
-        );
-        let response = match read {
-            Ok(request) => client_ops::handle(shared, request),
-            // The whole frame was read (or skipped), so the stream is still in step:
-            // answer and go on.
-            Err(err) => match *err.kind() {
-                NetErrorKind::Skipped { len, .. } => client_ops::too_large(len),
-                NetErrorKind::Decode(_) => ClientResponse::Error {
-                    message: format!("bad request: {err}"),
-                },
-                NetErrorKind::TooLarge { len, .. } => {
-                    // Too large even to skip: answer, then hang up.
-                    let _ = net::write_frame(writer, &client_ops::too_large(len));
-                    let _ = writer.flush();
-                    return Err(err);
-                }
-                NetErrorKind::Timeout => {
-                    shared
-                        .log
-                        .debug(format_args!("closing an idle client connection"));
-                    return Ok(());
-                }
-                _ => return Err(err),
-            },
-        };
-        net::write_frame(writer, &response)?;
-        writer.flush()?;
-    }
 }

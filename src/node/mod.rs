@@ -14,9 +14,11 @@
 //! | `nI-replicator-nJ` (one per peer) | [`replicator`] | its peer's `Outbox` |
 
 pub mod applier;
+pub mod client_conn;
 pub mod client_ops;
 pub mod completion;
 pub mod config;
+pub mod conn_queue;
 pub mod connection;
 pub mod core_state;
 pub mod deferred_log;

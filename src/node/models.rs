@@ -258,3 +258,56 @@ fn shuttle_shutdown_unblocks_every_waiter() {
         assert_eq!(connection.join().expect("connection"), Some("shutdown"));
     });
 }
+
+/// A pipelined client connection: with room for one request, the reader registers two
+/// (waiting for room before the second), a completer thread per request completes it
+/// through its hook, and the writer answers both and ends once the reader is done. A
+/// lost wake-up of the writer (`changed`) or of the reader (`room`) deadlocks the model.
+#[test]
+fn shuttle_pipelined_connection_answers_every_request_and_frees_its_room() {
+    use super::conn_queue::{ConnQueue, Entry, Wait};
+    use super::pending::ReadOutcome;
+    use crate::sync::atomic::AtomicU64;
+    explore(|| {
+        let total = Arc::new(AtomicU64::new(0));
+        let queue = ConnQueue::new(1, Arc::clone(&total));
+        let reader = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut completers = Vec::new();
+                for tag in 1..=2u64 {
+                    assert!(queue.wait_for_room());
+                    let hook_queue = Arc::clone(&queue);
+                    let done: Completion<ReadOutcome> =
+                        Completion::with_hook(move || hook_queue.ready(tag));
+                    let wait = Wait::Read {
+                        read_id: tag,
+                        key: "k".into(),
+                        done: done.clone(),
+                    };
+                    let entry = Entry {
+                        id: tag * 10,
+                        deadline: Instant::now() + FAR,
+                        wait,
+                    };
+                    assert!(queue.register(tag, entry));
+                    completers.push(thread::spawn(move || done.complete(ReadOutcome::Ready)));
+                }
+                queue.reader_done();
+                for completer in completers {
+                    completer.join().expect("completer");
+                }
+            })
+        };
+        let mut answered = Vec::new();
+        while let Some(batch) = queue.next_batch() {
+            let n = batch.len();
+            answered.extend(batch.completed.iter().map(|e| e.id));
+            queue.finished(n);
+        }
+        reader.join().expect("reader");
+        assert_eq!(answered, [10, 20]);
+        assert_eq!(queue.in_flight(), 0);
+        assert_eq!(total.load(crate::sync::atomic::Ordering::SeqCst), 0);
+    });
+}

@@ -23,7 +23,7 @@ use crate::kv::KvStore;
 use crate::logging::{Level, Logger};
 use crate::raft::{Message, NodeId, Role};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::sync::{lock_io_free, IoFreeGuard, Mutex, MutexGuard, Signal};
+use crate::sync::{lock_io_free, Arc, IoFreeGuard, Mutex, MutexGuard, Signal};
 
 /// The wake-ups one [`Shared::dispatch_deferred`] decided under the core lock, to be
 /// delivered after releasing it. Each flag is set only if the thread was waiting on its
@@ -94,6 +94,10 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Size in bytes of the latest snapshot file (0 if none), for `status`.
     pub snapshot_bytes: AtomicU64,
+    /// Client requests read and not yet answered or dropped, over every client
+    /// connection (status `client_requests_in_flight`); changed by each connection's
+    /// `ConnQueue` as requests enter and leave it.
+    pub client_requests_in_flight: Arc<AtomicU64>,
     /// Set by the log writer when the disk failed; the node then shuts down.
     pub fatal: Mutex<Option<String>>,
     /// Open connections and their threads (a leaf lock).
@@ -124,6 +128,7 @@ impl Shared {
             outboxes,
             stopping: AtomicBool::new(false),
             snapshot_bytes: AtomicU64::new(0),
+            client_requests_in_flight: Arc::new(AtomicU64::new(0)),
             fatal: Mutex::new(None),
             connections: Mutex::new(Connections::default()),
             shutdown_requested: Completion::new(),

@@ -304,6 +304,11 @@ impl Cluster {
         }
     }
 
+    /// Node `i`'s process id, if it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.children[i].as_ref().map(Child::id)
+    }
+
     /// True if node `i` is running.
     pub fn is_running(&mut self, i: usize) -> bool {
         match self.children[i].as_mut() {

@@ -13,6 +13,8 @@ use raftkv::net::{
 pub struct Raw {
     /// The socket, for tests that read or wait on it directly.
     pub stream: TcpStream,
+    /// The id of the last request `call` sent.
+    last_id: u64,
 }
 
 impl Raw {
@@ -29,17 +31,34 @@ impl Raw {
         };
         net::write_frame(&mut stream, &hello).map_err(|e| format!("hello: {e}"))?;
         match net::read_frame(&mut stream, net::MAX_HELLO_BYTES) {
-            Ok(HelloReply::Welcome { .. }) => Ok(Raw { stream }),
+            Ok(HelloReply::Welcome { .. }) => Ok(Raw { stream, last_id: 0 }),
             Ok(HelloReply::Refused { reason }) => Err(reason),
             Ok(other) => Err(format!("unexpected hello reply {other:?}")),
             Err(e) => Err(format!("no hello reply: {e}")),
         }
     }
 
-    /// Sends one request and reads its answer.
+    /// Sends one request and reads its answer, checking that it names the request.
     pub fn call(&mut self, request: &ClientRequest) -> Result<ClientResponse, String> {
-        net::write_frame(&mut self.stream, request).map_err(|e| format!("send: {e}"))?;
-        net::read_frame(&mut self.stream, MAX_FRAME_BYTES).map_err(|e| format!("answer: {e}"))
+        self.last_id += 1;
+        self.send(self.last_id, request)?;
+        let (id, response) = self.recv()?;
+        if id != self.last_id {
+            return Err(format!("answer to {id} instead of {}", self.last_id));
+        }
+        Ok(response)
+    }
+
+    /// Sends one request tagged `id`, without waiting for its answer.
+    pub fn send(&mut self, id: u64, request: &ClientRequest) -> Result<(), String> {
+        net::write_tagged_frame(&mut self.stream, id, request).map_err(|e| format!("send: {e}"))
+    }
+
+    /// Reads the next answer: the id it names and the response.
+    pub fn recv(&mut self) -> Result<(u64, ClientResponse), String> {
+        let (id, response) = net::read_tagged_frame(&mut self.stream, MAX_FRAME_BYTES, 0)
+            .map_err(|e| format!("answer: {e}"))?;
+        Ok((id, response.map_err(|e| format!("answer {id}: {e}"))?))
     }
 
     /// Asks for the node's status.
