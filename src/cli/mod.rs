@@ -7,6 +7,7 @@ mod bench_cmd;
 mod client_cmd;
 mod histogram;
 mod keygen_cmd;
+mod member_cmd;
 mod node_cmd;
 
 use std::process::ExitCode;

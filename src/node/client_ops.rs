@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::completion::Completion;
+use super::core_state::CoreState;
 use super::pending::{ReadOutcome, WriteOutcome};
 use super::shared::Shared;
 use crate::kv::{self, KvErrorKind, Request};
@@ -32,23 +33,36 @@ pub fn handle(shared: &Shared, request: ClientRequest) -> ClientResponse {
         }
         ClientRequest::Get { key, stale: false } => linearizable_get(shared, &key),
         ClientRequest::Status => ClientResponse::Status(status_report(shared)),
+        ClientRequest::Members => super::member_ops::list(shared),
+        ClientRequest::ChangeMembers(change) => super::member_ops::change(shared, change),
     }
 }
 
-fn deadline(shared: &Shared) -> Instant {
+pub(super) fn deadline(shared: &Shared) -> Instant {
     Instant::now() + Duration::from_millis(shared.config.request_timeout_ms)
 }
 
 /// A redirect to the leader this node knows of, with the address it reaches it at.
+/// Takes the core lock: call without it (else [`redirect_locked`]).
 fn redirect(shared: &Shared, leader: Option<NodeId>) -> ClientResponse {
+    redirect_locked(shared, &shared.lock_core(), leader)
+}
+
+/// [`redirect`] with the core lock held.
+pub(super) fn redirect_locked(
+    shared: &Shared,
+    core: &CoreState,
+    leader: Option<NodeId>,
+) -> ClientResponse {
     let leader = leader.filter(|&id| id != shared.config.id);
+    let leader_addr = leader.and_then(|id| super::members::addr_of(core, &shared.config.peers, id));
     ClientResponse::NotLeader {
         leader_id: leader,
-        leader_addr: leader.and_then(|id| shared.config.peers.get(id as usize - 1).cloned()),
+        leader_addr,
     }
 }
 
-fn shutting_down(outcome_unknown: bool) -> ClientResponse {
+pub(super) fn shutting_down(outcome_unknown: bool) -> ClientResponse {
     ClientResponse::Unavailable {
         reason: "the node is shutting down".into(),
         outcome_unknown,
@@ -95,7 +109,7 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
         let now = shared.now_ms();
         let position = match core.raft.propose(payload, now) {
             Ok(position) => position,
-            Err(not_leader) => return redirect(shared, not_leader.leader),
+            Err(not_leader) => return redirect_locked(shared, &core, not_leader.leader),
         };
         core.pending.add_write(position, done.clone());
         (position, shared.dispatch_deferred(&mut core))
@@ -124,6 +138,9 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
             outcome_unknown: true,
         },
         Some(WriteOutcome::Shutdown) => shutting_down(true),
+        Some(WriteOutcome::Committed) => ClientResponse::Error {
+            message: "the write was committed as an entry with no result".into(),
+        },
         None => {
             shared.lock_core().pending.forget_write(position);
             ClientResponse::Unavailable {
@@ -167,7 +184,7 @@ fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
         let read_id = core.pending.next_read_id();
         let now = shared.now_ms();
         if let Err(not_leader) = core.raft.read_index(read_id, now) {
-            return redirect(shared, not_leader.leader);
+            return redirect_locked(shared, &core, not_leader.leader);
         }
         core.pending.add_read(read_id, done.clone());
         (read_id, shared.dispatch_deferred(&mut core))
@@ -197,10 +214,17 @@ fn linearizable_get(shared: &Shared, key: &str) -> ClientResponse {
 /// are a follower's, and `role` stays leader|follower|candidate (the status keys
 /// scripts parse, listed in README.md).
 pub fn status_report(shared: &Shared) -> StatusReport {
-    let (status, applied_index, corrupt) = {
+    let (status, applied_index, corrupt, leader_addr) = {
         let core = shared.lock_core();
         let corrupt = core.integrity.alarm.clone();
-        (core.raft.status(), core.applied_index, corrupt)
+        let status = core.raft.status();
+        let leader_addr = status.leader.map(|id| {
+            let own = (id == shared.config.id).then(|| shared.advertised_addr.clone());
+            super::members::addr_of(&core, &shared.config.peers, id)
+                .or(own)
+                .unwrap_or_default()
+        });
+        (status, core.applied_index, corrupt, leader_addr)
     };
     let nospace =
         (shared.lock_kv().data_bytes() >= shared.config.quota_bytes).then(|| "NOSPACE".to_string());
@@ -214,15 +238,7 @@ pub fn status_report(shared: &Shared) -> StatusReport {
         id: status.id,
         role: role.to_string(),
         term: status.term,
-        leader: status.leader.map(|id| {
-            let addr = shared
-                .config
-                .peers
-                .get(id as usize - 1)
-                .cloned()
-                .unwrap_or_default();
-            (id, addr)
-        }),
+        leader: status.leader.zip(leader_addr),
         commit_index: status.commit_index,
         applied_index,
         first_index: status.first_index,

@@ -48,7 +48,7 @@ fn serve_inner(shared: &Shared, stream: TcpStream, id: u64) -> Result<(), NetErr
         |from| admit(shared, id, from),
     )?;
     match from {
-        HelloFrom::Peer { id: peer } => {
+        HelloFrom::Peer { id: peer, .. } => {
             stream.set_read_timeout(None)?;
             serve_peer(shared, peer, &mut reader)
         }
@@ -61,18 +61,18 @@ fn serve_inner(shared: &Shared, stream: TcpStream, id: u64) -> Result<(), NetErr
     }
 }
 
-/// Checks that a peer's id is another member, then admits the connection within the
+/// Checks that a peer is a member of the configuration with the data directory it
+/// had when last heard from (`peers::admit`), then admits the connection within the
 /// budgets of `listener`. `Err` is the refusal reason sent back.
 fn admit(shared: &Shared, id: u64, from: &HelloFrom) -> Result<(), String> {
-    let peer = match *from {
-        HelloFrom::Peer { id: peer } => {
-            let members = shared.config.peers.len() as NodeId;
-            if peer == 0 || peer > members || peer == shared.config.id {
-                return Err(format!(
-                    "peer id {peer} is not another member of this {members}-member cluster"
-                ));
-            }
-            Some(peer)
+    let peer = match from {
+        HelloFrom::Peer {
+            id: peer,
+            incarnation,
+            addr,
+        } => {
+            super::peers::admit(shared, *peer, *incarnation, addr)?;
+            Some(*peer)
         }
         HelloFrom::Client => None,
     };

@@ -8,6 +8,7 @@
 
 use super::deferred_log::DeferredLog;
 use super::integrity::Integrity;
+use super::members::Members;
 use super::pending::PendingRequests;
 use crate::kv::KvStore;
 use crate::raft::{Index, LogPosition, NodeId, Raft, Role, Term};
@@ -42,6 +43,8 @@ pub struct CoreState {
     pub kv_restore: Option<(Index, KvStore)>,
     /// State digest checks and the alarm (module `node::integrity`).
     pub integrity: Integrity,
+    /// The links to the members and their addresses (module `node::members`).
+    pub members: Members,
 }
 
 /// A snapshot of the state machine taken by the applier, waiting for the writer.
@@ -69,6 +72,7 @@ impl CoreState {
             snapshot_in_progress: false,
             kv_restore: None,
             integrity: Integrity::default(),
+            members: Members::default(),
         }
     }
 

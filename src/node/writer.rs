@@ -82,7 +82,7 @@ fn persist_batch(
     let wakeups = {
         let mut core = shared.lock_core();
         core.raft.on_persisted(batch.token, shared.now_ms());
-        shared.route(batch.messages);
+        shared.route(&mut core, batch.messages);
         shared.dispatch_deferred(&mut core)
     };
     wakeups.deliver(shared);
