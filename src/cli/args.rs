@@ -248,9 +248,9 @@ pub enum MemberOp {
     Add {
         /// The new member's id (never used before in this cluster).
         id: u64,
-        /// Where the other members reach it, HOST:PORT.
-        #[arg(value_parser = addrs::one)]
-        addr: String,
+        /// Where the other members reach it, HOST:PORT (`:PORT` is 127.0.0.1:PORT).
+        #[arg(value_name = "ADDR", value_parser = addrs::one)]
+        address: String,
         /// Leave it a learner (receives the log, does not vote); promote it later.
         #[arg(long)]
         learner: bool,

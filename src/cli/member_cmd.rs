@@ -23,8 +23,14 @@ pub fn execute(client: &mut Client, op: MemberOp) -> Result<u8, ClientError> {
             }
             Ok(EXIT_OK)
         }
-        MemberOp::Add { id, addr, learner } => {
-            let add = MembershipChange::AddLearner { id, address: addr };
+        MemberOp::Add {
+            id,
+            address,
+            learner,
+        } => {
+            // Stored as every member will read it: `:PORT` made explicit.
+            let address = raftkv::net::normalize_addr(&address);
+            let add = MembershipChange::AddLearner { id, address };
             if let Err(reason) = client.change_members(add)? {
                 return Ok(refused(&reason));
             }

@@ -54,7 +54,6 @@ pub fn run(args: NodeArgs) -> u8 {
     }
 }
 
-
 fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     let level = Level::parse(&args.log_level).ok_or_else(|| {
         // clap takes the value from RAFTKV_LOG when the flag is absent: name the source.

@@ -336,9 +336,8 @@ impl Node {
             let _ = handle.join();
         }
         // The timer, which starts the replicators, is joined: no more can start.
-        let replicators = std::mem::take(
-            &mut *shared.replicators.lock().unwrap_or_else(|p| p.into_inner()),
-        );
+        let replicators =
+            std::mem::take(&mut *shared.replicators.lock().unwrap_or_else(|p| p.into_inner()));
         for handle in replicators {
             let _ = handle.join();
         }

@@ -81,10 +81,7 @@ pub fn admit(shared: &Shared, peer: NodeId, incarnation: u64, addr: &str) -> Res
 /// Checks and, for a member heard from the first time (or at a new address), records
 /// the hello in the book, under the book's lock.
 fn check(shared: &Shared, peer: NodeId, incarnation: u64, addr: &str) -> Checked {
-    let mut book = shared
-        .peer_book
-        .lock()
-        .unwrap_or_else(|p| p.into_inner());
+    let mut book = shared.peer_book.lock().unwrap_or_else(|p| p.into_inner());
     match book.records.get(&peer) {
         Some(known) if known.incarnation != incarnation => {
             let known = known.incarnation;
@@ -98,7 +95,10 @@ fn check(shared: &Shared, peer: NodeId, incarnation: u64, addr: &str) -> Checked
                 addr: addr.to_string(),
             };
             book.records.insert(peer, record);
-            Checked::Recorded(storage::save_peer_book(&shared.config.data_dir, &book.records))
+            Checked::Recorded(storage::save_peer_book(
+                &shared.config.data_dir,
+                &book.records,
+            ))
         }
     }
 }

@@ -17,13 +17,13 @@ use super::config::NodeConfig;
 use super::core_state::CoreState;
 use super::deferred_log::DeferredLog;
 use super::listener::Connections;
+use super::peers::Book;
 use super::pending::Decided;
 use crate::kv::KvStore;
 use crate::logging::{Level, Logger};
 use crate::raft::{Message, Role};
-use super::peers::Book;
-use crate::sync::thread::JoinHandle;
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::thread::JoinHandle;
 use crate::sync::{lock_io_free, IoFreeGuard, Mutex, MutexGuard, Signal};
 
 /// The wake-ups one [`Shared::dispatch_deferred`] decided under the core lock, to be

@@ -49,8 +49,8 @@ pub use error::{StorageError, StorageErrorKind};
 pub use files::write_atomic;
 pub use meta::Meta;
 pub use peer_book::{
-    check_not_removed, mark_removed, save as save_peer_book, PeerBook, PeerRecord,
-    PEER_BOOK_FILE, REMOVED_FILE,
+    check_not_removed, mark_removed, save as save_peer_book, PeerBook, PeerRecord, PEER_BOOK_FILE,
+    REMOVED_FILE,
 };
 pub use snapshot_transfer::SnapshotReader;
 pub use state_files::SnapshotFile;
