@@ -21,7 +21,12 @@ const KEYS: usize = 4;
 /// A cluster of `total` prepared nodes whose first three are started as the voters
 /// of a new cluster; the others are started later with `--join`.
 fn three_of(total: usize) -> Cluster {
-    let mut cluster = Cluster::new(total, &[]);
+    three_of_with(total, &[])
+}
+
+/// [`three_of`], every node with the `extra` flags.
+fn three_of_with(total: usize, extra: &[&str]) -> Cluster {
+    let mut cluster = Cluster::new(total, extra);
     let first: Vec<String> = cluster.addrs[..3].to_vec();
     for i in 0..3 {
         cluster.set_peers(i, first.clone());
@@ -402,4 +407,50 @@ fn a_wiped_member_is_refused_by_its_peers() {
     let matched: u64 = status["peer.3.match_index"].parse().expect("a match index");
     let commit: u64 = status["commit_index"].parse().expect("a commit index");
     assert!(matched < commit, "n3 matched {matched} of {commit}");
+}
+
+#[test]
+fn the_configuration_survives_snapshots_and_restarts() {
+    let flags = [
+        "--snapshot-entries",
+        "20",
+        "--snapshot-catchup-entries",
+        "0",
+    ];
+    let mut cluster = three_of_with(4, &flags);
+    cluster.leader();
+    member_ok(
+        &cluster,
+        &["add", "4", &cluster.addrs[3].clone(), "--learner"],
+    );
+    cluster.start_node(3);
+    caught_up(&mut cluster, 3);
+    member_ok(&cluster, &["promote", "4"]);
+    member_ok(&cluster, &["remove", "1"]);
+    assert_eq!(cluster.wait_exit(0, Duration::from_secs(20)), Some(4));
+    // Enough writes that every member snapshots and compacts its log past every
+    // configuration entry.
+    let addrs = cluster.addrs[1..].to_vec();
+    let mut client = Client::new(addrs, ClientOptions::default());
+    for n in 0..100 {
+        client.put(&format!("k{n}"), "v").expect("a put");
+    }
+    let leader = cluster.leader();
+    let commit: u64 = status_key(&cluster, leader, "commit_index")
+        .and_then(|s| s.parse().ok())
+        .expect("a commit index");
+    for i in 1..4 {
+        let snapshotted = wait_for(Duration::from_secs(20), || {
+            let first: u64 = status_key(&cluster, i, "first_index")?.parse().ok()?;
+            (first > commit - 40).then_some(())
+        });
+        assert!(snapshotted.is_some(), "n{} compacted its log", i + 1);
+    }
+    for i in 1..4 {
+        cluster.kill(i);
+        cluster.start_node(i);
+    }
+    wait_config(&cluster, &[1, 2, 3], "2,3,4", "none");
+    let out = cluster.client(&[1, 2, 3], &["put", "after", "restart"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
 }

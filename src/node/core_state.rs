@@ -11,7 +11,7 @@ use super::integrity::Integrity;
 use super::members::Members;
 use super::pending::PendingRequests;
 use crate::kv::KvStore;
-use crate::raft::{Index, LogPosition, NodeId, Raft, Role, Term};
+use crate::raft::{Index, LogPosition, Membership, NodeId, Raft, Role, Term};
 
 /// The state behind the Raft mutex.
 pub struct CoreState {
@@ -53,6 +53,8 @@ pub struct SnapshotJob {
     pub last: LogPosition,
     /// The encoded KV store (`KvStore::snapshot`).
     pub data: Vec<u8>,
+    /// The configuration as of `last`, stored with the snapshot.
+    pub membership: Membership,
     /// How long the applier took to encode it, for the log.
     pub encode_ms: u128,
 }

@@ -441,8 +441,8 @@ fn initial_state(recovered: Recovered) -> InitialState {
         hard_state: recovered.hard_state,
         log_base: recovered.log_base,
         entries: recovered.entries,
-        // The snapshot does not record a configuration yet: the --peers voters.
-        membership: None,
+        // None without a snapshot: the bootstrap voters (--peers), or none (--join).
+        membership: recovered.snapshot.and_then(|s| s.membership),
     }
 }
 

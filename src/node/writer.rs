@@ -184,6 +184,7 @@ fn save_snapshot(
     let started = std::time::Instant::now();
     let snapshot = SnapshotFile {
         last,
+        membership: Some(job.membership),
         data: job.data,
     };
     storage.save_snapshot(&snapshot)?;
