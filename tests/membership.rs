@@ -55,7 +55,8 @@ fn status_key(cluster: &Cluster, i: usize, key: &str) -> Option<String> {
     cluster.status(i)?.get(key).cloned()
 }
 
-/// Waits until node `i` has applied everything the leader had committed when asked.
+/// Waits until node `i` has applied everything the leader had committed when asked,
+/// and the leader knows it holds all of its log (so a promotion is not refused).
 fn caught_up(cluster: &mut Cluster, i: usize) {
     let leader = cluster.leader();
     let commit: u64 = status_key(cluster, leader, "commit_index")
@@ -63,9 +64,19 @@ fn caught_up(cluster: &mut Cluster, i: usize) {
         .expect("the leader's commit index");
     let reached = wait_for(Duration::from_secs(20), || {
         let applied: u64 = status_key(cluster, i, "applied_index")?.parse().ok()?;
-        (applied >= commit).then_some(())
+        let leader = cluster.status(leader)?;
+        let matched: u64 = leader
+            .get(&format!("peer.{}.match_index", i + 1))?
+            .parse()
+            .ok()?;
+        let last: u64 = leader.get("last_index")?.parse().ok()?;
+        (applied >= commit && matched * 10 >= last * 9).then_some(())
     });
-    assert!(reached.is_some(), "n{} never applied index {commit}", i + 1);
+    assert!(
+        reached.is_some(),
+        "n{} never caught up with index {commit}",
+        i + 1
+    );
 }
 
 /// Waits until `nodes` all report `voters` and `learners` as given.
@@ -453,4 +464,27 @@ fn the_configuration_survives_snapshots_and_restarts() {
     wait_config(&cluster, &[1, 2, 3], "2,3,4", "none");
     let out = cluster.client(&[1, 2, 3], &["put", "after", "restart"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
+}
+
+#[test]
+fn a_removed_learner_learns_it_and_exits_4() {
+    // The leader stops sending to a member once its removal commits, so a learner
+    // (which never campaigns) hears of it only by asking: its links say hello again
+    // and are refused as removed.
+    let mut cluster = three_of(4);
+    cluster.leader();
+    member_ok(
+        &cluster,
+        &["add", "4", &cluster.addrs[3].clone(), "--learner"],
+    );
+    cluster.start_node(3);
+    caught_up(&mut cluster, 3);
+    member_ok(&cluster, &["remove", "4"]);
+    let code = cluster.wait_exit(3, Duration::from_secs(20));
+    let status = cluster.status(3);
+    assert_eq!(
+        code,
+        Some(4),
+        "the removed learner exits with 4; n4: {status:?}"
+    );
 }

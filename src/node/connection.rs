@@ -107,6 +107,11 @@ fn serve_peer(
             if core.shutdown {
                 return Ok(());
             }
+            if super::members::is_removed(&core.raft, from) {
+                // Hang up on a removed member: its next hello is refused saying why,
+                // and it stops.
+                return Err(NetError::refused(format!("n{from} was removed")));
+            }
             let now = shared.now_ms();
             for message in batch.drain(..) {
                 core.raft.step(message, now);

@@ -165,7 +165,8 @@ pub fn sync(core: &mut CoreState, me: NodeId) {
         .collect();
     for id in gone {
         if let Some(link) = core.members.links.remove(&id) {
-            link.outbox.close();
+            // What is queued (the entry removing it, most likely) still goes out.
+            link.outbox.retire();
         }
     }
     core.members.removal_suspected = me <= latest.max_id && !latest.contains(me);

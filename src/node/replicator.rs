@@ -48,8 +48,8 @@ struct Link {
     /// True once a failure was logged, so an unreachable peer is logged once, not
     /// on every attempt.
     down_logged: bool,
-    /// When the link last said hello, for the removal probe.
-    greeted: Instant,
+    /// When the link last said hello or sent something, for the removal probe.
+    active: Instant,
 }
 
 /// Runs until shutdown, or until the outbox is closed because the member was removed.
@@ -63,7 +63,7 @@ pub fn run(shared: &Shared, peer: NodeId, addr: String, outbox: &Outbox) {
         backoff: MIN_BACKOFF,
         next_attempt: Instant::now(),
         down_logged: false,
-        greeted: Instant::now(),
+        active: Instant::now(),
     };
     let idle_wait = Duration::from_millis(shared.config.heartbeat_interval_ms);
     // The snapshot file of the transfer to this peer in progress, kept open.
@@ -92,6 +92,8 @@ pub fn run(shared: &Shared, peer: NodeId, addr: String, outbox: &Outbox) {
             link.stream = None;
             link.down_logged = true;
             link.next_attempt = Instant::now() + link.backoff;
+        } else {
+            link.active = Instant::now();
         }
     }
 }
@@ -127,7 +129,7 @@ fn connect(shared: &Shared, link: &mut Link) -> bool {
         )?;
         Ok(stream)
     });
-    link.greeted = Instant::now();
+    link.active = Instant::now();
     match result {
         Ok(stream) => {
             shared.log.info(format_args!(
@@ -166,14 +168,18 @@ fn connect(shared: &Shared, link: &mut Link) -> bool {
     }
 }
 
-/// A member that is not in its latest configuration may have been removed without
-/// hearing that the removal committed (the leader stops sending to a removed member).
-/// About once per maximum election timeout its idle links say hello again: a member
-/// whose committed configuration removed it refuses the hello saying so, and the node
-/// stops (`connect`).
+/// A member may have been removed without hearing that the removal committed, or
+/// without even receiving the entry: the leader stops sending to a member once its
+/// removal commits. So a link idle for the maximum election timeout says hello again
+/// if this member is not in its latest configuration, or if the link goes to the
+/// leader it knows (a healthy follower answers its leader's heartbeats, so that link
+/// is never idle): a member whose committed configuration removed us refuses the
+/// hello saying so, and the node stops (`connect`).
 fn probe_if_removed(shared: &Shared, link: &mut Link) {
     let every = Duration::from_millis(shared.config.election_timeout_max_ms);
-    if !shared.removal_suspected.load(Ordering::Relaxed) || link.greeted.elapsed() < every {
+    let suspect = shared.removal_suspected.load(Ordering::Relaxed)
+        || shared.known_leader.load(Ordering::Relaxed) == link.peer;
+    if !suspect || link.active.elapsed() < every {
         return;
     }
     link.stream = None;

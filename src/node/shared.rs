@@ -104,6 +104,8 @@ pub struct Shared {
     /// Copy of `Members::removal_suspected`, for the replicators (which never take
     /// `core`): this member is not in its latest configuration.
     pub removal_suspected: AtomicBool,
+    /// The leader this member knows of (0: none), for the replicators' probe.
+    pub known_leader: AtomicU64,
     /// Set once when shutdown starts; read without a lock by threads that block in
     /// the kernel (accept, socket reads) and are woken by closing their sockets.
     pub stopping: AtomicBool,
@@ -137,6 +139,7 @@ impl Shared {
             replicators: Mutex::new(Vec::new()),
             removed: Mutex::new(None),
             removal_suspected: AtomicBool::new(false),
+            known_leader: AtomicU64::new(0),
             config,
             log,
             started: Instant::now(),
@@ -293,6 +296,8 @@ impl Shared {
         }
         self.removal_suspected
             .store(core.members.removal_suspected, Ordering::Relaxed);
+        let leader = core.raft.leader().unwrap_or(0);
+        self.known_leader.store(leader, Ordering::Relaxed);
         if let Some(why) = core.members.removed.clone() {
             if self.note_removed(&why) {
                 let line = format!("this member was removed from the cluster: {why}; stopping");
