@@ -204,3 +204,105 @@ pub fn admit_peer(core: &CoreState, me: NodeId, id: NodeId) -> Result<(), String
         latest.voters, latest.learners
     ))
 }
+
+#[cfg(all(test, not(shuttle)))]
+mod tests {
+    use super::*;
+    use crate::raft::{Config, InitialState};
+
+    /// Member 1 of a cluster whose configuration (as of its snapshot, so committed)
+    /// is `voters` and `learners` with `addresses`, ids up to `max_id` used.
+    fn core(voters: &[NodeId], learners: &[NodeId], max_id: NodeId) -> CoreState {
+        let membership = Membership {
+            voters: voters.iter().copied().collect(),
+            learners: learners.iter().copied().collect(),
+            addresses: [(4, "10.0.0.4:1".to_string())].into_iter().collect(),
+            max_id,
+        };
+        let initial = InitialState {
+            membership: Some(membership),
+            ..InitialState::default()
+        };
+        let raft = Raft::new(Config::new(1, voters.to_vec()), initial, 7, 0);
+        CoreState::new(raft, 0)
+    }
+
+    #[test]
+    fn a_removed_member_is_refused_saying_so_and_an_unknown_one_until_added() {
+        let core = core(&[1, 3], &[4], 4);
+        assert_eq!(admit_peer(&core, 1, 3), Ok(()));
+        assert_eq!(admit_peer(&core, 1, 4), Ok(()), "a learner");
+        let removed = admit_peer(&core, 1, 2).expect_err("n2 was removed");
+        assert!(removed.contains(REMOVED_REFUSAL), "{removed}");
+        let unknown = admit_peer(&core, 1, 5).expect_err("n5 was never added");
+        assert!(unknown.contains("member add"), "{unknown}");
+        assert!(!unknown.contains(REMOVED_REFUSAL), "{unknown}");
+        assert!(admit_peer(&core, 1, 1).is_err(), "itself");
+    }
+
+    #[test]
+    fn a_member_with_no_configuration_admits_any_peer() {
+        let raft = Raft::new(Config::new(9, Vec::new()), InitialState::default(), 7, 0);
+        let core = CoreState::new(raft, 0);
+        assert_eq!(admit_peer(&core, 9, 2), Ok(()));
+        assert!(!is_removed(&core.raft, 2));
+    }
+
+    #[test]
+    fn addresses_come_from_peers_then_the_configuration_then_hellos() {
+        let mut core = core(&[1, 3], &[4, 5], 5);
+        let peers = vec![":1".to_string(), ":2".to_string(), "proxy:3".to_string()];
+        core.members.heard_from(3, "10.0.0.3:1");
+        core.members.heard_from(4, "10.0.0.44:1");
+        core.members.heard_from(5, "10.0.0.5:1");
+        assert_eq!(addr_of(&core, &peers, 3).as_deref(), Some("proxy:3"));
+        assert_eq!(addr_of(&core, &peers, 4).as_deref(), Some("10.0.0.4:1"));
+        assert_eq!(addr_of(&core, &peers, 5).as_deref(), Some("10.0.0.5:1"));
+        assert_eq!(addr_of(&core, &peers, 6), None);
+    }
+
+    #[test]
+    fn routing_creates_a_link_once_and_never_for_a_removed_member() {
+        let mut core = core(&[1, 3], &[4], 4);
+        let to = |to| Message {
+            from: 1,
+            to,
+            term: 1,
+            body: crate::raft::MessageBody::RequestVoteResponse { vote_granted: true },
+        };
+        route(&mut core, 1, &[], vec![to(4), to(4), to(2)]);
+        let started = core.members.take_to_start();
+        assert_eq!(started.len(), 1, "one link for n4, none for the removed n2");
+        assert_eq!(
+            (started[0].peer, started[0].addr.as_str()),
+            (4, "10.0.0.4:1")
+        );
+        assert_eq!(core.members.unroutable, 1);
+    }
+
+    #[test]
+    fn a_member_notices_its_committed_removal_and_suspects_an_uncommitted_one() {
+        let membership = Membership::bootstrap([1, 3]);
+        let initial = InitialState {
+            membership: Some(Membership {
+                max_id: 3,
+                ..membership
+            }),
+            ..InitialState::default()
+        };
+        let raft = Raft::new(Config::new(2, Vec::new()), initial, 7, 0);
+        let mut core = CoreState::new(raft, 0);
+        sync(&mut core, 2);
+        assert!(core.members.removal_suspected);
+        let why = core
+            .members
+            .removed
+            .clone()
+            .expect("n2 knows it was removed");
+        assert!(why.contains("no longer lists n2"), "{why}");
+        // Member 3 of the same configuration is not removed.
+        let mut other = self::core(&[1, 3], &[], 3);
+        sync(&mut other, 3);
+        assert!(other.members.removed.is_none() && !other.members.removal_suspected);
+    }
+}
