@@ -350,16 +350,18 @@ fn three_grow_to_five_shrink_to_three_and_every_member_restarts() {
     cluster.leader();
     let out = cluster.client_all(&["put", "before", "growth"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
-    for i in [3, 4] {
-        let id = (i + 1).to_string();
-        member_ok(
-            &cluster,
-            &["add", &id, &cluster.addrs[i].clone(), "--learner"],
-        );
-        cluster.start_node(i);
-        caught_up(&mut cluster, i);
-        member_ok(&cluster, &["promote", &id]);
-    }
+    // n4 step by step: added as a learner, started, promoted once caught up.
+    member_ok(
+        &cluster,
+        &["add", "4", &cluster.addrs[3].clone(), "--learner"],
+    );
+    cluster.start_node(3);
+    caught_up(&mut cluster, 3);
+    member_ok(&cluster, &["promote", "4"]);
+    // n5 started first (it waits to be reached), then added without --learner: the
+    // command promotes it as soon as it has caught up.
+    cluster.start_node(4);
+    member_ok(&cluster, &["add", "5", &cluster.addrs[4].clone()]);
     wait_config(&cluster, &[0, 1, 2, 3, 4], "1,2,3,4,5", "none");
     member_ok(&cluster, &["remove", "1"]);
     member_ok(&cluster, &["remove", "2"]);

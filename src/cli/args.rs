@@ -30,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one cluster member until Ctrl-C or SIGTERM.
     Node(NodeArgs),
-    /// Talk to a running cluster: put, get, delete, cas, status.
+    /// Talk to a running cluster: put, get, delete, cas, status, member.
     Client(ClientArgs),
     /// Measure throughput and latency of a running cluster.
     Bench(BenchArgs),

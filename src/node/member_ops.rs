@@ -40,7 +40,9 @@ fn members(shared: &Shared, core: &CoreState) -> ClientResponse {
 }
 
 /// True if `change` is already in force and committed: a retry of a change whose
-/// answer was lost succeeds instead of being refused.
+/// answer was lost succeeds instead of being refused (a leader removing itself
+/// steps down and stops as its removal commits, so its client often retries). An id
+/// that was used and is no longer a member counts as removed.
 fn already_done(core: &CoreState, change: &MembershipChange) -> bool {
     let committed = core.raft.committed_membership();
     if core.raft.membership() != committed {
@@ -51,7 +53,7 @@ fn already_done(core: &CoreState, change: &MembershipChange) -> bool {
             committed.contains(*id) && committed.addresses.get(id) == Some(address)
         }
         MembershipChange::Promote { id } => committed.is_voter(*id),
-        MembershipChange::Remove { .. } => false,
+        MembershipChange::Remove { id } => *id <= committed.max_id && !committed.contains(*id),
     }
 }
 
