@@ -441,6 +441,11 @@ fn the_configuration_survives_snapshots_and_restarts() {
     member_ok(&cluster, &["promote", "4"]);
     member_ok(&cluster, &["remove", "1"]);
     assert_eq!(cluster.wait_exit(0, Duration::from_secs(20)), Some(4));
+    let leader = cluster.leader();
+    // The last configuration entry is at or below this.
+    let changed: u64 = status_key(&cluster, leader, "commit_index")
+        .and_then(|s| s.parse().ok())
+        .expect("a commit index");
     // Enough writes that every member snapshots and compacts its log past every
     // configuration entry.
     let addrs = cluster.addrs[1..].to_vec();
@@ -448,16 +453,17 @@ fn the_configuration_survives_snapshots_and_restarts() {
     for n in 0..100 {
         client.put(&format!("k{n}"), "v").expect("a put");
     }
-    let leader = cluster.leader();
-    let commit: u64 = status_key(&cluster, leader, "commit_index")
-        .and_then(|s| s.parse().ok())
-        .expect("a commit index");
     for i in 1..4 {
         let snapshotted = wait_for(Duration::from_secs(20), || {
             let first: u64 = status_key(&cluster, i, "first_index")?.parse().ok()?;
-            (first > commit - 40).then_some(())
+            (first > changed).then_some(())
         });
-        assert!(snapshotted.is_some(), "n{} compacted its log", i + 1);
+        let status = cluster.status(i);
+        assert!(
+            snapshotted.is_some(),
+            "n{} compacted its log past {changed}: {status:?}",
+            i + 1
+        );
     }
     for i in 1..4 {
         cluster.kill(i);
