@@ -49,7 +49,8 @@ pub enum Command {
     reach the same member at different addresses (a proxy, NAT)."
 )]
 pub struct NodeArgs {
-    /// This node's id: its 1-based position in --peers.
+    /// This node's id: its 1-based position in --peers (with --join, the id it was
+    /// added with by `member add`).
     #[arg(long, default_value_t = 1)]
     pub id: u64,
     /// Address to listen on, HOST:PORT; ":PORT" means 127.0.0.1:PORT.
