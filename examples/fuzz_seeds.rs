@@ -92,6 +92,8 @@ fn main() {
         node_id: 1,
         cluster: "fuzz".into(),
         peers: vec!["127.0.0.1:1".into()],
+        incarnation: 1,
+        join: false,
     };
     {
         let (mut storage, _) = Storage::open(&dir, &meta).expect("open storage");
@@ -105,7 +107,11 @@ fn main() {
         storage.append(&entries).expect("append");
         let last = LogPosition { term: 1, index: 1 };
         storage
-            .save_snapshot(&SnapshotFile { last, data: state })
+            .save_snapshot(&SnapshotFile {
+                last,
+                membership: None,
+                data: state,
+            })
             .expect("save snapshot");
     }
     let segment = std::fs::read(dir.join("wal").join(format!("{:020}.wal", 1))).expect("segment");

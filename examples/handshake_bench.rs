@@ -106,6 +106,14 @@ fn main() {
     };
     report(
         "peer hello, with the peer secret",
-        handshakes(rounds, with_peer, HelloFrom::Peer { id: 2 }),
+        handshakes(
+            rounds,
+            with_peer,
+            HelloFrom::Peer {
+                id: 2,
+                incarnation: 1,
+                addr: String::new(),
+            },
+        ),
     );
 }

@@ -126,6 +126,8 @@ fn build_and_save(n: u64, dir: &Path, addr: &str) -> Result<(u128, u128, u64), S
         node_id: 1,
         cluster: "raftkv".into(),
         peers: vec![addr.to_string()],
+        incarnation: 1,
+        join: false,
     };
     let (mut storage, _) = Storage::open(dir, &meta).map_err(|e| e.to_string())?;
     let term_one = HardState {
@@ -137,6 +139,7 @@ fn build_and_save(n: u64, dir: &Path, addr: &str) -> Result<(u128, u128, u64), S
         .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let snapshot = SnapshotFile {
+        membership: None,
         last: LogPosition { term: 1, index: n },
         data,
     };

@@ -113,6 +113,8 @@ fn interleaved_case(
         node_id: 1,
         cluster: "bench".into(),
         peers: vec!["127.0.0.1:1".into()],
+        incarnation: 1,
+        join: false,
     };
     let (mut storage, _) = Storage::open(&dir, &meta)?;
     let mut next = 1u64;

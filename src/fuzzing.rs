@@ -90,6 +90,8 @@ fn with_data_dir(fill: impl FnOnce(&std::path::Path)) {
         node_id: 1,
         cluster: "fuzz".into(),
         peers: vec!["127.0.0.1:1".into()],
+        incarnation: 1,
+        join: false,
     };
     if Storage::open(&dir, &meta).is_ok() {
         fill(&dir);

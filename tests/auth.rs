@@ -125,7 +125,11 @@ fn wrong_peer_secrets_are_refused(cluster: &Cluster) {
     let client_secret = cluster.client_secret().expect("the cluster has secrets");
     for secret in [wrong, client_secret] {
         let mut stream = TcpStream::connect(&cluster.addrs[0]).expect("connect");
-        let from = HelloFrom::Peer { id: 2 };
+        let from = HelloFrom::Peer {
+            id: 2,
+            incarnation: 1,
+            addr: String::new(),
+        };
         let err = net::client_handshake(&mut stream, "raftkv", from, Some(&secret))
             .expect_err("a wrong peer secret must be refused");
         assert!(

@@ -93,6 +93,9 @@ fn leader_answer(request: &ClientRequest) -> Action {
         ClientRequest::TransferLeader { target } => {
             ClientResponse::TransferLeader(Ok(target.unwrap_or(2)))
         }
+        ClientRequest::Members | ClientRequest::ChangeMembers(_) => {
+            ClientResponse::Members(Vec::new())
+        }
     })
 }
 

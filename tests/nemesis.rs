@@ -20,10 +20,17 @@
 //! log there (as `<nodes>n-<seed>-node<i>.log`) for a closer look. Every node and
 //! client uses a peer and a client secret (the authenticated handshake meets every
 //! fault); RAFTKV_NEMESIS_SECRETS=0 runs without them.
+//!
+//! The membership nemesis (`nemesis/membership.rs`) replaces members between faults:
+//! a voter (sometimes the leader) is removed, its directory wiped, and a new member
+//! takes its place under a new id.
 
+#[path = "nemesis/membership.rs"]
+mod membership;
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -140,11 +147,11 @@ fn write_error(e: &ClientError) -> Output {
     }
 }
 
-/// One client thread: random operations on the keys until `end`.
+/// One client thread: random operations on the keys until `end`, or until `stop`.
 fn client_loop(
     id: usize,
     addrs: Vec<String>,
-    end: Instant,
+    (end, stop): (Instant, Arc<AtomicBool>),
     rec: &Recorder,
     seed: u64,
     secret: Option<Secret>,
@@ -162,7 +169,7 @@ fn client_loop(
     let mut client = Client::new(addrs, opts);
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut n = 0;
-    while Instant::now() < end {
+    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
         n += 1;
         let key = format!("k{}", rng.gen_range(0..KEYS));
         let value = format!("c{id}-{n}");
@@ -239,10 +246,11 @@ fn pause_ms(rng: &mut SmallRng, lo: u64, hi: u64) {
     thread::sleep(Duration::from_millis(rng.gen_range(lo..hi)));
 }
 
-/// Injects one random fault, holds it, and repairs it. Returns its description.
-fn one_fault(cluster: &mut Cluster, net: &Net, rng: &mut SmallRng) -> String {
-    let n = cluster.addrs.len();
-    let mut nodes: Vec<usize> = (0..n).collect();
+/// Injects one random fault among the nodes at positions `members`, holds it, and
+/// repairs it. Returns its description.
+fn one_fault(cluster: &mut Cluster, net: &Net, members: &[usize], rng: &mut SmallRng) -> String {
+    let n = members.len();
+    let mut nodes: Vec<usize> = members.to_vec();
     nodes.shuffle(rng);
     let victim = match rng.gen_bool(0.6) {
         true => find_leader(cluster).unwrap_or(nodes[0]),
@@ -262,7 +270,7 @@ fn one_fault(cluster: &mut Cluster, net: &Net, rng: &mut SmallRng) -> String {
             format!("SIGSTOP n{} then SIGCONT", victim + 1)
         }
         2 => {
-            let rest: Vec<usize> = (0..n).filter(|&j| j != victim).collect();
+            let rest: Vec<usize> = members.iter().copied().filter(|&j| j != victim).collect();
             net.cut_between(&[victim], &rest);
             pause_ms(rng, 500, 3000);
             format!("isolate n{}", victim + 1)
@@ -461,14 +469,16 @@ fn run(n: usize, clients: usize, snapshot_default: Option<u64>) {
             let rec = Arc::clone(&rec);
             let client_seed = rng.gen();
             let secret = cluster.client_secret();
-            thread::spawn(move || client_loop(c, addrs, end, &rec, client_seed, secret))
+            let until = (end, Arc::new(AtomicBool::new(false)));
+            thread::spawn(move || client_loop(c, addrs, until, &rec, client_seed, secret))
         })
         .collect();
     let mut faults = Vec::new();
     while Instant::now() < end {
         pause_ms(&mut rng, 200, 1000);
         let at = rec.now() as f64 / 1e6;
-        let what = one_fault(&mut cluster, &net, &mut rng);
+        let all: Vec<usize> = (0..n).collect();
+        let what = one_fault(&mut cluster, &net, &all, &mut rng);
         eprintln!("  {at:>7.3}s {what}");
         faults.push(what);
     }

@@ -28,6 +28,8 @@ fn write_snapshot(dir: &Path, file_at: u64, applied: u64) {
         node_id: cfg.id,
         cluster: cfg.cluster.clone(),
         peers: cfg.peers.clone(),
+        incarnation: 1,
+        join: false,
     };
     let (mut storage, _) = Storage::open(dir, &meta).expect("open storage");
     let hard_state = HardState {
@@ -48,6 +50,7 @@ fn write_snapshot(dir: &Path, file_at: u64, applied: u64) {
         kv.apply_noop(index);
     }
     let snapshot = SnapshotFile {
+        membership: None,
         last: LogPosition {
             index: file_at,
             term: 1,
@@ -108,11 +111,17 @@ fn a_snapshot_whose_data_was_altered_under_a_recomputed_crc_is_refused() {
         node_id: cfg.id,
         cluster: cfg.cluster.clone(),
         peers: cfg.peers.clone(),
+        incarnation: 1,
+        join: false,
     };
     let (mut storage, _) = Storage::open(tmp.path(), &meta).expect("open storage");
     let last = LogPosition { index: 2, term: 1 };
     storage
-        .save_snapshot(&SnapshotFile { last, data })
+        .save_snapshot(&SnapshotFile {
+            last,
+            membership: None,
+            data,
+        })
         .expect("save snapshot");
     drop(storage);
     match Node::start(config(tmp.path())) {

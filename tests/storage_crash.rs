@@ -42,7 +42,11 @@ fn run_writer(dir: &Path) {
                 term: term_of(at),
             };
             storage
-                .save_snapshot(&SnapshotFile { last, data: vec![] })
+                .save_snapshot(&SnapshotFile {
+                    last,
+                    membership: None,
+                    data: vec![],
+                })
                 .expect("snapshot");
             storage.compact(at).expect("compact");
         }

@@ -40,6 +40,7 @@ fn hard_state_snapshot_and_entries_round_trip() {
         voted_for: Some(3),
     };
     let snap = SnapshotFile {
+        membership: None,
         last: LogPosition { index: 4, term: 2 },
         data: (0..=255).collect(),
     };
@@ -71,6 +72,7 @@ fn a_crash_before_the_rename_leaves_the_old_file() {
         voted_for: Some(1),
     };
     let snap = SnapshotFile {
+        membership: None,
         last: LogPosition { index: 0, term: 0 },
         data: b"old".to_vec(),
     };
@@ -111,6 +113,7 @@ fn damaged_state_files_are_refused() {
             };
             storage.save_hard_state(&hs).expect("hard state");
             let snap = SnapshotFile {
+                membership: None,
                 last: LogPosition::default(),
                 data: vec![1, 2, 3],
             };

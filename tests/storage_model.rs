@@ -85,6 +85,7 @@ fn apply(op: &Op, storage: &mut Storage, model: &mut Model) {
                 .find(|e| e.index == at)
                 .map_or(model.base.term, |e| e.term);
             let snap = SnapshotFile {
+                membership: None,
                 last: LogPosition { index: at, term },
                 data: vec![at as u8],
             };
@@ -98,6 +99,7 @@ fn apply(op: &Op, storage: &mut Storage, model: &mut Model) {
             let ours = model.log.iter().find(|e| e.index == at).map(|e| e.term);
             let term = ours.filter(|_| same_term).unwrap_or(last.term + 1);
             let snap = SnapshotFile {
+                membership: None,
                 last: LogPosition { index: at, term },
                 data: vec![],
             };

@@ -161,6 +161,7 @@ fn entries_at_or_below_the_snapshot_are_skipped() {
         let (mut storage, _) = open_ok(&dir, BIG);
         storage.append(&entries(1, 10, 1)).expect("append");
         let snap = SnapshotFile {
+            membership: None,
             last: LogPosition { index: 6, term: 1 },
             data: b"s".to_vec(),
         };
@@ -183,6 +184,7 @@ fn a_snapshot_saved_before_a_crash_supersedes_a_shorter_log() {
         storage.append(&entries(1, 5, 1)).expect("append");
         let (mut donor, _) = open_ok(&other, BIG);
         let snap = SnapshotFile {
+            membership: None,
             last: LogPosition { index: 9, term: 3 },
             data: b"kv".to_vec(),
         };
@@ -212,6 +214,7 @@ fn a_wal_that_starts_after_the_snapshot_is_refused() {
             storage.append(&[entry(i, 1)]).expect("append");
         }
         let snap = SnapshotFile {
+            membership: None,
             last: LogPosition { index: 4, term: 1 },
             data: vec![],
         };

@@ -11,6 +11,7 @@ const BIG: u64 = 64 << 20;
 
 fn snapshot(index: u64, term: u64) -> SnapshotFile {
     SnapshotFile {
+        membership: None,
         last: LogPosition { index, term },
         data: format!("state@{index}").into_bytes(),
     }

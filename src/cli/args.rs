@@ -30,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Run one cluster member until Ctrl-C or SIGTERM.
     Node(NodeArgs),
-    /// Talk to a running cluster: put, get, delete, cas, status.
+    /// Talk to a running cluster: put, get, delete, cas, status, member.
     Client(ClientArgs),
     /// Measure throughput and latency of a running cluster.
     Bench(BenchArgs),
@@ -49,15 +49,25 @@ pub enum Command {
     reach the same member at different addresses (a proxy, NAT)."
 )]
 pub struct NodeArgs {
-    /// This node's id: its 1-based position in --peers.
+    /// This node's id: its 1-based position in --peers (with --join, the id it was
+    /// added with by `member add`).
     #[arg(long, default_value_t = 1)]
     pub id: u64,
     /// Address to listen on, HOST:PORT; ":PORT" means 127.0.0.1:PORT.
     #[arg(long, default_value = ":8001", value_parser = addrs::one)]
     pub addr: String,
-    /// Comma list of every member's address, this node's included, at position id-1.
-    #[arg(long, default_value = ":8001,:8002,:8003", value_parser = addrs::list)]
-    pub peers: String,
+    /// Comma list of every member's address, this node's included, at position id-1
+    /// (default :8001,:8002,:8003; with --join, none). Creates a new cluster whose
+    /// voters are these members; on every start, entry J overrides how this node
+    /// reaches member J (members added later are reached at the address they were
+    /// added with).
+    #[arg(long, value_parser = addrs::list)]
+    pub peers: Option<String>,
+    /// Join an existing cluster: with an empty data directory, start as a member to
+    /// be, with no configuration; it never campaigns and waits for the leader to
+    /// reach it at --addr, after `raftkv client member add ID ADDR`. Default off.
+    #[arg(long)]
+    pub join: bool,
     /// Data directory (created if missing; locked while the node runs).
     #[arg(long, default_value = "./data")]
     pub data: PathBuf,
@@ -235,6 +245,43 @@ pub enum ClientOp {
     TransferLeader {
         /// The voter to lead (default: the most up-to-date voter).
         id: Option<u64>,
+    },
+    /// List or change the cluster's members (see README, "Replacing a member").
+    Member {
+        /// The membership operation.
+        #[command(subcommand)]
+        op: MemberOp,
+    },
+}
+
+/// `raftkv client member ...`: exit 0 once done (a change once committed), 1 if the
+/// leader refused it (the reason on stderr), 3 if its outcome is unknown.
+#[derive(Subcommand, Debug)]
+pub enum MemberOp {
+    /// Print one line per member, ascending id: `ID ROLE ADDR` (ROLE voter or learner).
+    List,
+    /// Add member ID, reachable at ADDR, as a learner (--learner), or as a learner that
+    /// is promoted to voter once it has caught up (waits up to --timeout). ID must be
+    /// above every id ever used; start the new node with `node --id ID --join`.
+    Add {
+        /// The new member's id (never used before in this cluster).
+        id: u64,
+        /// Where the other members reach it, HOST:PORT (`:PORT` is 127.0.0.1:PORT).
+        #[arg(value_name = "ADDR", value_parser = addrs::one)]
+        address: String,
+        /// Leave it a learner (receives the log, does not vote); promote it later.
+        #[arg(long)]
+        learner: bool,
+    },
+    /// Make learner ID a voter; refused while it holds under 90% of the leader's log.
+    Promote {
+        /// The learner.
+        id: u64,
+    },
+    /// Remove member ID; its id is retired, and the removed node exits (code 4).
+    Remove {
+        /// The member.
+        id: u64,
     },
 }
 

@@ -286,9 +286,10 @@ impl Driver<'_> {
             ClientResponse::TooLarge { len, max } => {
                 Err(format!("refused: {len} bytes is over the limit of {max}"))
             }
-            ClientResponse::Status(_) | ClientResponse::TransferLeader(_) => {
-                Err("an answer of another kind".into())
-            }
+            ClientResponse::Status(_)
+            | ClientResponse::TransferLeader(_)
+            | ClientResponse::Members(_)
+            | ClientResponse::MemberRefused { .. } => Err("an answer of another kind".into()),
         }
     }
 }

@@ -152,6 +152,7 @@ fn execute(client: &mut Client, op: ClientOp) -> Result<u8, ClientError> {
             println!("{}answered_by: {addr}", report.to_lines());
             Ok(EXIT_OK)
         }
+        ClientOp::Member { op } => super::member_cmd::execute(client, op),
     }
 }
 

@@ -8,6 +8,7 @@ mod bench_pipelined;
 mod client_cmd;
 mod histogram;
 mod keygen_cmd;
+mod member_cmd;
 mod node_cmd;
 
 use std::process::ExitCode;

@@ -70,7 +70,8 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
             args.log_level
         )
     })?;
-    let peers = split_addrs(&args.peers);
+    let default_peers = if args.join { "" } else { ":8001,:8002,:8003" };
+    let peers = split_addrs(args.peers.as_deref().unwrap_or(default_peers));
     if let Some(dup) = addrs::first_duplicate(&peers) {
         return Err(format!(
             "--peers: duplicate address {dup} (:PORT is 127.0.0.1:PORT); each member needs its own"
@@ -93,6 +94,7 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     }
     check_protected_mode(&args, &secrets)?;
     let mut config = NodeConfig::new(args.id, args.addr, peers, args.data);
+    config.join = args.join;
     config.cluster = args.cluster;
     config.log_level = level;
     config.election_timeout_min_ms = args.election_timeout_min_ms;

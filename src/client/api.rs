@@ -7,8 +7,8 @@ use rand::Rng;
 use super::error::{ClientError, ClientErrorKind};
 use super::retry::{call_once, Transport, MAX_WAIT_PER_TRY};
 use crate::kv::{encode_request, Command, CommandResult, Request, MAX_REQUEST_BYTES};
-use crate::net::{ClientRequest, ClientResponse, Secret, StatusReport};
-use crate::raft::NodeId;
+use crate::net::{ClientRequest, ClientResponse, MemberInfo, Secret, StatusReport};
+use crate::raft::{MembershipChange, NodeId};
 
 /// How a client reaches the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +81,11 @@ impl Client {
             next_seq: 1,
             session_open: false,
         }
+    }
+
+    /// The deadline of one call, retries included (`ClientOptions::timeout`).
+    pub fn timeout(&self) -> Duration {
+        self.opts.timeout
     }
 
     /// Forgets the current session: the next write opens a new one.
@@ -275,6 +280,32 @@ impl Client {
                 _ => None,
             }
         })
+    }
+
+    /// The members of the leader's latest configuration, ascending by id.
+    pub fn members(&mut self) -> Result<Vec<MemberInfo>, ClientError> {
+        match self
+            .transport
+            .call(&ClientRequest::Members, false, self.opts.timeout)?
+        {
+            ClientResponse::Members(list) => Ok(list),
+            other => Err(answer_error("member list", other)),
+        }
+    }
+
+    /// Makes one membership change and waits until it is committed. `Ok(Err(reason))`:
+    /// the leader refused it (nothing changed); a `ClientError` that is
+    /// `Unavailable { outcome_unknown: true }`: it may or may not have been made.
+    pub fn change_members(
+        &mut self,
+        change: MembershipChange,
+    ) -> Result<Result<Vec<MemberInfo>, String>, ClientError> {
+        let request = ClientRequest::ChangeMembers(change);
+        match self.transport.call(&request, true, self.opts.timeout)? {
+            ClientResponse::Members(list) => Ok(Ok(list)),
+            ClientResponse::MemberRefused { reason } => Ok(Err(reason)),
+            other => Err(answer_error("member change", other)),
+        }
     }
 
     /// Replicates one command under a fresh sequence number, kept across retries.

@@ -55,13 +55,21 @@ fn both_sides_prove_the_secret_and_an_old_one_is_accepted_during_rotation() {
         let id = client_handshake(
             &mut connect(&addr),
             "raftkv",
-            HelloFrom::Peer { id: 2 },
+            HelloFrom::Peer {
+                id: 2,
+                incarnation: 1,
+                addr: String::new(),
+            },
             Some(&connector),
         );
         assert_eq!(id.expect("admitted"), 1);
         assert_eq!(
             handle.join().expect("server").expect("accepted"),
-            HelloFrom::Peer { id: 2 }
+            HelloFrom::Peer {
+                id: 2,
+                incarnation: 1,
+                addr: String::new()
+            }
         );
     }
 }
@@ -72,7 +80,11 @@ fn a_wrong_secret_gets_a_generic_refusal() {
     let result = client_handshake(
         &mut connect(&addr),
         "raftkv",
-        HelloFrom::Peer { id: 2 },
+        HelloFrom::Peer {
+            id: 2,
+            incarnation: 1,
+            addr: String::new(),
+        },
         Some(&secret(9)),
     );
     assert!(is_auth_refusal(&result), "{result:?}");
@@ -94,7 +106,11 @@ fn manual(
     let hello = Hello {
         version: PROTOCOL_VERSION,
         cluster: "raftkv".to_string(),
-        from: HelloFrom::Peer { id: claimed },
+        from: HelloFrom::Peer {
+            id: claimed,
+            incarnation: 1,
+            addr: String::new(),
+        },
     };
     write_frame(&mut stream, &hello).expect("hello");
     let HelloReply::Challenge { nonce, .. } =

@@ -33,7 +33,7 @@ pub use frame::{encode_frame, frame_buffered, read_frame, read_frame_or_skip, wr
 pub use peer::{check_addr, connect_with_timeout, normalize_addr};
 pub use proto::{
     accept_hello, accept_hello_with, check_hello, client_handshake, ClientRequest, ClientResponse,
-    Hello, HelloFrom, HelloProof, HelloReply, NodeSecrets, AUTH_REFUSAL,
+    Hello, HelloFrom, HelloProof, HelloReply, MemberInfo, NodeSecrets, AUTH_REFUSAL,
 };
 pub use status::StatusReport;
 pub use tagged::{encode_tagged_frame, read_tagged_frame, write_tagged_frame};

@@ -11,7 +11,7 @@ use super::frame::{read_frame, write_frame};
 use super::status::StatusReport;
 use super::{MAX_HELLO_BYTES, PROTOCOL_VERSION};
 use crate::kv::{CommandResult, Request};
-use crate::raft::NodeId;
+use crate::raft::{MembershipChange, NodeId};
 
 /// The first frame on every connection, sent by the side that connected.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,8 +29,14 @@ pub struct Hello {
 pub enum HelloFrom {
     /// A member; `raft::Message` frames follow, one way.
     Peer {
-        /// The sender's id (its position in `--peers`).
+        /// The sender's id.
         id: NodeId,
+        /// The random incarnation of the sender's data directory: a member whose
+        /// directory was wiped comes back with another, and is refused.
+        incarnation: u64,
+        /// Where the sender listens, as it tells others to reach it (used by a member
+        /// that knows no other address for it, such as one that just joined).
+        addr: String,
     },
     /// A client; request/response pairs follow.
     Client,
@@ -110,6 +116,21 @@ pub enum ClientRequest {
         /// The voter that is to lead.
         target: Option<NodeId>,
     },
+    /// List the members of the leader's latest configuration.
+    Members,
+    /// Make one membership change; answered once it is committed.
+    ChangeMembers(MembershipChange),
+}
+
+/// One member, as `member list` prints it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// Its id.
+    pub id: NodeId,
+    /// True for a voter, false for a learner.
+    pub voter: bool,
+    /// Its address as the answering leader reaches it.
+    pub addr: String,
 }
 
 /// The answer to a [`ClientRequest`], in a tagged frame with the request's id.
@@ -163,6 +184,14 @@ pub enum ClientResponse {
     /// was refused (a learner, an unknown id, another transfer in progress) and nothing
     /// changed.
     TransferLeader(Result<NodeId, String>),
+    /// The members of the latest configuration, ascending by id (the answer to
+    /// `Members`, and to a `ChangeMembers` once the change is committed).
+    Members(Vec<MemberInfo>),
+    /// The membership change was refused; nothing was appended.
+    MemberRefused {
+        /// Why, for a human.
+        reason: String,
+    },
 }
 
 /// Server side: checks a hello's version and cluster. `Err` is the refusal reason.
@@ -257,7 +286,7 @@ fn unexpected(what: &str) -> NetError {
 
 fn peer_of(from: &HelloFrom) -> Option<NodeId> {
     match *from {
-        HelloFrom::Peer { id } => Some(id),
+        HelloFrom::Peer { id, .. } => Some(id),
         HelloFrom::Client => None,
     }
 }
@@ -363,7 +392,7 @@ fn demand_proof<R: Read, W: Write>(
 
 fn auth_failed(hello: &Hello, why: &str) -> NetError {
     let who = match hello.from {
-        HelloFrom::Peer { id } => format!("a peer claiming id {id}"),
+        HelloFrom::Peer { id, .. } => format!("a peer claiming id {id}"),
         HelloFrom::Client => "a client".to_string(),
     };
     NetError::new(NetErrorKind::AuthFailed(format!("{who}: {why}")))

@@ -210,7 +210,11 @@ fn hello(version: u32, cluster: &str) -> Hello {
     Hello {
         version,
         cluster: cluster.to_string(),
-        from: HelloFrom::Peer { id: 2 },
+        from: HelloFrom::Peer {
+            id: 2,
+            incarnation: 1,
+            addr: String::new(),
+        },
     }
 }
 

@@ -179,9 +179,11 @@ fn maybe_snapshot(shared: &Shared, since: &mut SinceSnapshot, last: &Entry) {
     *since = SinceSnapshot::start(shared);
     let mut core = shared.lock_core();
     core.snapshot_in_progress = true;
+    let membership = core.raft.membership_at(position.index).clone();
     core.snapshot_job = Some(SnapshotJob {
         last: position,
         data,
+        membership,
         encode_ms,
     });
     shared.persist_wanted.notify_one();

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::completion::Completion;
 use super::conn_queue::{ConnQueue, Entry, Wait};
+use super::core_state::CoreState;
 use super::pending::{ReadOutcome, WriteOutcome};
 use super::shared::Shared;
 use crate::kv::{self, KvErrorKind, Request};
@@ -67,22 +68,35 @@ pub fn start(shared: &Shared, request: ClientRequest, slot: &Slot) -> Option<Cli
         )),
         ClientRequest::Get { key, stale: false } => start_read(shared, key, slot),
         ClientRequest::Status => Some(ClientResponse::Status(status_report(shared))),
+        ClientRequest::Members => Some(super::member_ops::list(shared)),
+        ClientRequest::ChangeMembers(change) => Some(super::member_ops::change(shared, change)),
         ClientRequest::TransferLeader { target } => {
             Some(super::handoff::transfer_request(shared, target))
         }
     }
 }
 
-fn deadline(shared: &Shared) -> Instant {
+pub(super) fn deadline(shared: &Shared) -> Instant {
     Instant::now() + Duration::from_millis(shared.config.request_timeout_ms)
 }
 
 /// A redirect to the leader this node knows of, with the address it reaches it at.
+/// Takes the core lock: call without it (else [`redirect_locked`]).
 pub(super) fn redirect(shared: &Shared, leader: Option<NodeId>) -> ClientResponse {
+    redirect_locked(shared, &shared.lock_core(), leader)
+}
+
+/// [`redirect`] with the core lock held.
+pub(super) fn redirect_locked(
+    shared: &Shared,
+    core: &CoreState,
+    leader: Option<NodeId>,
+) -> ClientResponse {
     let leader = leader.filter(|&id| id != shared.config.id);
+    let leader_addr = leader.and_then(|id| super::members::addr_of(core, &shared.config.peers, id));
     ClientResponse::NotLeader {
         leader_id: leader,
-        leader_addr: leader.and_then(|id| shared.config.peers.get(id as usize - 1).cloned()),
+        leader_addr,
     }
 }
 
@@ -133,7 +147,7 @@ fn start_write(shared: &Shared, request: Request, slot: &Slot) -> Option<ClientR
         let now = shared.now_ms();
         let position = match core.raft.propose(payload, now) {
             Ok(position) => position,
-            Err(not_leader) => return Some(redirect(shared, not_leader.leader)),
+            Err(not_leader) => return Some(redirect_locked(shared, &core, not_leader.leader)),
         };
         let wait = Wait::Write {
             position,
@@ -174,6 +188,9 @@ fn write_answer(outcome: WriteOutcome) -> ClientResponse {
             outcome_unknown: true,
         },
         WriteOutcome::Shutdown => shutting_down(true),
+        WriteOutcome::Committed => ClientResponse::Error {
+            message: "the write was committed as an entry with no result".into(),
+        },
     }
 }
 
@@ -273,7 +290,7 @@ fn start_read(shared: &Shared, key: String, slot: &Slot) -> Option<ClientRespons
         let read_id = core.pending.next_read_id();
         let now = shared.now_ms();
         if let Err(not_leader) = core.raft.read_index(read_id, now) {
-            return Some(redirect(shared, not_leader.leader));
+            return Some(redirect_locked(shared, &core, not_leader.leader));
         }
         let wait = Wait::Read {
             read_id,
@@ -294,10 +311,17 @@ fn start_read(shared: &Shared, key: String, slot: &Slot) -> Option<ClientRespons
 /// are a follower's, and `role` stays leader|follower|candidate (the status keys
 /// scripts parse, listed in README.md).
 pub fn status_report(shared: &Shared) -> StatusReport {
-    let (status, applied_index, corrupt) = {
+    let (status, applied_index, corrupt, leader_addr) = {
         let core = shared.lock_core();
         let corrupt = core.integrity.alarm.clone();
-        (core.raft.status(), core.applied_index, corrupt)
+        let status = core.raft.status();
+        let leader_addr = status.leader.map(|id| {
+            let own = (id == shared.config.id).then(|| shared.advertised_addr.clone());
+            super::members::addr_of(&core, &shared.config.peers, id)
+                .or(own)
+                .unwrap_or_default()
+        });
+        (status, core.applied_index, corrupt, leader_addr)
     };
     let nospace =
         (shared.lock_kv().data_bytes() >= shared.config.quota_bytes).then(|| "NOSPACE".to_string());
@@ -311,15 +335,7 @@ pub fn status_report(shared: &Shared) -> StatusReport {
         id: status.id,
         role: role.to_string(),
         term: status.term,
-        leader: status.leader.map(|id| {
-            let addr = shared
-                .config
-                .peers
-                .get(id as usize - 1)
-                .cloned()
-                .unwrap_or_default();
-            (id, addr)
-        }),
+        leader: status.leader.zip(leader_addr),
         commit_index: status.commit_index,
         applied_index,
         first_index: status.first_index,

@@ -25,8 +25,14 @@ pub struct NodeConfig {
     pub id: NodeId,
     /// The address to listen on, `HOST:PORT` (port 0 picks a free one).
     pub listen_addr: String,
-    /// How this node reaches every member, itself included, by position.
+    /// How this node reaches every member, itself included, by position: bootstraps
+    /// a new cluster (members 1..=N are its voters) and, on every start, overrides how
+    /// this node reaches the members it names (entry J: member J).
     pub peers: Vec<String>,
+    /// `--join`: a member to be of an existing cluster, with no configuration of its
+    /// own; it never campaigns and waits for the leader to reach it (after `member
+    /// add`). `peers` may then be empty. Only used when the data directory is created.
+    pub join: bool,
     /// The data directory.
     pub data_dir: PathBuf,
     /// The cluster name every connection's hello must carry.
@@ -87,6 +93,7 @@ impl NodeConfig {
             id,
             listen_addr,
             peers,
+            join: false,
             data_dir,
             cluster: "raftkv".to_string(),
             election_timeout_min_ms: 300,
@@ -110,10 +117,13 @@ impl NodeConfig {
     /// Checks the values that would make the node misbehave; the message says which.
     pub fn validate(&self) -> Result<(), String> {
         let n = self.peers.len() as u64;
-        if n == 0 {
+        if self.join {
+            if self.id == 0 {
+                return Err("--id must be at least 1".into());
+            }
+        } else if n == 0 {
             return Err("--peers must list at least one member".into());
-        }
-        if self.id == 0 || self.id > n {
+        } else if self.id == 0 || self.id > n {
             return Err(format!(
                 "--id {} is not a position in --peers (1..={n})",
                 self.id

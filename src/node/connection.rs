@@ -50,7 +50,7 @@ fn serve_inner(shared: &Arc<Shared>, stream: TcpStream, id: u64) -> Result<(), N
         |from| admit(shared, id, from),
     )?;
     match from {
-        HelloFrom::Peer { id: peer } => {
+        HelloFrom::Peer { id: peer, .. } => {
             stream.set_read_timeout(None)?;
             serve_peer(shared, peer, &mut reader)
         }
@@ -64,18 +64,18 @@ fn serve_inner(shared: &Arc<Shared>, stream: TcpStream, id: u64) -> Result<(), N
     }
 }
 
-/// Checks that a peer's id is another member, then admits the connection within the
+/// Checks that a peer is a member of the configuration with the data directory it
+/// had when last heard from (`peers::admit`), then admits the connection within the
 /// budgets of `listener`. `Err` is the refusal reason sent back.
 fn admit(shared: &Shared, id: u64, from: &HelloFrom) -> Result<(), String> {
-    let peer = match *from {
-        HelloFrom::Peer { id: peer } => {
-            let members = shared.config.peers.len() as NodeId;
-            if peer == 0 || peer > members || peer == shared.config.id {
-                return Err(format!(
-                    "peer id {peer} is not another member of this {members}-member cluster"
-                ));
-            }
-            Some(peer)
+    let peer = match from {
+        HelloFrom::Peer {
+            id: peer,
+            incarnation,
+            addr,
+        } => {
+            super::peers::admit(shared, *peer, *incarnation, addr)?;
+            Some(*peer)
         }
         HelloFrom::Client => None,
     };
@@ -109,6 +109,11 @@ fn serve_peer(
             let mut core = shared.lock_core();
             if core.shutdown {
                 return Ok(());
+            }
+            if super::members::is_removed(&core.raft, from) {
+                // Hang up on a removed member: its next hello is refused saying why,
+                // and it stops.
+                return Err(NetError::refused(format!("n{from} was removed")));
             }
             let now = shared.now_ms();
             for message in batch.drain(..) {

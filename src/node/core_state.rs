@@ -8,9 +8,10 @@
 
 use super::deferred_log::DeferredLog;
 use super::integrity::Integrity;
+use super::members::Members;
 use super::pending::PendingRequests;
 use crate::kv::KvStore;
-use crate::raft::{Index, LogPosition, NodeId, Raft, Role, Term};
+use crate::raft::{Index, LogPosition, Membership, NodeId, Raft, Role, Term};
 
 /// The state behind the Raft mutex.
 pub struct CoreState {
@@ -45,6 +46,8 @@ pub struct CoreState {
     /// Set while a leader that is shutting down waits for its hand-off
     /// (`node::handoff`); completed by `dispatch` once another member leads.
     pub handoff: Option<super::completion::Completion<()>>,
+    /// The links to the members and their addresses (module `node::members`).
+    pub members: Members,
 }
 
 /// A snapshot of the state machine taken by the applier, waiting for the writer.
@@ -53,6 +56,8 @@ pub struct SnapshotJob {
     pub last: LogPosition,
     /// The encoded KV store (`KvStore::snapshot`).
     pub data: Vec<u8>,
+    /// The configuration as of `last`, stored with the snapshot.
+    pub membership: Membership,
     /// How long the applier took to encode it, for the log.
     pub encode_ms: u128,
 }
@@ -73,6 +78,7 @@ impl CoreState {
             kv_restore: None,
             integrity: Integrity::default(),
             handoff: None,
+            members: Members::default(),
         }
     }
 

@@ -11,7 +11,7 @@
 //! | `nI-timer` | [`timer`] | `tick_wanted` Condvar, until Raft's next tick |
 //! | `nI-writer` | [`writer`] | `persist_wanted` Condvar |
 //! | `nI-applier` | [`applier`] | `apply_wanted` Condvar |
-//! | `nI-replicator-nJ` (one per peer) | [`replicator`] | its peer's `Outbox` |
+//! | `nI-replicator-nJ` (one per member it sends to; started by the timer) | [`replicator`] | its peer's `Outbox` |
 
 pub mod applier;
 pub mod client_conn;
@@ -25,9 +25,12 @@ pub mod deferred_log;
 pub mod handoff;
 pub mod integrity;
 pub mod listener;
+pub mod member_ops;
+pub mod members;
 #[cfg(all(test, shuttle))]
 mod models;
 pub mod outbox;
+pub mod peers;
 pub mod pending;
 pub mod replicator;
 pub mod shared;
@@ -71,6 +74,9 @@ pub enum NodeError {
     Spawn(std::io::Error),
     /// The node stopped because its disk failed.
     Fatal(String),
+    /// The node stopped because it was removed from the cluster; its data directory
+    /// is marked and will not start again.
+    Removed(String),
 }
 
 impl fmt::Display for NodeError {
@@ -85,6 +91,11 @@ impl fmt::Display for NodeError {
             ),
             NodeError::Spawn(e) => write!(f, "cannot start a thread: {e}"),
             NodeError::Fatal(m) => write!(f, "stopped after a fatal error: {m}"),
+            NodeError::Removed(m) => write!(
+                f,
+                "this member was removed from the cluster ({m}); its data directory will \
+                 not start again"
+            ),
         }
     }
 }
@@ -138,6 +149,8 @@ impl Node {
             node_id: config.id,
             cluster: config.cluster.clone(),
             peers: config.peers.clone(),
+            incarnation: rand::random(),
+            join: config.join,
         };
         let (storage, recovered) = Storage::open(&config.data_dir, &meta)?;
         for warning in &recovered.warnings {
@@ -158,8 +171,10 @@ impl Node {
             kv.set_flip_key(Some(key));
         }
         let applied_index = recovered.log_base.index;
+        let (join, incarnation) = (recovered.meta.join, recovered.meta.incarnation);
+        let peer_book = recovered.peer_book.clone();
         let raft = Raft::new(
-            raft_config(&config),
+            raft_config(&config, join),
             initial_state(recovered),
             rand::random(),
             0,
@@ -174,12 +189,13 @@ impl Node {
             source,
         })?;
         let snapshot_bytes = storage.snapshot_bytes();
-        let shared = Arc::new(Shared::new(
-            config,
-            log,
-            CoreState::new(raft, applied_index),
-            kv,
-        ));
+        let mut core = CoreState::new(raft, applied_index);
+        let heard = peer_book.iter().map(|(&id, r)| (id, r.addr.clone()));
+        core.members = members::Members::new(heard.collect());
+        let mut shared = Shared::new(config, log, core, kv);
+        shared.incarnation = incarnation;
+        shared.peer_book = crate::sync::Mutex::new(peers::Book::new(peer_book));
+        let shared = Arc::new(shared);
         shared
             .snapshot_bytes
             .store(snapshot_bytes, crate::sync::atomic::Ordering::Relaxed);
@@ -203,6 +219,12 @@ impl Node {
         let shared = Arc::clone(&self.shared);
         self.workers
             .push(spawn(format!("n{id}-timer"), move || timer::run(&shared))?);
+        // Replicators start as Raft first addresses each member (the timer thread
+        // spawns them); kick the first dispatch so a bootstrap member's start at once.
+        {
+            let mut core = self.shared.lock_core();
+            self.shared.dispatch(&mut core);
+        }
         let shared = Arc::clone(&self.shared);
         self.workers.push(spawn(format!("n{id}-writer"), move || {
             writer::run(&shared, storage)
@@ -211,18 +233,6 @@ impl Node {
         self.workers.push(spawn(format!("n{id}-applier"), move || {
             applier::run(&shared)
         })?);
-        for peer in 1..=self.shared.config.peers.len() as NodeId {
-            if peer == id {
-                continue;
-            }
-            let shared = Arc::clone(&self.shared);
-            self.workers
-                .push(spawn(format!("n{id}-replicator-n{peer}"), move || {
-                    if let Some(Some(outbox)) = shared.outboxes.get(peer as usize - 1) {
-                        replicator::run(&shared, peer, outbox)
-                    }
-                })?);
-        }
         Ok(())
     }
 
@@ -277,8 +287,22 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .take();
-        match fatal {
-            Some(message) => Err(NodeError::Fatal(message)),
+        if let Some(message) = fatal {
+            return Err(NodeError::Fatal(message));
+        }
+        let removed = self
+            .shared
+            .removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match removed {
+            Some(why) => {
+                // Every thread is joined, the storage closed: leave the marker.
+                let dir = &self.shared.config.data_dir;
+                crate::storage::mark_removed(dir, &why)?;
+                Err(NodeError::Removed(why))
+            }
             None => Ok(()),
         }
     }
@@ -306,19 +330,26 @@ impl Node {
                 "the listener did not wake for shutdown; leaving its thread behind"
             ));
         }
-        {
+        let outboxes = {
             let mut core = shared.lock_core();
             core.shutdown = true;
             core.pending.fail_all();
             shared.persist_wanted.notify_all();
             shared.apply_wanted.notify_all();
             shared.tick_wanted.notify_all();
-        }
-        for outbox in shared.outboxes.iter().flatten() {
+            core.members.outboxes()
+        };
+        for outbox in outboxes {
             outbox.close();
         }
         let connections = shared.lock_connections().close_all();
         for handle in connections.into_iter().chain(self.workers.drain(..)) {
+            let _ = handle.join();
+        }
+        // The timer, which starts the replicators, is joined: no more can start.
+        let replicators =
+            std::mem::take(&mut *shared.replicators.lock().unwrap_or_else(|p| p.into_inner()));
+        for handle in replicators {
             let _ = handle.join();
         }
         shared.log.info(format_args!("stopped"));
@@ -369,8 +400,13 @@ fn spawn(name: String, body: impl FnOnce() + Send + 'static) -> Result<JoinHandl
         .map_err(NodeError::Spawn)
 }
 
-fn raft_config(config: &NodeConfig) -> raft::Config {
-    let voters = (1..=config.peers.len() as NodeId).collect();
+/// Raft's tuning. A member created with `--join` has no bootstrap voters: its
+/// configuration comes from the leader's log.
+fn raft_config(config: &NodeConfig, join: bool) -> raft::Config {
+    let voters = match join {
+        true => Vec::new(),
+        false => (1..=config.peers.len() as NodeId).collect(),
+    };
     let mut rc = raft::Config::new(config.id, voters);
     rc.election_timeout_min_ms = config.election_timeout_min_ms;
     rc.election_timeout_max_ms = config.election_timeout_max_ms;
@@ -416,8 +452,8 @@ fn initial_state(recovered: Recovered) -> InitialState {
         hard_state: recovered.hard_state,
         log_base: recovered.log_base,
         entries: recovered.entries,
-        // The snapshot does not record a configuration yet: the --peers voters.
-        membership: None,
+        // None without a snapshot: the bootstrap voters (--peers), or none (--join).
+        membership: recovered.snapshot.and_then(|s| s.membership),
     }
 }
 

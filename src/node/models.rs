@@ -96,6 +96,32 @@ fn shuttle_outbox_close_unblocks_the_replicator() {
     });
 }
 
+/// Retiring the outbox of a removed member: the replicator still gets every message
+/// pushed before the retirement (the entry that tells the member it was removed), and
+/// then `Closed`, whatever the interleaving.
+#[test]
+fn shuttle_outbox_retire_delivers_the_queued_then_closes() {
+    explore(|| {
+        let outbox = Arc::new(Outbox::new());
+        let replicator = {
+            let outbox = Arc::clone(&outbox);
+            thread::spawn(move || {
+                let mut seen = Vec::new();
+                loop {
+                    match outbox.wait_take(FAR, 1) {
+                        Take::Messages(batch) => seen.extend(batch.into_iter().map(|m| m.term)),
+                        Take::TimedOut => {}
+                        Take::Closed => return seen,
+                    }
+                }
+            })
+        };
+        outbox.push([message(1), message(2)]);
+        outbox.retire();
+        assert_eq!(replicator.join().expect("replicator"), vec![1, 2]);
+    });
+}
+
 /// The state a `Signal` model guards: work items and a shutdown flag, like the Raft
 /// mutex with `persist_wanted` / `apply_wanted`.
 struct Work {

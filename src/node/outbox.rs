@@ -31,6 +31,8 @@ pub struct Outbox {
 struct State {
     queue: VecDeque<Message>,
     closed: bool,
+    /// Closed by [`Outbox::retire`]: the replicator takes what is queued first.
+    drain_first: bool,
     dropped: u64,
     /// The replicator is inside `wait_take`'s wait and no push has notified it yet:
     /// only then does `push` notify (a notify is a futex syscall even with nobody
@@ -63,6 +65,7 @@ impl Outbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 closed: false,
+                drain_first: false,
                 dropped: 0,
                 waiting: false,
             }),
@@ -98,7 +101,7 @@ impl Outbox {
         let deadline = std::time::Instant::now() + timeout;
         let mut state = self.lock();
         loop {
-            if state.closed {
+            if state.closed && (!state.drain_first || state.queue.is_empty()) {
                 return Take::Closed;
             }
             if !state.queue.is_empty() {
@@ -131,6 +134,16 @@ impl Outbox {
     pub fn close(&self) {
         let mut state = self.lock();
         state.closed = true;
+        state.drain_first = false;
+        self.ready.notify_all();
+    }
+
+    /// Closes the outbox once what is queued is taken (its member was removed: the
+    /// last messages tell it so); takes no more.
+    pub fn retire(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.drain_first = !state.queue.is_empty();
         self.ready.notify_all();
     }
 
@@ -193,5 +206,21 @@ mod tests {
             Take::Messages(m) => assert_eq!(m[0].term, 3),
             other => panic!("expected messages, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_retired_outbox_hands_out_what_is_queued_then_closes() {
+        let o = Outbox::new();
+        o.push([vote(1)]);
+        o.retire();
+        o.push([vote(2)]);
+        match o.wait_take(Duration::from_millis(1), 8) {
+            Take::Messages(m) => assert_eq!(m, vec![vote(1)]),
+            other => panic!("expected the queued message, got {other:?}"),
+        }
+        assert!(matches!(
+            o.wait_take(Duration::from_millis(1), 8),
+            Take::Closed
+        ));
     }
 }

@@ -22,6 +22,9 @@ pub enum WriteOutcome {
     Displaced,
     /// The node is shutting down; the write may or may not commit later.
     Shutdown,
+    /// The entry, one with no state machine answer (a membership change), was
+    /// committed and applied.
+    Committed,
 }
 
 /// How a linearizable read's wait ended.
@@ -115,6 +118,7 @@ impl PendingRequests {
         };
         let outcome = match result {
             Some(result) if pending.term == term => WriteOutcome::Applied(result.clone()),
+            None if pending.term == term => WriteOutcome::Committed,
             _ => WriteOutcome::Overwritten,
         };
         self.decided.push(Decided::Write(pending.done, outcome));

@@ -13,11 +13,13 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use super::members::REMOVED_REFUSAL;
 use super::outbox::{Outbox, Take};
 use super::shared::Shared;
 use crate::net::{self, HelloFrom};
 use crate::raft::{LogPosition, Message, MessageBody, NodeId};
 use crate::storage::{self, SnapshotReader};
+use crate::sync::atomic::Ordering;
 
 /// Most messages written per wake-up before flushing.
 const MAX_MESSAGES_PER_FLUSH: usize = 256;
@@ -46,11 +48,12 @@ struct Link {
     /// True once a failure was logged, so an unreachable peer is logged once, not
     /// on every attempt.
     down_logged: bool,
+    /// When the link last said hello or sent something, for the removal probe.
+    active: Instant,
 }
 
-/// Runs until shutdown.
-pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
-    let addr = shared.config.peers[(peer - 1) as usize].clone();
+/// Runs until shutdown, or until the outbox is closed because the member was removed.
+pub fn run(shared: &Shared, peer: NodeId, addr: String, outbox: &Outbox) {
     let mut link = Link {
         peer,
         addr,
@@ -60,6 +63,7 @@ pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
         backoff: MIN_BACKOFF,
         next_attempt: Instant::now(),
         down_logged: false,
+        active: Instant::now(),
     };
     let idle_wait = Duration::from_millis(shared.config.heartbeat_interval_ms);
     // The snapshot file of the transfer to this peer in progress, kept open.
@@ -67,7 +71,10 @@ pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
     loop {
         let messages = match outbox.wait_take(idle_wait, MAX_MESSAGES_PER_FLUSH) {
             Take::Closed => return,
-            Take::TimedOut => continue,
+            Take::TimedOut => {
+                probe_if_removed(shared, &mut link);
+                continue;
+            }
             Take::Messages(m) => fill_snapshot_chunks(shared, &mut snapshot_reader, m),
         };
         log_dropped(shared, peer, outbox);
@@ -85,6 +92,8 @@ pub fn run(shared: &Shared, peer: NodeId, outbox: &Outbox) {
             link.stream = None;
             link.down_logged = true;
             link.next_attempt = Instant::now() + link.backoff;
+        } else {
+            link.active = Instant::now();
         }
     }
 }
@@ -113,11 +122,14 @@ fn connect(shared: &Shared, link: &mut Link) -> bool {
             &shared.config.cluster,
             HelloFrom::Peer {
                 id: shared.config.id,
+                incarnation: shared.incarnation,
+                addr: shared.advertised_addr.clone(),
             },
             shared.config.secrets.peer.as_ref(),
         )?;
         Ok(stream)
     });
+    link.active = Instant::now();
     match result {
         Ok(stream) => {
             shared.log.info(format_args!(
@@ -129,6 +141,17 @@ fn connect(shared: &Shared, link: &mut Link) -> bool {
             link.backoff = MIN_BACKOFF;
             link.down_logged = false;
             true
+        }
+        Err(err) if err.to_string().contains(REMOVED_REFUSAL) => {
+            // Only a member whose committed configuration removed us says so.
+            let why = format!("n{} refused it: {err}", link.peer);
+            if shared.note_removed(&why) {
+                shared.log.error(format_args!(
+                    "this member was removed from the cluster ({why}); stopping"
+                ));
+            }
+            link.next_attempt = Instant::now() + MAX_BACKOFF;
+            false
         }
         Err(err) => {
             if !link.down_logged {
@@ -143,6 +166,25 @@ fn connect(shared: &Shared, link: &mut Link) -> bool {
             false
         }
     }
+}
+
+/// A member may have been removed without hearing that the removal committed, or
+/// without even receiving the entry: the leader stops sending to a member once its
+/// removal commits. So a link idle for the maximum election timeout says hello again
+/// if this member is not in its latest configuration, or if the link goes to the
+/// leader it knows (a healthy follower answers its leader's heartbeats, so that link
+/// is never idle): a member whose committed configuration removed us refuses the
+/// hello saying so, and the node stops (`connect`).
+fn probe_if_removed(shared: &Shared, link: &mut Link) {
+    let every = Duration::from_millis(shared.config.election_timeout_max_ms);
+    let suspect = shared.removal_suspected.load(Ordering::Relaxed)
+        || shared.known_leader.load(Ordering::Relaxed) == link.peer;
+    if !suspect || link.active.elapsed() < every {
+        return;
+    }
+    link.stream = None;
+    link.next_attempt = Instant::now();
+    connect(shared, link);
 }
 
 /// Writes a batch of messages with one `write_all`: encoding them into one buffer

@@ -17,12 +17,13 @@ use super::config::NodeConfig;
 use super::core_state::CoreState;
 use super::deferred_log::DeferredLog;
 use super::listener::Connections;
-use super::outbox::Outbox;
+use super::peers::Book;
 use super::pending::Decided;
 use crate::kv::KvStore;
 use crate::logging::{Level, Logger};
-use crate::raft::{Message, NodeId, Role};
+use crate::raft::{Message, Role};
 use crate::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::thread::JoinHandle;
 use crate::sync::{lock_io_free, Arc, IoFreeGuard, Mutex, MutexGuard, Signal};
 
 /// The wake-ups one [`Shared::dispatch_deferred`] decided under the core lock, to be
@@ -87,8 +88,24 @@ pub struct Shared {
     pub tick_wanted: Signal,
     /// The replicated state machine. Taken after `core` when both are held.
     pub kv: Mutex<KvStore>,
-    /// One outbox per member, indexed by `id - 1`; `None` at this node's own position.
-    pub outboxes: Vec<Option<Outbox>>,
+    /// The random incarnation of this node's data directory, sent in every hello.
+    pub incarnation: u64,
+    /// The address this node tells peers to reach it at (in its hello).
+    pub advertised_addr: String,
+    /// The incarnation of every member heard from, as in the data directory's peer
+    /// book (a leaf lock; held while the book is rewritten, never under `core`).
+    pub peer_book: Mutex<Book>,
+    /// The replicator threads started so far (a leaf lock): the timer thread adds
+    /// each it starts, shutdown joins them.
+    pub replicators: Mutex<Vec<JoinHandle<()>>>,
+    /// Set once this member learned it was removed from the cluster (a leaf lock,
+    /// like `fatal`); the node then shuts down and its directory is marked removed.
+    pub removed: Mutex<Option<String>>,
+    /// Copy of `Members::removal_suspected`, for the replicators (which never take
+    /// `core`): this member is not in its latest configuration.
+    pub removal_suspected: AtomicBool,
+    /// The leader this member knows of (0: none), for the replicators' probe.
+    pub known_leader: AtomicU64,
     /// Set once when shutdown starts; read without a lock by threads that block in
     /// the kernel (accept, socket reads) and are woken by closing their sockets.
     pub stopping: AtomicBool,
@@ -113,10 +130,20 @@ pub struct Shared {
 impl Shared {
     /// Assembles the shared state.
     pub fn new(config: NodeConfig, log: Logger, core: CoreState, kv: KvStore) -> Shared {
-        let outboxes = (1..=config.peers.len() as NodeId)
-            .map(|id| (id != config.id).then(Outbox::new))
-            .collect();
+        let advertised_addr = crate::net::normalize_addr(
+            config
+                .peers
+                .get(config.id as usize - 1)
+                .unwrap_or(&config.listen_addr),
+        );
         Shared {
+            incarnation: 0,
+            advertised_addr,
+            peer_book: Mutex::new(Book::default()),
+            replicators: Mutex::new(Vec::new()),
+            removed: Mutex::new(None),
+            removal_suspected: AtomicBool::new(false),
+            known_leader: AtomicU64::new(0),
             config,
             log,
             started: Instant::now(),
@@ -125,7 +152,6 @@ impl Shared {
             apply_wanted: Signal::new("apply_wanted"),
             tick_wanted: Signal::new("tick_wanted"),
             kv: Mutex::new(kv),
-            outboxes,
             stopping: AtomicBool::new(false),
             snapshot_bytes: AtomicU64::new(0),
             client_requests_in_flight: Arc::new(AtomicU64::new(0)),
@@ -192,17 +218,21 @@ impl Shared {
     /// would stall the whole node.
     #[must_use = "the wake-ups must be delivered once the core lock is released"]
     pub fn dispatch_deferred(&self, core: &mut CoreState) -> Wakeups {
-        super::integrity::compare(core, self.config.id, self.config.peers.len());
+        let voters = core.raft.membership().voters.len();
+        super::integrity::compare(core, self.config.id, voters);
         self.note_integrity(core);
         self.note_role_change(core);
         self.note_peer_faults(core);
-        self.route(core.raft.take_messages());
+        let messages = core.raft.take_messages();
+        self.route(core, messages);
+        self.note_membership(core);
         self.release_reads(core);
         super::handoff::settle(core, self.config.id);
         Wakeups {
             writer: core.raft.has_persist_work() && self.persist_wanted.has_waiters(),
             applier: core.raft.has_committed() && self.apply_wanted.has_waiters(),
-            timer: core.raft.next_tick_ms() < core.timer_sleep_until_ms
+            timer: (core.raft.next_tick_ms() < core.timer_sleep_until_ms
+                || core.members.has_to_start())
                 && self.tick_wanted.has_waiters(),
             decided: core.pending.take_decided(),
             lines: std::mem::take(&mut core.deferred_log),
@@ -254,21 +284,45 @@ impl Shared {
         }
     }
 
-    /// Puts messages into their peers' outboxes (lock order: core, then outbox).
-    pub fn route(&self, messages: Vec<Message>) {
-        for message in messages {
-            let slot = (message.to as usize).checked_sub(1);
-            match slot
-                .and_then(|i| self.outboxes.get(i))
-                .and_then(Option::as_ref)
-            {
-                Some(outbox) => outbox.push([message]),
-                None => self.log.warn(format_args!(
-                    "raft produced a message for unknown member {}; dropped",
-                    message.to
-                )),
+    /// Puts messages into their members' outboxes, starting links as needed (lock
+    /// order: core, then outbox; see `members::route`).
+    pub fn route(&self, core: &mut CoreState, messages: Vec<Message>) {
+        super::members::route(core, self.config.id, &self.config.peers, messages);
+    }
+
+    /// Queues the lines of what routing noticed (messages for members whose address
+    /// is unknown; this member's removal) and, once removed, asks the node to stop.
+    fn note_membership(&self, core: &mut CoreState) {
+        let unroutable = std::mem::take(&mut core.members.unroutable);
+        if unroutable > 0 {
+            let line = format!(
+                "dropped {unroutable} messages for members whose address is unknown (give                  it in --peers, or wait for them to reach this node)"
+            );
+            core.deferred_log.push(&self.log, Level::Debug, line);
+        }
+        self.removal_suspected
+            .store(core.members.removal_suspected, Ordering::Relaxed);
+        let leader = core.raft.leader().unwrap_or(0);
+        self.known_leader.store(leader, Ordering::Relaxed);
+        if let Some(why) = core.members.removed.clone() {
+            if self.note_removed(&why) {
+                let line = format!("this member was removed from the cluster: {why}; stopping");
+                core.deferred_log.push(&self.log, Level::Error, line);
             }
         }
+    }
+
+    /// Records that this member was removed (first call only; a leaf lock, so callable
+    /// under `core`) and asks the node to shut down. True on the first call.
+    pub fn note_removed(&self, why: &str) -> bool {
+        let mut removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+        if removed.is_some() {
+            return false;
+        }
+        *removed = Some(why.to_string());
+        drop(removed);
+        self.shutdown_requested.complete(());
+        true
     }
 
     /// Moves reads whose leadership check finished to their next stage.

@@ -82,7 +82,7 @@ fn persist_batch(
     let wakeups = {
         let mut core = shared.lock_core();
         core.raft.on_persisted(batch.token, shared.now_ms());
-        shared.route(batch.messages);
+        shared.route(&mut core, batch.messages);
         shared.dispatch_deferred(&mut core)
     };
     wakeups.deliver(shared);
@@ -190,6 +190,7 @@ fn save_snapshot(
     let started = std::time::Instant::now();
     let snapshot = SnapshotFile {
         last,
+        membership: Some(job.membership),
         data: job.data,
     };
     storage.save_snapshot(&snapshot)?;

@@ -302,6 +302,17 @@ impl Raft {
         self.log.memberships().current()
     }
 
+    /// The configuration as of the commit index: what this member knows is agreed.
+    pub fn committed_membership(&self) -> &Membership {
+        self.log.memberships().at(self.commit_index)
+    }
+
+    /// The configuration in force at `index` (the base's for an index at or below
+    /// the log base): what a snapshot taken at `index` stores.
+    pub fn membership_at(&self, index: Index) -> &Membership {
+        self.log.memberships().at(index)
+    }
+
     /// The configuration as of the latest snapshot: what the runtime stores with it
     /// and hands back in `InitialState::membership` on a restart.
     pub fn snapshot_membership(&self) -> &Membership {

@@ -31,6 +31,8 @@ pub enum StorageErrorKind {
     TooLarge,
     /// Any other I/O error (permissions, missing files, disk full, ...).
     Io,
+    /// The directory belongs to a member that was removed from its cluster.
+    Removed,
 }
 
 /// A storage failure: its kind, the operation, the file, and the cause.
@@ -119,6 +121,7 @@ impl fmt::Display for StorageError {
                 write!(f, "corrupt data in {path} at offset {offset}")?
             }
             StorageErrorKind::MetaMismatch => write!(f, "data directory {path} does not match")?,
+            StorageErrorKind::Removed => write!(f, "cannot start on {path}")?,
             StorageErrorKind::Poisoned => write!(
                 f,
                 "cannot {} {path}: an earlier write or fsync failed",

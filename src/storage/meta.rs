@@ -1,5 +1,7 @@
 //! `meta`: who this data directory belongs to. Written once at the first start; every
-//! later start must present the same node id, cluster and peer list.
+//! later start must present the same node id, cluster and peer list. It also holds the
+//! directory's random incarnation (peers refuse a member whose incarnation changed: its
+//! directory was wiped) and whether it was created to join an existing cluster.
 
 use std::path::Path;
 
@@ -23,18 +25,27 @@ pub struct Meta {
     pub cluster: String,
     /// Every member's address as this node was told at creation (`--peers`).
     pub peers: Vec<String>,
+    /// Random, chosen when the directory is created; the stored value wins on a
+    /// restart (callers pass a fresh random one).
+    pub incarnation: u64,
+    /// Created by `node --join`: no bootstrap configuration. The stored value wins.
+    pub join: bool,
 }
 
-/// Writes `meta` if the directory has none, else checks it matches.
-pub fn check_or_create(dir: &Path, meta: &Meta) -> Result<(), StorageError> {
+/// Writes `meta` if the directory has none, else checks it matches (incarnation and
+/// `join` aside). Returns the meta as stored.
+pub fn check_or_create(dir: &Path, meta: &Meta) -> Result<Meta, StorageError> {
     let path = dir.join(META_FILE);
     remove_stale_tmp(dir, META_FILE)?;
     match read_optional(&path)? {
-        None => write_atomic(dir, META_FILE, &encode_file(META_MAGIC, meta, &path)?),
+        None => {
+            write_atomic(dir, META_FILE, &encode_file(META_MAGIC, meta, &path)?)?;
+            Ok(meta.clone())
+        }
         Some(bytes) => {
             let stored: Meta = decode_file(META_MAGIC, &bytes, &path)?;
             match describe_mismatch(&stored, meta) {
-                None => Ok(()),
+                None => Ok(stored),
                 Some(detail) => Err(StorageError::other(
                     StorageErrorKind::MetaMismatch,
                     "check",
@@ -93,6 +104,8 @@ mod tests {
             node_id: 1,
             cluster: "raftkv".to_string(),
             peers: peers.iter().map(|p| p.to_string()).collect(),
+            incarnation: 7,
+            join: false,
         }
     }
 

@@ -32,6 +32,7 @@ mod error;
 mod files;
 mod lock;
 mod meta;
+mod peer_book;
 mod snapshot_transfer;
 mod state_files;
 mod wal;
@@ -47,6 +48,10 @@ pub use crc32::{crc32, Crc32};
 pub use error::{StorageError, StorageErrorKind};
 pub use files::write_atomic;
 pub use meta::Meta;
+pub use peer_book::{
+    check_not_removed, mark_removed, save as save_peer_book, PeerBook, PeerRecord, PEER_BOOK_FILE,
+    REMOVED_FILE,
+};
 pub use snapshot_transfer::SnapshotReader;
 pub use state_files::SnapshotFile;
 pub use wal::MAX_RECORD_BYTES;
@@ -81,6 +86,10 @@ pub struct Recovered {
     /// Repairs made while opening (a torn tail cut, a stale `.tmp` removed); the node
     /// logs them.
     pub warnings: Vec<String>,
+    /// The identity as stored (its incarnation and `join` are the directory's own).
+    pub meta: Meta,
+    /// The incarnations of the members this node has heard from.
+    pub peer_book: PeerBook,
 }
 
 /// The durable state of one node. Owned by one thread (the runtime's log writer): it
@@ -122,7 +131,9 @@ impl Storage {
         );
         create_data_dir(dir)?;
         let lock = DirLock::acquire(dir)?;
-        meta::check_or_create(dir, meta)?;
+        peer_book::check_not_removed(dir)?;
+        let meta = meta::check_or_create(dir, meta)?;
+        let peer_book = peer_book::load(dir)?;
         let mut warnings = Vec::new();
         if snapshot_transfer::remove_stale_recv(dir)? {
             warnings.push("removed snapshot.recv left by an interrupted snapshot transfer".into());
@@ -151,6 +162,8 @@ impl Storage {
             log_base: base,
             entries,
             warnings,
+            meta,
+            peer_book,
         };
         Ok((storage, recovered))
     }

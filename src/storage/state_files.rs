@@ -14,7 +14,7 @@ use super::codec::{
 use super::crc32::Crc32;
 use super::error::StorageError;
 use super::files::{read_optional, remove_stale_tmp, write_atomic, write_atomic_parts};
-use crate::raft::{HardState, LogPosition};
+use crate::raft::{HardState, LogPosition, Membership};
 
 /// Name of the hard state file inside the data directory.
 pub const HARD_STATE_FILE: &str = "hard_state";
@@ -24,13 +24,17 @@ const HARD_STATE_MAGIC: &[u8; 4] = b"RKVH";
 /// Magic of the snapshot file.
 pub const SNAPSHOT_MAGIC: &[u8; 4] = b"RKVS";
 
-/// A snapshot as stored: the last log position it covers and the state machine's
-/// bytes, which storage does not interpret.
+/// A snapshot as stored: the last log position it covers, the configuration as of
+/// that position, and the state machine's bytes, which storage does not interpret.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotFile {
     /// The last entry the snapshot includes (the new log base).
     pub last: LogPosition,
-    /// The encoded state machine (kv map, sessions, membership); opaque here.
+    /// The cluster configuration as of `last` (`None`: the bootstrap one, from the
+    /// node's flags). The log after a snapshot may hold no configuration entry, so
+    /// without it a restarted member would forget who the members are.
+    pub membership: Option<Membership>,
+    /// The encoded state machine (kv map, sessions); opaque here.
     pub data: Vec<u8>,
 }
 
@@ -70,27 +74,32 @@ pub fn load_snapshot(
 pub fn decode_snapshot(mut bytes: Vec<u8>, path: &Path) -> Result<SnapshotFile, StorageError> {
     let body = check_envelope(SNAPSHOT_MAGIC, &bytes, path)?;
     let at = HEADER_BYTES as u64;
-    let (last, len): (LogPosition, u64) = bincode_options(body.len() as u64)
-        .allow_trailing_bytes()
-        .deserialize(body)
-        .map_err(|e| StorageError::corrupt(path, at, format!("cannot decode: {e}")))?;
+    let (last, membership, len): (LogPosition, Option<Membership>, u64) =
+        bincode_options(body.len() as u64)
+            .allow_trailing_bytes()
+            .deserialize(body)
+            .map_err(|e| StorageError::corrupt(path, at, format!("cannot decode: {e}")))?;
     let prefix = bincode_options(u64::MAX)
-        .serialized_size(&(last, len))
+        .serialized_size(&(last, &membership, len))
         .map_err(|e| StorageError::corrupt(path, at, format!("cannot decode: {e}")))?;
     if prefix + len != body.len() as u64 {
         let detail = format!("snapshot data of {len} bytes in a body of {}", body.len());
         return Err(StorageError::corrupt(path, at, detail));
     }
     bytes.drain(..HEADER_BYTES + prefix as usize);
-    Ok(SnapshotFile { last, data: bytes })
+    Ok(SnapshotFile {
+        last,
+        membership,
+        data: bytes,
+    })
 }
 
 /// Replaces the snapshot file; returns its size in bytes. Written in parts (header,
-/// position, data) so the data is never copied.
+/// position and configuration, data) so the data is never copied.
 pub fn save_snapshot(dir: &Path, snap: &SnapshotFile) -> Result<u64, StorageError> {
     let path = dir.join(SNAPSHOT_FILE);
     let prefix = bincode_options(u64::MAX)
-        .serialize(&(snap.last, snap.data.len() as u64))
+        .serialize(&(snap.last, &snap.membership, snap.data.len() as u64))
         .map_err(|e| {
             let detail = format!("cannot encode: {e}");
             StorageError::other(super::StorageErrorKind::Io, "encode", &path, detail)

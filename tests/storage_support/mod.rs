@@ -18,6 +18,8 @@ pub fn meta() -> Meta {
             "127.0.0.1:8002".into(),
             "127.0.0.1:8003".into(),
         ],
+        incarnation: 1,
+        join: false,
     }
 }
 

@@ -229,13 +229,14 @@ impl Cluster {
             (i + 1).to_string(),
             "--addr".into(),
             self.addrs[i].clone(),
-            "--peers".into(),
-            self.peer_lists[i]
-                .clone()
-                .unwrap_or_else(|| self.addrs.join(",")),
-            "--data".into(),
-            self.data_dir(i).display().to_string(),
         ];
+        let peers = self.peer_lists[i]
+            .clone()
+            .unwrap_or_else(|| self.addrs.join(","));
+        if !peers.is_empty() {
+            args.extend(["--peers".to_string(), peers]);
+        }
+        args.extend(["--data".to_string(), self.data_dir(i).display().to_string()]);
         if let Some(files) = &self.secrets {
             args.push("--peer-secret-file".into());
             args.push(files.peer.display().to_string());
@@ -252,6 +253,14 @@ impl Cluster {
     pub fn set_peers(&mut self, i: usize, peers: Vec<String>) {
         assert_eq!(peers[i], self.addrs[i], "node {}'s own entry", i + 1);
         self.peer_lists[i] = Some(peers.join(","));
+    }
+
+    /// Starts node `i` from its next start with `--join` and no `--peers`: a member
+    /// to be, which learns where the others are from the configuration and from the
+    /// members that reach it.
+    pub fn set_joining(&mut self, i: usize) {
+        self.peer_lists[i] = Some(String::new());
+        self.node_extra[i] = vec!["--join".to_string()];
     }
 
     /// Adds `raftkv node` flags for node `i` alone (after the common ones, so they
@@ -307,6 +316,15 @@ impl Cluster {
     /// Node `i`'s process id, if it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
         self.children[i].as_ref().map(Child::id)
+    }
+
+    /// Waits (at most `deadline`) for node `i` to exit on its own; returns its exit
+    /// code (`None` if it still runs, or was not started).
+    pub fn wait_exit(&mut self, i: usize, deadline: Duration) -> Option<i32> {
+        let child = self.children[i].as_mut()?;
+        let status = wait_for(deadline, || child.try_wait().ok().flatten())?;
+        self.children[i] = None;
+        status.code()
     }
 
     /// True if node `i` is running.
