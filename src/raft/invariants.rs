@@ -16,6 +16,7 @@ impl Raft {
         }
         self.reads.check_invariants();
         self.check_forwarded_reads();
+        self.forwards.check_invariants(self.role == Role::Leader);
         assert!(
             self.installing.len() <= super::snapshot::MAX_INSTALLING,
             "{} snapshots remembered as being installed",

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::digest_check::DigestCheck;
+use super::forward::ForwardAnswer;
 use super::membership::Membership;
 use super::types::{Entry, Index, LogPosition, NodeId, Term};
 
@@ -134,6 +135,21 @@ pub enum MessageBody {
         batch: u64,
         /// The leader's commit index when the request arrived.
         read_index: Index,
+    },
+    /// A follower forwards a client's write to the leader (etcd's `MsgProp`).
+    ForwardProposal {
+        /// The follower's number for it, echoed in the answer.
+        id: u64,
+        /// The command, as the client sent it.
+        data: Vec<u8>,
+    },
+    /// The leader's answer to `ForwardProposal`: where it appended the write, or why
+    /// it did not.
+    ForwardProposalResponse {
+        /// The forward answered.
+        id: u64,
+        /// What became of it.
+        answer: ForwardAnswer,
     },
 }
 
