@@ -35,7 +35,8 @@ pub fn handle(shared: &Shared, request: ClientRequest) -> ClientResponse {
     }
 }
 
-fn deadline(shared: &Shared) -> Instant {
+/// When a request that starts now must be answered.
+pub(super) fn deadline(shared: &Shared) -> Instant {
     Instant::now() + Duration::from_millis(shared.config.request_timeout_ms)
 }
 
@@ -48,7 +49,8 @@ fn redirect(shared: &Shared, leader: Option<NodeId>) -> ClientResponse {
     }
 }
 
-fn shutting_down(outcome_unknown: bool) -> ClientResponse {
+/// The answer while the node shuts down.
+pub(super) fn shutting_down(outcome_unknown: bool) -> ClientResponse {
     ClientResponse::Unavailable {
         reason: "the node is shutting down".into(),
         outcome_unknown,
@@ -63,9 +65,10 @@ pub fn too_large(len: u64) -> ClientResponse {
     }
 }
 
-/// Proposes a write on the leader and waits until it is applied. A request over the
-/// size limit is refused first, on any member: once proposed, an oversized entry
-/// would be stored and replicated only to be rejected by every state machine.
+/// Proposes a write on the leader and waits until it is applied; a follower forwards
+/// it to the leader instead (`forward.rs`). A request over the size limit is refused
+/// first, on any member: once proposed, an oversized entry would be stored and
+/// replicated only to be rejected by every state machine.
 fn write(shared: &Shared, request: Request) -> ClientResponse {
     let payload = kv::encode_request(&request);
     if payload.len() as u64 > kv::MAX_REQUEST_BYTES {
@@ -76,6 +79,12 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
         let mut core = shared.lock_core();
         if core.shutdown {
             return shutting_down(false);
+        }
+        if core.raft.role() != Role::Leader {
+            drop(core);
+            // Forwarded rather than redirected, so clients that cannot follow a
+            // redirect (a load balancer, a health check) can write through any member.
+            return super::forward::write(shared, payload);
         }
         let uncommitted = core.raft.last_position().index - core.raft.commit_index();
         if uncommitted >= MAX_UNCOMMITTED_ENTRIES {
@@ -102,28 +111,7 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
     };
     wakeups.deliver(shared);
     match done.wait_until(deadline(shared)) {
-        Some(WriteOutcome::Applied(Ok(result))) => ClientResponse::Written(result),
-        Some(WriteOutcome::Applied(Err(err)))
-            if matches!(err.kind(), KvErrorKind::SessionExpired { .. }) =>
-        {
-            ClientResponse::SessionExpired {
-                message: err.to_string(),
-            }
-        }
-        Some(WriteOutcome::Applied(Err(err))) => ClientResponse::Error {
-            message: format!("the write was committed but rejected by the state machine: {err}"),
-        },
-        Some(WriteOutcome::Overwritten) => ClientResponse::Unavailable {
-            reason: "leadership changed before the write committed; it was not applied".into(),
-            outcome_unknown: false,
-        },
-        Some(WriteOutcome::Displaced) => ClientResponse::Unavailable {
-            reason: "leadership changed before the write committed; another member may \
-                     still commit it"
-                .into(),
-            outcome_unknown: true,
-        },
-        Some(WriteOutcome::Shutdown) => shutting_down(true),
+        Some(outcome) => written(outcome),
         None => {
             shared.lock_core().pending.forget_write(position);
             ClientResponse::Unavailable {
@@ -137,10 +125,54 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
     }
 }
 
+/// The answer to a write whose outcome is decided, on the leader or (forwarded) on
+/// a follower.
+pub(super) fn written(outcome: WriteOutcome) -> ClientResponse {
+    match outcome {
+        WriteOutcome::Applied(Ok(result)) => ClientResponse::Written(result),
+        WriteOutcome::Applied(Err(err))
+            if matches!(err.kind(), KvErrorKind::SessionExpired { .. }) =>
+        {
+            ClientResponse::SessionExpired {
+                message: err.to_string(),
+            }
+        }
+        WriteOutcome::Applied(Err(err)) => ClientResponse::Error {
+            message: format!("the write was committed but rejected by the state machine: {err}"),
+        },
+        WriteOutcome::Overwritten => ClientResponse::Unavailable {
+            reason: "leadership changed before the write committed; it was not applied".into(),
+            outcome_unknown: false,
+        },
+        WriteOutcome::Displaced => ClientResponse::Unavailable {
+            reason: "leadership changed before the write committed; another member may \
+                     still commit it"
+                .into(),
+            outcome_unknown: true,
+        },
+        WriteOutcome::Shutdown => shutting_down(true),
+        WriteOutcome::Refused {
+            reason,
+            retry: true,
+        } => ClientResponse::Unavailable {
+            reason: format!("the leader did not take the forwarded write: {reason}"),
+            outcome_unknown: false,
+        },
+        WriteOutcome::Refused {
+            reason,
+            retry: false,
+        } => ClientResponse::Error { message: reason },
+        WriteOutcome::Unknown(reason) => ClientResponse::Unavailable {
+            reason,
+            outcome_unknown: true,
+        },
+    }
+}
+
 /// The refusal of a write that sets a value once the data reached `--quota-bytes`
 /// (deletes pass: they free space). Called on the leader with the core lock held: takes
 /// the KV lock after it (the lock order).
-fn over_quota(shared: &Shared, request: &Request) -> Option<ClientResponse> {
+pub(super) fn over_quota(shared: &Shared, request: &Request) -> Option<ClientResponse> {
     if matches!(request.command, kv::Command::Delete { .. }) {
         return None;
     }

@@ -20,6 +20,7 @@ pub mod config;
 pub mod connection;
 pub mod core_state;
 pub mod deferred_log;
+pub mod forward;
 pub mod integrity;
 pub mod listener;
 #[cfg(all(test, shuttle))]

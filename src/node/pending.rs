@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::completion::Completion;
 use crate::kv::{CommandResult, KvError};
-use crate::raft::{Index, LogPosition, NodeId, ReadState, Term};
+use crate::raft::{ForwardAnswer, ForwardOutcome, Index, LogPosition, NodeId, ReadState, Term};
 
 /// How a client write ended, as seen by the connection thread waiting for it.
 #[derive(Debug)]
@@ -22,6 +22,15 @@ pub enum WriteOutcome {
     Displaced,
     /// The node is shutting down; the write may or may not commit later.
     Shutdown,
+    /// A forwarded write the leader did not append (`retry`: a later try may work).
+    Refused {
+        /// Why, for the client.
+        reason: String,
+        /// True if trying again later may succeed.
+        retry: bool,
+    },
+    /// A forwarded write whose fate this member cannot learn: why, for the client.
+    Unknown(String),
 }
 
 /// How a linearizable read's wait ended.
@@ -60,6 +69,9 @@ pub struct PendingRequests {
     parked_at: HashMap<u64, Index>,
     /// Id of the next linearizable read.
     next_read_id: u64,
+    /// Writes forwarded to the leader, waiting for its answer, by forward number;
+    /// once it names the position they move to `writes`.
+    forwards: HashMap<u64, Completion<WriteOutcome>>,
     /// Requests whose outcome is decided but whose waiter is not woken yet: waking is a
     /// futex syscall per waiter, so the thread holding the Raft mutex collects them
     /// here and (through `Shared::dispatch_deferred`) wakes them after releasing it.
@@ -139,6 +151,49 @@ impl PendingRequests {
         {
             self.writes.remove(&position.index);
         }
+    }
+
+    /// Registers a write Raft forwarded to the leader under `id`.
+    pub fn add_forward(&mut self, id: u64, done: Completion<WriteOutcome>) {
+        self.forwards.insert(id, done);
+    }
+
+    /// Forgets a forwarded write whose waiter gave up while it waited for the leader's
+    /// answer. One already parked at its position stays in `writes` until the applier
+    /// passes that index (bounded by the connections: each waits for one request).
+    pub fn forget_forward(&mut self, id: u64) {
+        self.forwards.remove(&id);
+    }
+
+    /// Raft decided a forwarded write's fate at the leader: park it at the position the
+    /// leader appended it, or end it. A position this member has already applied came
+    /// too late to match the entry's result: its outcome is unknown.
+    pub fn forward_decided(&mut self, outcome: ForwardOutcome, applied_index: Index) {
+        let Some(done) = self.forwards.remove(&outcome.id) else {
+            return;
+        };
+        let ended = match outcome.answer {
+            Some(ForwardAnswer::Appended(position)) if position.index > applied_index => {
+                self.add_write(position, done);
+                return;
+            }
+            Some(ForwardAnswer::Appended(position)) => WriteOutcome::Unknown(format!(
+                "the leader appended the forwarded write at index {}, which this member \
+                 applied before it learned so; it may or may not be applied",
+                position.index
+            )),
+            Some(ForwardAnswer::NotLeader) => WriteOutcome::Refused {
+                reason: "it had stepped down; nothing was applied, try again".into(),
+                retry: true,
+            },
+            Some(ForwardAnswer::Refused { reason, retry }) => WriteOutcome::Refused { reason, retry },
+            None => WriteOutcome::Unknown(
+                "leadership changed, or the leader did not answer in time, while the write \
+                 was forwarded to it; it may or may not be applied"
+                    .into(),
+            ),
+        };
+        self.decided.push(Decided::Write(done, ended));
     }
 
     /// A fresh read id (not yet registered).
@@ -233,6 +288,9 @@ impl PendingRequests {
         self.wake_decided();
         for (_, pending) in std::mem::take(&mut self.writes) {
             pending.done.complete(WriteOutcome::Shutdown);
+        }
+        for (_, done) in self.forwards.drain() {
+            done.complete(WriteOutcome::Shutdown);
         }
         for (_, done) in self.reads.drain() {
             done.complete(ReadOutcome::Shutdown);

@@ -191,8 +191,10 @@ impl Shared {
         self.note_integrity(core);
         self.note_role_change(core);
         self.note_peer_faults(core);
+        super::forward::serve_forwarded(self, core);
         self.route(core.raft.take_messages());
         self.release_reads(core);
+        self.release_forwards(core);
         Wakeups {
             writer: core.raft.has_persist_work() && self.persist_wanted.has_waiters(),
             applier: core.raft.has_committed() && self.apply_wanted.has_waiters(),
@@ -270,6 +272,15 @@ impl Shared {
         for state in core.raft.take_read_states() {
             let applied = core.applied_index;
             core.pending.read_decided(state, applied);
+        }
+    }
+
+    /// Moves forwarded writes the leader answered (or whose outcome became unknown) to
+    /// their next stage.
+    fn release_forwards(&self, core: &mut CoreState) {
+        for outcome in core.raft.take_forward_outcomes() {
+            let applied = core.applied_index;
+            core.pending.forward_decided(outcome, applied);
         }
     }
 
