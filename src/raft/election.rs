@@ -69,6 +69,7 @@ impl Raft {
             .collect();
         // Forwards this member sent as a follower now have an unknown outcome.
         self.settle_forwards();
+        self.forwards.new_term();
         self.append_and_replicate(Payload::Noop);
     }
 

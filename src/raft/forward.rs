@@ -33,7 +33,7 @@
 //! Forward numbers start at a random value in each incarnation, so an answer to a
 //! forward of an earlier incarnation is never taken for the answer to a new one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,9 @@ pub const MAX_PROPOSALS_FROM_FOLLOWERS: usize = 4096;
 pub const FORWARD_TIMEOUT_ELECTIONS: u64 = 4;
 /// Longest refusal reason a leader sends back; a longer one is a peer fault.
 pub const MAX_REFUSAL_BYTES: usize = 1024;
+/// Forward numbers a leader remembers per follower in its term, to take a forward
+/// delivered twice (a transport that retransmits) only once.
+pub const MAX_REMEMBERED_FORWARDS: usize = 1024;
 
 /// The leader's answer to a forwarded write.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +119,9 @@ pub(super) struct Forwards {
     next_id: u64,
     /// Leader: forwarded writes not yet taken by the runtime.
     received: Vec<ForwardedProposal>,
+    /// Leader: per follower, the latest forward numbers taken in this term (at most
+    /// [`MAX_REMEMBERED_FORWARDS`], oldest first), so a duplicate is not appended.
+    seen: BTreeMap<NodeId, (VecDeque<u64>, HashSet<u64>)>,
 }
 
 impl Forwards {
@@ -126,7 +132,29 @@ impl Forwards {
             outcomes: Vec::new(),
             next_id: first_id,
             received: Vec::new(),
+            seen: BTreeMap::new(),
         }
+    }
+
+    /// Leader: remembers forward `id` of `from`; false if it was seen already.
+    fn first_sight(&mut self, from: NodeId, id: u64) -> bool {
+        let (order, set) = self.seen.entry(from).or_default();
+        if !set.insert(id) {
+            return false;
+        }
+        order.push_back(id);
+        if order.len() > MAX_REMEMBERED_FORWARDS {
+            if let Some(old) = order.pop_front() {
+                set.remove(&old);
+            }
+        }
+        true
+    }
+
+    /// A new leader: numbers seen in an earlier term cannot come again (their
+    /// messages carry that term and are refused).
+    pub(super) fn new_term(&mut self) {
+        self.seen.clear();
     }
 
     /// Checks the bounds, and that only a leader holds forwarded writes to propose.
@@ -218,6 +246,8 @@ impl super::core::Raft {
     pub(super) fn handle_forward_proposal(&mut self, from: NodeId, id: u64, data: Vec<u8>) {
         if self.role != Role::Leader {
             self.answer_forward(from, id, ForwardAnswer::NotLeader);
+        } else if !self.forwards.first_sight(from, id) {
+            // Delivered twice: the first copy is (or was) proposed and answered.
         } else if self.forwards.received.len() >= MAX_PROPOSALS_FROM_FOLLOWERS {
             let reason = format!(
                 "the leader has {MAX_PROPOSALS_FROM_FOLLOWERS} forwarded writes to propose; \

@@ -304,3 +304,18 @@ fn requests_to_the_leader_wait_for_the_term_and_only_the_term() {
     f.on_persisted(writing.token, 0);
     f.check_invariants();
 }
+
+#[test]
+fn a_forward_delivered_twice_is_taken_once() {
+    let mut l = leader(3, &[1], 1);
+    let body = MessageBody::ForwardProposal { id: 4, data: vec![1] };
+    step(&mut l, msg(2, 1, 2, body.clone()));
+    step(&mut l, msg(2, 1, 2, body.clone()));
+    assert_eq!(l.take_forwarded_proposals().len(), 1);
+    step(&mut l, msg(2, 1, 2, body));
+    assert_eq!(l.take_forwarded_proposals(), vec![], "not after it was taken either");
+    // Another follower's forward with the same number is another write.
+    let body = MessageBody::ForwardProposal { id: 4, data: vec![2] };
+    step(&mut l, msg(3, 1, 2, body));
+    assert_eq!(l.take_forwarded_proposals().len(), 1);
+}
