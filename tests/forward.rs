@@ -69,7 +69,10 @@ fn put_cas_and_delete_through_a_follower_are_answered_by_it() {
         );
     }
     // Answered once applied there: the follower's own linearizable read sees it.
-    assert_eq!(raw.call(&get("k")).expect("an answer"), ClientResponse::Value(None));
+    assert_eq!(
+        raw.call(&get("k")).expect("an answer"),
+        ClientResponse::Value(None)
+    );
     let out = cluster.client(&[f], &["put", "color", "blue"]);
     assert_eq!(out.code, Some(0), "CLI put through a follower: {out:?}");
     for i in 0..3 {

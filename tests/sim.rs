@@ -702,14 +702,18 @@ fn forwarded_writes_through_followers() {
             for &f in &followers {
                 for _ in 0..5 {
                     let data = c.history.new_command(8);
-                    c.forward(f, data).expect("a follower with a leader forwards");
+                    c.forward(f, data)
+                        .expect("a follower with a leader forwards");
                 }
             }
             let acked = c.run_until(ONE_MS, |c| {
                 c.history.proposals().len() == first + 10
                     && (first..first + 10).all(|n| c.fate(n) == Fate::Acked)
             });
-            assert!(acked, "forwarded writes not all acknowledged by their followers");
+            assert!(
+                acked,
+                "forwarded writes not all acknowledged by their followers"
+            );
             for n in first..first + 10 {
                 let p = c.history.proposals()[n];
                 assert!(followers.contains(&p.proposer), "{p:?}");
@@ -721,7 +725,8 @@ fn forwarded_writes_through_followers() {
             let unknown = c.history.stats.forwards_unknown;
             for _ in 0..3 {
                 let data = c.history.new_command(8);
-                c.forward(cut, data).expect("it still follows the old leader");
+                c.forward(cut, data)
+                    .expect("it still follows the old leader");
             }
             let new = c.expect_leader_in(&[cut, kept], term, 4 * ELECTION_MS);
             assert_eq!(
@@ -734,9 +739,13 @@ fn forwarded_writes_through_followers() {
             assert!(follows, "n{other} never learned of leader n{new}");
             let before = c.history.stats.forwards_appended;
             let data = c.history.new_command(8);
-            c.forward(other, data).expect("a follower of the new leader forwards");
+            c.forward(other, data)
+                .expect("a follower of the new leader forwards");
             let answered = c.run_until(ONE_MS, |c| c.history.stats.forwards_appended > before);
-            assert!(answered, "n{other} never heard where n{new} appended its write");
+            assert!(
+                answered,
+                "n{other} never heard where n{new} appended its write"
+            );
             liveness_phase(c);
         },
     );

@@ -105,7 +105,10 @@ fn refusal(shared: &Shared, core: &CoreState, data: &[u8]) -> Option<ForwardAnsw
     };
     if data.len() as u64 > kv::MAX_REQUEST_BYTES {
         let max = kv::MAX_REQUEST_BYTES;
-        return refused(format!("the write is {} bytes, over {max}", data.len()), false);
+        return refused(
+            format!("the write is {} bytes, over {max}", data.len()),
+            false,
+        );
     }
     let uncommitted = core.raft.last_position().index - core.raft.commit_index();
     if uncommitted >= MAX_UNCOMMITTED_ENTRIES {

@@ -186,7 +186,9 @@ impl PendingRequests {
                 reason: "it had stepped down; nothing was applied, try again".into(),
                 retry: true,
             },
-            Some(ForwardAnswer::Refused { reason, retry }) => WriteOutcome::Refused { reason, retry },
+            Some(ForwardAnswer::Refused { reason, retry }) => {
+                WriteOutcome::Refused { reason, retry }
+            }
             None => WriteOutcome::Unknown(
                 "leadership changed, or the leader did not answer in time, while the write \
                  was forwarded to it; it may or may not be applied"

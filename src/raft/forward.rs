@@ -284,9 +284,12 @@ impl super::core::Raft {
                 "a forwarded write appended in term {} while leading term {term}",
                 pos.term
             )),
-            ForwardAnswer::Refused { reason, .. } if reason.len() > MAX_REFUSAL_BYTES => Some(
-                format!("a refusal of {} bytes (at most {MAX_REFUSAL_BYTES})", reason.len()),
-            ),
+            ForwardAnswer::Refused { reason, .. } if reason.len() > MAX_REFUSAL_BYTES => {
+                Some(format!(
+                    "a refusal of {} bytes (at most {MAX_REFUSAL_BYTES})",
+                    reason.len()
+                ))
+            }
             _ => None,
         };
         if let Some(what) = impossible {
@@ -321,7 +324,9 @@ impl super::core::Raft {
                 .into_iter()
                 .partition(|(_, s)| alive(s));
         self.forwards.sent = keep;
-        let unknown = lost.into_keys().map(|id| ForwardOutcome { id, answer: None });
+        let unknown = lost
+            .into_keys()
+            .map(|id| ForwardOutcome { id, answer: None });
         self.forwards.outcomes.extend(unknown);
     }
 

@@ -46,11 +46,11 @@ mod types;
 
 pub use digest_check::{DigestCheck, MAX_DIGEST_REPORTS};
 pub use fault::{PeerFault, PeerFaults, MAX_INDEX, MAX_PEER_FAULTS, MAX_TERM};
-pub use membership::{ChangeRefused, Membership, MembershipChange, MAX_ADDRESS_BYTES, MAX_MEMBERS};
 pub use forward::{
     ForwardAnswer, ForwardOutcome, ForwardRefused, ForwardedProposal, FORWARD_TIMEOUT_ELECTIONS,
     MAX_FORWARDED_PROPOSALS, MAX_PROPOSALS_FROM_FOLLOWERS, MAX_REFUSAL_BYTES,
 };
+pub use membership::{ChangeRefused, Membership, MembershipChange, MAX_ADDRESS_BYTES, MAX_MEMBERS};
 pub use message::{ConflictHint, Message, MessageBody};
 pub use snapshot::SnapshotChunk;
 pub use types::{Entry, HardState, Index, LogPosition, NodeId, Payload, Term};

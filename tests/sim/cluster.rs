@@ -9,9 +9,8 @@
 use std::fmt;
 
 use raftkv::raft::{
-    ForwardRefused,
-    Config, InjectedBug, LogPosition, MembershipChange, Message, MessageBody, NodeId, NotLeader,
-    PersistBatch, Raft, Role,
+    Config, ForwardRefused, InjectedBug, LogPosition, MembershipChange, Message, MessageBody,
+    NodeId, NotLeader, PersistBatch, Raft, Role,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

@@ -70,7 +70,8 @@ impl Cluster {
         }
         for outcome in raft.take_forward_outcomes() {
             let data = m.forwarded.remove(&outcome.id);
-            let data = data.unwrap_or_else(|| panic!("n{id}: outcome of unknown forward {outcome:?}"));
+            let data =
+                data.unwrap_or_else(|| panic!("n{id}: outcome of unknown forward {outcome:?}"));
             self.trace
                 .record(now, format_args!("n{id} forward {outcome:?}"));
             let stats = &mut self.history.stats;

@@ -54,7 +54,9 @@ fn unknown(id: u64) -> ForwardOutcome {
 #[test]
 fn a_write_on_a_follower_goes_to_the_leader_and_comes_back_with_its_position() {
     let mut f = follower();
-    let id = f.forward(b"put".to_vec(), 0).expect("a follower with a leader");
+    let id = f
+        .forward(b"put".to_vec(), 0)
+        .expect("a follower with a leader");
     let sent = forwards(&f.take_messages());
     assert_eq!(sent, vec![(1, id, b"put".to_vec())]);
 
@@ -117,7 +119,9 @@ fn a_learner_forwards_too() {
     step(&mut r, append(1, 4, 2, (0, 0), vec![], 0));
     persist_all(&mut r);
     r.take_messages();
-    let id = r.forward(vec![7], 0).expect("a learner that knows the leader");
+    let id = r
+        .forward(vec![7], 0)
+        .expect("a learner that knows the leader");
     assert_eq!(forwards(&r.take_messages()), vec![(1, id, vec![7])]);
 }
 
@@ -171,7 +175,10 @@ fn forwards_past_the_bound_are_refused_until_answers_make_room() {
 #[test]
 fn a_member_that_does_not_lead_answers_not_leader() {
     let mut r = follower();
-    let body = MessageBody::ForwardProposal { id: 9, data: vec![] };
+    let body = MessageBody::ForwardProposal {
+        id: 9,
+        data: vec![],
+    };
     step(&mut r, msg(3, 2, 2, body));
     assert_eq!(
         answers(&r.take_messages()),
@@ -181,7 +188,10 @@ fn a_member_that_does_not_lead_answers_not_leader() {
 
     // A leader that steps down before its runtime took a forward answers it too.
     let mut l = leader(3, &[1], 1);
-    let body = MessageBody::ForwardProposal { id: 5, data: vec![] };
+    let body = MessageBody::ForwardProposal {
+        id: 5,
+        data: vec![],
+    };
     step(&mut l, msg(2, 1, 2, body));
     step(&mut l, append(3, 1, 3, (0, 0), vec![], 0));
     assert_eq!(l.role(), Role::Follower);
@@ -193,7 +203,10 @@ fn a_member_that_does_not_lead_answers_not_leader() {
     assert_eq!(answers(&all), vec![(2, 5, ForwardAnswer::NotLeader)]);
     // And a runtime that took one just before answers "not leader" whatever it says.
     let mut l = leader(3, &[1], 1);
-    let body = MessageBody::ForwardProposal { id: 6, data: vec![] };
+    let body = MessageBody::ForwardProposal {
+        id: 6,
+        data: vec![],
+    };
     step(&mut l, msg(2, 1, 2, body));
     let taken = l.take_forwarded_proposals();
     step(&mut l, append(3, 1, 3, (0, 0), vec![], 0));
@@ -238,7 +251,10 @@ fn an_impossible_answer_is_a_peer_fault() {
     let mut f = follower();
     let id = f.forward(vec![1], 0).expect("follower");
     let wrong_term = LogPosition { term: 1, index: 3 };
-    step(&mut f, answer_from(1, 2, id, ForwardAnswer::Appended(wrong_term)));
+    step(
+        &mut f,
+        answer_from(1, 2, id, ForwardAnswer::Appended(wrong_term)),
+    );
     let zero = LogPosition { term: 2, index: 0 };
     step(&mut f, answer_from(1, 2, id, ForwardAnswer::Appended(zero)));
     let long = ForwardAnswer::Refused {
@@ -308,14 +324,24 @@ fn requests_to_the_leader_wait_for_the_term_and_only_the_term() {
 #[test]
 fn a_forward_delivered_twice_is_taken_once() {
     let mut l = leader(3, &[1], 1);
-    let body = MessageBody::ForwardProposal { id: 4, data: vec![1] };
+    let body = MessageBody::ForwardProposal {
+        id: 4,
+        data: vec![1],
+    };
     step(&mut l, msg(2, 1, 2, body.clone()));
     step(&mut l, msg(2, 1, 2, body.clone()));
     assert_eq!(l.take_forwarded_proposals().len(), 1);
     step(&mut l, msg(2, 1, 2, body));
-    assert_eq!(l.take_forwarded_proposals(), vec![], "not after it was taken either");
+    assert_eq!(
+        l.take_forwarded_proposals(),
+        vec![],
+        "not after it was taken either"
+    );
     // Another follower's forward with the same number is another write.
-    let body = MessageBody::ForwardProposal { id: 4, data: vec![2] };
+    let body = MessageBody::ForwardProposal {
+        id: 4,
+        data: vec![2],
+    };
     step(&mut l, msg(3, 1, 2, body));
     assert_eq!(l.take_forwarded_proposals().len(), 1);
 }
