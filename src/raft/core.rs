@@ -510,6 +510,7 @@ impl Raft {
     pub fn take_messages(&mut self) -> Vec<Message> {
         self.answer_remote_reads();
         self.flush_forwarded_reads();
+        self.flush_forward_commits();
         self.flush_read_round();
         std::mem::take(&mut self.messages)
     }

@@ -345,3 +345,39 @@ fn a_forward_delivered_twice_is_taken_once() {
     step(&mut l, msg(3, 1, 2, body));
     assert_eq!(l.take_forwarded_proposals().len(), 1);
 }
+
+/// The follower answers its client only once it applies the write, so it must learn
+/// the commit at once, not with the next heartbeat (a whole heartbeat interval later
+/// when nothing else is written).
+#[test]
+fn the_leader_tells_a_forwarding_follower_of_the_commit_at_once() {
+    let mut l = leader(3, &[1], 1);
+    persist_all(&mut l);
+    step(&mut l, ack(2, 2, 2, 0));
+    step(&mut l, ack(3, 2, 2, 0));
+    l.take_messages();
+    let body = MessageBody::ForwardProposal { id: 1, data: vec![9] };
+    step(&mut l, msg(2, 1, 2, body));
+    let p = l.take_forwarded_proposals().remove(0);
+    let pos = l.propose(p.data, 0).expect("leader");
+    l.answer_forwarded(p.from, p.id, ForwardAnswer::Appended(pos));
+    persist_all(&mut l);
+    l.take_messages();
+    // Follower 3 acknowledges: a majority holds the entry, no time has passed.
+    step(&mut l, ack(3, 2, pos.index, 0));
+    assert_eq!(l.commit_index(), pos.index);
+    let to_forwarder: Vec<Index> = l
+        .take_messages()
+        .into_iter()
+        .filter(|m| m.to == 2)
+        .filter_map(|m| match m.body {
+            MessageBody::AppendEntries { leader_commit, .. } => Some(leader_commit),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        to_forwarder.iter().any(|&c| c >= pos.index),
+        "follower 2 is not told that its write at {} committed: {to_forwarder:?}",
+        pos.index
+    );
+}
