@@ -339,8 +339,8 @@ impl super::core::Raft {
         self.forwards.outcomes.extend(unknown);
     }
 
-    /// Leader: a follower whose forwarded write is now committed is told at once (a
-    /// heartbeat carries the commit index), since it answers its client only once it
+    /// Leader: a follower whose forwarded write is now committed, and that holds it,
+    /// is told at once (a heartbeat carries the commit index), since it answers its client only once it
     /// applies the write; otherwise it would learn of the commit with the next
     /// heartbeat, up to a heartbeat interval later when nothing else is written.
     /// Called from `take_messages`.
@@ -349,11 +349,18 @@ impl super::core::Raft {
             return;
         }
         let commit = self.commit_index;
+        // A heartbeat goes at the follower's match index, and a follower commits at
+        // most what it is known to hold: wait until it holds the write too.
+        let holds = |peer: &NodeId, index: Index| {
+            self.progress
+                .get(peer)
+                .is_some_and(|pr| pr.match_index >= index)
+        };
         let due: Vec<NodeId> = self
             .forwards
             .commit_waits
             .iter()
-            .filter(|&(_, &index)| index <= commit)
+            .filter(|&(peer, &index)| index <= commit && holds(peer, index))
             .map(|(&peer, _)| peer)
             .collect();
         for peer in due {

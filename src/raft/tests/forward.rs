@@ -363,8 +363,8 @@ fn the_leader_tells_a_forwarding_follower_of_the_commit_at_once() {
     l.answer_forwarded(p.from, p.id, ForwardAnswer::Appended(pos));
     persist_all(&mut l);
     l.take_messages();
-    // Follower 3 acknowledges: a majority holds the entry, no time has passed.
-    step(&mut l, ack(3, 2, pos.index, 0));
+    // Follower 2 acknowledges: a majority holds the entry, no time has passed.
+    step(&mut l, ack(2, 2, pos.index, 0));
     assert_eq!(l.commit_index(), pos.index);
     let to_forwarder: Vec<Index> = l
         .take_messages()
@@ -380,4 +380,42 @@ fn the_leader_tells_a_forwarding_follower_of_the_commit_at_once() {
         "follower 2 is not told that its write at {} committed: {to_forwarder:?}",
         pos.index
     );
+}
+
+/// Told only once it holds the write: a heartbeat at a match index below the write
+/// would not let it commit the write, and it would wait for the next one.
+#[test]
+fn the_forwarding_follower_is_told_once_it_holds_the_committed_write() {
+    let mut l = leader(3, &[1], 1);
+    persist_all(&mut l);
+    step(&mut l, ack(2, 2, 2, 0));
+    step(&mut l, ack(3, 2, 2, 0));
+    l.take_messages();
+    let body = MessageBody::ForwardProposal { id: 1, data: vec![9] };
+    step(&mut l, msg(2, 1, 2, body));
+    let p = l.take_forwarded_proposals().remove(0);
+    let pos = l.propose(p.data, 0).expect("leader");
+    l.answer_forwarded(p.from, p.id, ForwardAnswer::Appended(pos));
+    persist_all(&mut l);
+    l.take_messages();
+    let commits_to_2 = |l: &mut Raft| -> Vec<(Index, Index)> {
+        l.take_messages()
+            .into_iter()
+            .filter(|m| m.to == 2)
+            .filter_map(|m| match m.body {
+                MessageBody::AppendEntries {
+                    prev_log_index,
+                    leader_commit,
+                    ..
+                } => Some((prev_log_index, leader_commit)),
+                _ => None,
+            })
+            .collect()
+    };
+    // Follower 3 makes the majority before follower 2 acknowledged.
+    step(&mut l, ack(3, 2, pos.index, 0));
+    assert_eq!(l.commit_index(), pos.index);
+    assert_eq!(commits_to_2(&mut l), vec![], "2 does not hold it yet");
+    step(&mut l, ack(2, 2, pos.index, 0));
+    assert_eq!(commits_to_2(&mut l), vec![(pos.index, pos.index)]);
 }
