@@ -356,7 +356,10 @@ fn the_leader_tells_a_forwarding_follower_of_the_commit_at_once() {
     step(&mut l, ack(2, 2, 2, 0));
     step(&mut l, ack(3, 2, 2, 0));
     l.take_messages();
-    let body = MessageBody::ForwardProposal { id: 1, data: vec![9] };
+    let body = MessageBody::ForwardProposal {
+        id: 1,
+        data: vec![9],
+    };
     step(&mut l, msg(2, 1, 2, body));
     let p = l.take_forwarded_proposals().remove(0);
     let pos = l.propose(p.data, 0).expect("leader");
@@ -391,7 +394,10 @@ fn the_forwarding_follower_is_told_once_it_holds_the_committed_write() {
     step(&mut l, ack(2, 2, 2, 0));
     step(&mut l, ack(3, 2, 2, 0));
     l.take_messages();
-    let body = MessageBody::ForwardProposal { id: 1, data: vec![9] };
+    let body = MessageBody::ForwardProposal {
+        id: 1,
+        data: vec![9],
+    };
     step(&mut l, msg(2, 1, 2, body));
     let p = l.take_forwarded_proposals().remove(0);
     let pos = l.propose(p.data, 0).expect("leader");
