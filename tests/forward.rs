@@ -127,7 +127,7 @@ fn a_leader_lost_mid_forward_leaves_the_outcome_unknown() {
     cluster.kill(leader);
     assert_eq!(out.code, Some(3), "exit 3 (outcome unknown): {out:?}");
     assert!(
-        out.stderr.contains("unknown"),
+        out.stderr.contains("outcome unknown"),
         "the error says the outcome is unknown: {out:?}"
     );
 }
