@@ -80,6 +80,11 @@ fn write(shared: &Shared, request: Request) -> ClientResponse {
         if core.shutdown {
             return shutting_down(false);
         }
+        if core.raft.role() != Role::Leader && core.integrity.self_corrupt {
+            // A forwarded write is answered from this member's state, which diverged:
+            // send the client to the leader instead, as before forwarding existed.
+            return redirect(shared, core.raft.leader());
+        }
         if core.raft.role() != Role::Leader {
             drop(core);
             // Forwarded rather than redirected, so clients that cannot follow a
