@@ -52,6 +52,9 @@ struct PendingWrite {
     term: Term,
     /// Filled in by the applier (or shutdown).
     done: Completion<WriteOutcome>,
+    /// The forward number of a write a follower forwarded (`None`: proposed here), so
+    /// a waiter that gives up can be found.
+    forward: Option<u64>,
 }
 
 /// Every request waiting on Raft or the applier.
@@ -99,9 +102,20 @@ impl Decided {
 impl PendingRequests {
     /// Registers the write proposed at `position`; its outcome arrives through `done`.
     pub fn add_write(&mut self, position: LogPosition, done: Completion<WriteOutcome>) {
+        self.park_write(position, done, None);
+    }
+
+    /// Parks a write at `position`: proposed here, or forwarded under `forward`.
+    fn park_write(
+        &mut self,
+        position: LogPosition,
+        done: Completion<WriteOutcome>,
+        forward: Option<u64>,
+    ) {
         let pending = PendingWrite {
             term: position.term,
             done,
+            forward,
         };
         // A waiter left at this index from an earlier term proposed an entry that this
         // log no longer holds (a leader only appends where its log ends). That does not
@@ -158,11 +172,13 @@ impl PendingRequests {
         self.forwards.insert(id, done);
     }
 
-    /// Forgets a forwarded write whose waiter gave up while it waited for the leader's
-    /// answer. One already parked at its position stays in `writes` until the applier
-    /// passes that index (bounded by the connections: each waits for one request).
+    /// Forgets a forwarded write whose waiter gave up, whether it still waits for the
+    /// leader's answer or is parked at its position (found by a scan: only on a
+    /// timeout, over at most one write per connection).
     pub fn forget_forward(&mut self, id: u64) {
-        self.forwards.remove(&id);
+        if self.forwards.remove(&id).is_none() {
+            self.writes.retain(|_, w| w.forward != Some(id));
+        }
     }
 
     /// Raft decided a forwarded write's fate at the leader: park it at the position the
@@ -174,7 +190,7 @@ impl PendingRequests {
         };
         let ended = match outcome.answer {
             Some(ForwardAnswer::Appended(position)) if position.index > applied_index => {
-                self.add_write(position, done);
+                self.park_write(position, done, Some(outcome.id));
                 return;
             }
             Some(ForwardAnswer::Appended(position)) => WriteOutcome::Unknown(format!(
@@ -258,6 +274,11 @@ impl PendingRequests {
             self.parked_at.remove(&read_id);
             self.decided.push(Decided::Read(done, ReadOutcome::Ready));
         }
+    }
+
+    /// Writes registered and not yet decided or forgotten, forwarded ones included.
+    pub fn waiting_writes(&self) -> usize {
+        self.writes.len() + self.forwards.len()
     }
 
     /// Linearizable reads registered and not yet decided or forgotten, parked ones
@@ -427,6 +448,29 @@ mod tests {
         assert_eq!(p.waiting_reads(), 0, "a timed-out read is still held");
         p.applied(9);
         assert!(p.take_decided().is_empty());
+    }
+
+    #[test]
+    fn a_forwarded_write_that_timed_out_is_forgotten_even_when_parked() {
+        let mut p = PendingRequests::default();
+        let (waiting, parked) = (Completion::new(), Completion::new());
+        p.add_forward(7, waiting);
+        p.add_forward(8, parked);
+        let appended = ForwardAnswer::Appended(pos(2, 5));
+        let outcome = ForwardOutcome {
+            id: 8,
+            answer: Some(appended),
+        };
+        p.forward_decided(outcome, 3);
+        assert_eq!(p.waiting_writes(), 2);
+        // Both waiters gave up: one before the leader answered, one after.
+        p.forget_forward(7);
+        p.forget_forward(8);
+        assert_eq!(
+            p.waiting_writes(),
+            0,
+            "a timed-out forwarded write is still held"
+        );
     }
 
     #[test]
