@@ -45,7 +45,7 @@ fn a_leader_is_elected_and_every_status_agrees_on_it() {
 }
 
 #[test]
-fn a_put_through_a_follower_is_redirected_and_readable_on_every_node() {
+fn a_put_through_a_follower_is_forwarded_and_readable_on_every_node() {
     let mut cluster = Cluster::start(3);
     let leader = cluster.leader();
     let follower = (leader + 1) % 3;

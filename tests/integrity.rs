@@ -7,6 +7,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
+use raftkv::kv::{Command, Request};
+use raftkv::net::{ClientRequest, ClientResponse};
+
 use support::{wait_for, Cluster};
 
 /// Every this many entries the leader appends a check.
@@ -77,6 +80,21 @@ fn a_follower_whose_state_diverges_is_named_within_one_check_interval() {
         read.code,
         Some(3),
         "a corrupt member served a read: {read:?}"
+    );
+    // Nor does it answer writes (forwarded, it would answer from its own state): it
+    // redirects them to the leader.
+    let mut raw = support::raw::Raw::open(&cluster.addrs[follower]).expect("hello");
+    let write = raw.call(&ClientRequest::Write(Request {
+        client_id: 1,
+        seq: 1,
+        command: Command::Put {
+            key: "through".into(),
+            value: "it".into(),
+        },
+    }));
+    assert!(
+        matches!(write, Ok(ClientResponse::NotLeader { .. })),
+        "a corrupt member answered a write: {write:?}"
     );
     let log = std::fs::read_to_string(cluster.log_path(leader)).expect("leader log");
     assert!(

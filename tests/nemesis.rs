@@ -1,6 +1,7 @@
 //! The fault-injection suite: real node processes, concurrent library clients doing
 //! put / get / cas / delete on a few keys (each client reading from its own member,
-//! so followers serve linearizable reads too), and a nemesis that kills (-9) and restarts
+//! so followers serve linearizable reads too; half of them write there too, so
+//! followers forward writes), and a nemesis that kills (-9) and restarts
 //! nodes, pauses them (SIGSTOP/SIGCONT) and cuts directed network links. Every node
 //! reaches every peer through a proxy the test owns, so single links can be cut. The
 //! recorded history must be linearizable, and after healing, killing every node and
@@ -163,10 +164,12 @@ fn client_loop(
         ..ClientOptions::default()
     };
     // Reads go to this client's own member (the first of its rotated list), so
-    // linearizable reads are served by followers as well as the leader; writes go
-    // through the library's leader-following client.
-    let mut reader = Client::new(vec![addrs[0].clone()], opts.clone());
-    let mut client = Client::new(addrs, opts);
+    // linearizable reads are served by followers as well as the leader. Writes of
+    // odd-numbered clients go there too (a follower forwards them to the leader);
+    // the others go through the library's leader-following client.
+    let own = vec![addrs[0].clone()];
+    let mut reader = Client::new(own.clone(), opts.clone());
+    let mut client = Client::new(if id % 2 == 1 { own } else { addrs }, opts);
     let mut seen: BTreeMap<String, Option<String>> = BTreeMap::new();
     let mut n = 0;
     while Instant::now() < end && !stop.load(Ordering::Relaxed) {

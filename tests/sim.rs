@@ -687,6 +687,73 @@ fn concurrent_proposals() {
     );
 }
 
+/// Writes forwarded by followers: each follower forwards five; the leader appends
+/// them, each follower acknowledges its own once it has applied them; then the leader
+/// is cut off while a follower still forwards to it: those end unknown once the
+/// follower follows a new leader; a follower of the new leader forwards to it.
+#[test]
+fn forwarded_writes_through_followers() {
+    scenario(
+        "forwarded_writes_through_followers",
+        43,
+        ClusterOptions::reliable(3),
+        |c| {
+            let leader = c.expect_settled_leader(ELECTION_MS);
+            c.one(3, ONE_MS);
+            let followers: Vec<NodeId> = (1..=3).filter(|&id| id != leader).collect();
+            let first = c.history.proposals().len();
+            for &f in &followers {
+                for _ in 0..5 {
+                    let data = c.history.new_command(8);
+                    c.forward(f, data)
+                        .expect("a follower with a leader forwards");
+                }
+            }
+            let acked = c.run_until(ONE_MS, |c| {
+                c.history.proposals().len() == first + 10
+                    && (first..first + 10).all(|n| c.fate(n) == Fate::Acked)
+            });
+            assert!(
+                acked,
+                "forwarded writes not all acknowledged by their followers"
+            );
+            for n in first..first + 10 {
+                let p = c.history.proposals()[n];
+                assert!(followers.contains(&p.proposer), "{p:?}");
+            }
+            let (cut, kept) = (followers[0], followers[1]);
+            // The leader is cut off; `cut` still follows it and forwards into the void.
+            let term = c.raft(leader).term();
+            c.partition(&[vec![leader], vec![cut, kept]]);
+            let unknown = c.history.stats.forwards_unknown;
+            for _ in 0..3 {
+                let data = c.history.new_command(8);
+                c.forward(cut, data)
+                    .expect("it still follows the old leader");
+            }
+            let new = c.expect_leader_in(&[cut, kept], term, 4 * ELECTION_MS);
+            assert_eq!(
+                c.history.stats.forwards_unknown,
+                unknown + 3,
+                "forwards to a lost leader must end unknown"
+            );
+            let other = if new == cut { kept } else { cut };
+            let follows = c.run_until(ELECTION_MS, |c| c.raft(other).leader() == Some(new));
+            assert!(follows, "n{other} never learned of leader n{new}");
+            let before = c.history.stats.forwards_appended;
+            let data = c.history.new_command(8);
+            c.forward(other, data)
+                .expect("a follower of the new leader forwards");
+            let answered = c.run_until(ONE_MS, |c| c.history.stats.forwards_appended > before);
+            assert!(
+                answered,
+                "n{other} never heard where n{new} appended its write"
+            );
+            liveness_phase(c);
+        },
+    );
+}
+
 /// ReadIndex under a partition: the old leader, cut off with a minority, still
 /// believes it leads but must not release a read once a newer leader acknowledged a
 /// write; after healing the read fails and a read at the new leader sees the write.

@@ -76,6 +76,7 @@ pub fn start(shared: &Shared, request: ClientRequest, slot: &Slot) -> Option<Cli
     }
 }
 
+/// When a request that starts now must be answered.
 pub(super) fn deadline(shared: &Shared) -> Instant {
     Instant::now() + Duration::from_millis(shared.config.request_timeout_ms)
 }
@@ -100,6 +101,7 @@ pub(super) fn redirect_locked(
     }
 }
 
+/// The answer while the node shuts down.
 pub(super) fn shutting_down(outcome_unknown: bool) -> ClientResponse {
     ClientResponse::Unavailable {
         reason: "the node is shutting down".into(),
@@ -115,9 +117,11 @@ pub fn too_large(len: u64) -> ClientResponse {
     }
 }
 
-/// Proposes a write on the leader and registers it until it is applied. A request
-/// over the size limit is refused first, on any member: once proposed, an oversized
-/// entry would be stored and replicated only to be rejected by every state machine.
+/// Proposes a write on the leader and registers it until it is applied; a follower
+/// forwards it to the leader instead (`forward.rs`) and registers it under the
+/// forward's number. A request over the size limit is refused first, on any member:
+/// once proposed, an oversized entry would be stored and replicated only to be
+/// rejected by every state machine.
 fn start_write(shared: &Shared, request: Request, slot: &Slot) -> Option<ClientResponse> {
     let payload = kv::encode_request(&request);
     if payload.len() as u64 > kv::MAX_REQUEST_BYTES {
@@ -129,33 +133,32 @@ fn start_write(shared: &Shared, request: Request, slot: &Slot) -> Option<ClientR
         if core.shutdown {
             return Some(shutting_down(false));
         }
-        let uncommitted = core.raft.last_position().index - core.raft.commit_index();
-        if uncommitted >= MAX_UNCOMMITTED_ENTRIES {
-            // Backpressure: a leader cut off from its quorum would otherwise grow its log
-            // without bound while every write times out.
-            return Some(ClientResponse::Unavailable {
-                reason: format!("{uncommitted} writes are waiting to commit; try again later"),
-                outcome_unknown: false,
-            });
-        }
+        // Registered in this same hold of `core`, so nothing can complete the request
+        // before it is known.
         if core.raft.role() == Role::Leader {
-            // Only the leader judges: a follower's store may lag behind a delete.
-            if let Some(refusal) = over_quota(shared, &request) {
-                return Some(refusal);
+            let position = match propose_write(shared, &mut core, &request, payload) {
+                Ok(position) => position,
+                Err(answer) => return Some(*answer),
+            };
+            let wait = Wait::Write {
+                position,
+                done: done.clone(),
+            };
+            if slot.register(shared, wait) {
+                core.pending.add_write(position, done);
             }
-        }
-        let now = shared.now_ms();
-        let position = match core.raft.propose(payload, now) {
-            Ok(position) => position,
-            Err(not_leader) => return Some(redirect_locked(shared, &core, not_leader.leader)),
-        };
-        let wait = Wait::Write {
-            position,
-            done: done.clone(),
-        };
-        // In this same hold of `core`, so nothing can complete it before it is known.
-        if slot.register(shared, wait) {
-            core.pending.add_write(position, done);
+        } else {
+            let id = match super::forward::forward(shared, &mut core, payload) {
+                Ok(id) => id,
+                Err(answer) => return Some(*answer),
+            };
+            let wait = Wait::Forward {
+                id,
+                done: done.clone(),
+            };
+            if slot.register(shared, wait) {
+                core.pending.add_forward(id, done);
+            }
         }
         shared.dispatch_deferred(&mut core)
     };
@@ -163,8 +166,35 @@ fn start_write(shared: &Shared, request: Request, slot: &Slot) -> Option<ClientR
     None
 }
 
-/// The answer to a write that completed with `outcome`.
-fn write_answer(outcome: WriteOutcome) -> ClientResponse {
+/// Leader, under `core`: the checks a local write gets (backpressure, quota), then
+/// the proposal; `Err` is the answer to send instead.
+fn propose_write(
+    shared: &Shared,
+    core: &mut CoreState,
+    request: &Request,
+    payload: Vec<u8>,
+) -> Result<crate::raft::LogPosition, Box<ClientResponse>> {
+    let uncommitted = core.raft.last_position().index - core.raft.commit_index();
+    if uncommitted >= MAX_UNCOMMITTED_ENTRIES {
+        // Backpressure: a leader cut off from its quorum would otherwise grow its log
+        // without bound while every write times out.
+        return Err(Box::new(ClientResponse::Unavailable {
+            reason: format!("{uncommitted} writes are waiting to commit; try again later"),
+            outcome_unknown: false,
+        }));
+    }
+    if let Some(refusal) = over_quota(shared, request) {
+        return Err(Box::new(refusal));
+    }
+    let now = shared.now_ms();
+    core.raft
+        .propose(payload, now)
+        .map_err(|not_leader| Box::new(redirect_locked(shared, core, not_leader.leader)))
+}
+
+/// The answer to a write whose outcome is decided, on the leader or (forwarded) on
+/// a follower.
+pub(super) fn written(outcome: WriteOutcome) -> ClientResponse {
     match outcome {
         WriteOutcome::Applied(Ok(result)) => ClientResponse::Written(result),
         WriteOutcome::Applied(Err(err))
@@ -191,6 +221,21 @@ fn write_answer(outcome: WriteOutcome) -> ClientResponse {
         WriteOutcome::Committed => ClientResponse::Error {
             message: "the write was committed as an entry with no result".into(),
         },
+        WriteOutcome::Refused {
+            reason,
+            retry: true,
+        } => ClientResponse::Unavailable {
+            reason: format!("the leader did not take the forwarded write: {reason}"),
+            outcome_unknown: false,
+        },
+        WriteOutcome::Refused {
+            reason,
+            retry: false,
+        } => ClientResponse::Error { message: reason },
+        WriteOutcome::Unknown(reason) => ClientResponse::Unavailable {
+            reason,
+            outcome_unknown: true,
+        },
     }
 }
 
@@ -199,6 +244,18 @@ fn write_timed_out(shared: &Shared) -> ClientResponse {
     ClientResponse::Unavailable {
         reason: format!(
             "the write was not committed within {} ms (no quorum?); it may or may not be applied",
+            shared.config.request_timeout_ms
+        ),
+        outcome_unknown: true,
+    }
+}
+
+/// The answer to a forwarded write that this member did not apply in time.
+fn forward_timed_out(shared: &Shared) -> ClientResponse {
+    ClientResponse::Unavailable {
+        reason: format!(
+            "the forwarded write was not applied on this member within {} ms; \
+             it may or may not be applied",
             shared.config.request_timeout_ms
         ),
         outcome_unknown: true,
@@ -220,9 +277,13 @@ fn read_timed_out(shared: &Shared) -> ClientResponse {
 pub fn finish(shared: &Shared, wait: Wait) -> ClientResponse {
     match wait {
         Wait::Write { done, .. } => match done.try_take() {
-            Some(outcome) => write_answer(outcome),
+            Some(outcome) => written(outcome),
             // Unreachable: the hook runs only once the value is in.
             None => write_timed_out(shared),
+        },
+        Wait::Forward { done, .. } => match done.try_take() {
+            Some(outcome) => written(outcome),
+            None => forward_timed_out(shared),
         },
         Wait::Read { key, done, .. } => match done.try_take() {
             Some(ReadOutcome::Ready) => {
@@ -245,6 +306,7 @@ pub fn forget(shared: &Shared, entries: &[Entry]) {
     for entry in entries {
         match &entry.wait {
             Wait::Write { position, .. } => core.pending.forget_write(*position),
+            Wait::Forward { id, .. } => core.pending.forget_forward(*id),
             Wait::Read { read_id, .. } => core.pending.forget_read(*read_id),
         }
     }
@@ -255,6 +317,7 @@ pub fn forget(shared: &Shared, entries: &[Entry]) {
 pub fn timed_out(shared: &Shared, wait: &Wait) -> ClientResponse {
     match wait {
         Wait::Write { .. } => write_timed_out(shared),
+        Wait::Forward { .. } => forward_timed_out(shared),
         Wait::Read { .. } => read_timed_out(shared),
     }
 }
@@ -262,7 +325,7 @@ pub fn timed_out(shared: &Shared, wait: &Wait) -> ClientResponse {
 /// The refusal of a write that sets a value once the data reached `--quota-bytes`
 /// (deletes pass: they free space). Called on the leader with the core lock held: takes
 /// the KV lock after it (the lock order).
-fn over_quota(shared: &Shared, request: &Request) -> Option<ClientResponse> {
+pub(super) fn over_quota(shared: &Shared, request: &Request) -> Option<ClientResponse> {
     if matches!(request.command, kv::Command::Delete { .. }) {
         return None;
     }

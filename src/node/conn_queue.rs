@@ -31,6 +31,13 @@ pub enum Wait {
         /// Filled in by the applier, a later proposal at its index, or shutdown.
         done: Completion<WriteOutcome>,
     },
+    /// A write forwarded to the leader under this member's number `id`.
+    Forward {
+        /// The forward's number (to forget it if it times out).
+        id: u64,
+        /// Filled in once this member applied the write, or its fate is known.
+        done: Completion<WriteOutcome>,
+    },
     /// A linearizable read of `key` registered under `read_id`.
     Read {
         /// Raft's id of the read (to forget it if it times out).

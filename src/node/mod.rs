@@ -22,6 +22,7 @@ pub mod conn_queue;
 pub mod connection;
 pub mod core_state;
 pub mod deferred_log;
+pub mod forward;
 pub mod handoff;
 pub mod integrity;
 pub mod listener;

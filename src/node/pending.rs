@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::completion::Completion;
 use crate::kv::{CommandResult, KvError};
-use crate::raft::{Index, LogPosition, NodeId, ReadState, Term};
+use crate::raft::{ForwardAnswer, ForwardOutcome, Index, LogPosition, NodeId, ReadState, Term};
 
 /// How a client write ended, as seen by the connection thread waiting for it.
 #[derive(Debug)]
@@ -25,6 +25,15 @@ pub enum WriteOutcome {
     /// The entry, one with no state machine answer (a membership change), was
     /// committed and applied.
     Committed,
+    /// A forwarded write the leader did not append (`retry`: a later try may work).
+    Refused {
+        /// Why, for the client.
+        reason: String,
+        /// True if trying again later may succeed.
+        retry: bool,
+    },
+    /// A forwarded write whose fate this member cannot learn: why, for the client.
+    Unknown(String),
 }
 
 /// How a linearizable read's wait ended.
@@ -46,6 +55,9 @@ struct PendingWrite {
     term: Term,
     /// Filled in by the applier (or shutdown).
     done: Completion<WriteOutcome>,
+    /// The forward number of a write a follower forwarded (`None`: proposed here), so
+    /// a waiter that gives up can be found.
+    forward: Option<u64>,
 }
 
 /// Every request waiting on Raft or the applier.
@@ -63,6 +75,9 @@ pub struct PendingRequests {
     parked_at: HashMap<u64, Index>,
     /// Id of the next linearizable read.
     next_read_id: u64,
+    /// Writes forwarded to the leader, waiting for its answer, by forward number;
+    /// once it names the position they move to `writes`.
+    forwards: HashMap<u64, Completion<WriteOutcome>>,
     /// Requests whose outcome is decided but whose waiter is not woken yet: waking is a
     /// futex syscall per waiter, so the thread holding the Raft mutex collects them
     /// here and (through `Shared::dispatch_deferred`) wakes them after releasing it.
@@ -90,9 +105,20 @@ impl Decided {
 impl PendingRequests {
     /// Registers the write proposed at `position`; its outcome arrives through `done`.
     pub fn add_write(&mut self, position: LogPosition, done: Completion<WriteOutcome>) {
+        self.park_write(position, done, None);
+    }
+
+    /// Parks a write at `position`: proposed here, or forwarded under `forward`.
+    fn park_write(
+        &mut self,
+        position: LogPosition,
+        done: Completion<WriteOutcome>,
+        forward: Option<u64>,
+    ) {
         let pending = PendingWrite {
             term: position.term,
             done,
+            forward,
         };
         // A waiter left at this index from an earlier term proposed an entry that this
         // log no longer holds (a leader only appends where its log ends). That does not
@@ -143,6 +169,53 @@ impl PendingRequests {
         {
             self.writes.remove(&position.index);
         }
+    }
+
+    /// Registers a write Raft forwarded to the leader under `id`.
+    pub fn add_forward(&mut self, id: u64, done: Completion<WriteOutcome>) {
+        self.forwards.insert(id, done);
+    }
+
+    /// Forgets a forwarded write whose waiter gave up, whether it still waits for the
+    /// leader's answer or is parked at its position (found by a scan: only on a
+    /// timeout, over at most one write per connection).
+    pub fn forget_forward(&mut self, id: u64) {
+        if self.forwards.remove(&id).is_none() {
+            self.writes.retain(|_, w| w.forward != Some(id));
+        }
+    }
+
+    /// Raft decided a forwarded write's fate at the leader: park it at the position the
+    /// leader appended it, or end it. A position this member has already applied came
+    /// too late to match the entry's result: its outcome is unknown.
+    pub fn forward_decided(&mut self, outcome: ForwardOutcome, applied_index: Index) {
+        let Some(done) = self.forwards.remove(&outcome.id) else {
+            return;
+        };
+        let ended = match outcome.answer {
+            Some(ForwardAnswer::Appended(position)) if position.index > applied_index => {
+                self.park_write(position, done, Some(outcome.id));
+                return;
+            }
+            Some(ForwardAnswer::Appended(position)) => WriteOutcome::Unknown(format!(
+                "the leader appended the forwarded write at index {}, which this member \
+                 applied before it learned so; it may or may not be applied",
+                position.index
+            )),
+            Some(ForwardAnswer::NotLeader) => WriteOutcome::Refused {
+                reason: "it had stepped down; nothing was applied, try again".into(),
+                retry: true,
+            },
+            Some(ForwardAnswer::Refused { reason, retry }) => {
+                WriteOutcome::Refused { reason, retry }
+            }
+            None => WriteOutcome::Unknown(
+                "leadership changed, or the leader did not answer in time, while the write \
+                 was forwarded to it; it may or may not be applied"
+                    .into(),
+            ),
+        };
+        self.decided.push(Decided::Write(done, ended));
     }
 
     /// A fresh read id (not yet registered).
@@ -207,6 +280,11 @@ impl PendingRequests {
         }
     }
 
+    /// Writes registered and not yet decided or forgotten, forwarded ones included.
+    pub fn waiting_writes(&self) -> usize {
+        self.writes.len() + self.forwards.len()
+    }
+
     /// Linearizable reads registered and not yet decided or forgotten, parked ones
     /// included.
     pub fn waiting_reads(&self) -> usize {
@@ -237,6 +315,9 @@ impl PendingRequests {
         self.wake_decided();
         for (_, pending) in std::mem::take(&mut self.writes) {
             pending.done.complete(WriteOutcome::Shutdown);
+        }
+        for (_, done) in self.forwards.drain() {
+            done.complete(WriteOutcome::Shutdown);
         }
         for (_, done) in self.reads.drain() {
             done.complete(ReadOutcome::Shutdown);
@@ -371,6 +452,29 @@ mod tests {
         assert_eq!(p.waiting_reads(), 0, "a timed-out read is still held");
         p.applied(9);
         assert!(p.take_decided().is_empty());
+    }
+
+    #[test]
+    fn a_forwarded_write_that_timed_out_is_forgotten_even_when_parked() {
+        let mut p = PendingRequests::default();
+        let (waiting, parked) = (Completion::new(), Completion::new());
+        p.add_forward(7, waiting);
+        p.add_forward(8, parked);
+        let appended = ForwardAnswer::Appended(pos(2, 5));
+        let outcome = ForwardOutcome {
+            id: 8,
+            answer: Some(appended),
+        };
+        p.forward_decided(outcome, 3);
+        assert_eq!(p.waiting_writes(), 2);
+        // Both waiters gave up: one before the leader answered, one after.
+        p.forget_forward(7);
+        p.forget_forward(8);
+        assert_eq!(
+            p.waiting_writes(),
+            0,
+            "a timed-out forwarded write is still held"
+        );
     }
 
     #[test]

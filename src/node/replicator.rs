@@ -287,6 +287,7 @@ fn message_bytes(message: &Message) -> usize {
             64 + entries.iter().map(|e| e.size_bytes()).sum::<usize>()
         }
         MessageBody::InstallSnapshot { data, .. } => 64 + data.len(),
+        MessageBody::ForwardProposal { data, .. } => 64 + data.len(),
         _ => 64,
     }
 }

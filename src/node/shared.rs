@@ -223,10 +223,12 @@ impl Shared {
         self.note_integrity(core);
         self.note_role_change(core);
         self.note_peer_faults(core);
+        super::forward::serve_forwarded(self, core);
         let messages = core.raft.take_messages();
         self.route(core, messages);
         self.note_membership(core);
         self.release_reads(core);
+        self.release_forwards(core);
         super::handoff::settle(core, self.config.id);
         Wakeups {
             writer: core.raft.has_persist_work() && self.persist_wanted.has_waiters(),
@@ -330,6 +332,15 @@ impl Shared {
         for state in core.raft.take_read_states() {
             let applied = core.applied_index;
             core.pending.read_decided(state, applied);
+        }
+    }
+
+    /// Moves forwarded writes the leader answered (or whose outcome became unknown) to
+    /// their next stage.
+    fn release_forwards(&self, core: &mut CoreState) {
+        for outcome in core.raft.take_forward_outcomes() {
+            let applied = core.applied_index;
+            core.pending.forward_decided(outcome, applied);
         }
     }
 

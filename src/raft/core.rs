@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 
 use super::fault::{PeerFaults, MAX_TERM};
 use super::follower_read::ForwardedReads;
+use super::forward::Forwards;
 use super::log::RaftLog;
 use super::persist::PersistQueue;
 use super::progress::Progress;
@@ -189,6 +190,8 @@ pub struct Raft {
     pub(super) reads: ReadIndexes,
     /// Follower: reads waiting for a read index from the leader.
     pub(super) forwarded: ForwardedReads,
+    /// Forwarded writes: a follower's waiting for answers, a leader's to propose.
+    pub(super) forwards: Forwards,
     /// Messages that may be sent at once.
     pub(super) messages: Vec<Message>,
     /// Batches for storage and the messages waiting for them.
@@ -239,9 +242,11 @@ impl Raft {
         // Its own stream, so the election timeouts are those the seed always gave.
         let first_batch = SmallRng::seed_from_u64(seed ^ 0x5eed_f0a2_d5ea_d5ed).gen();
         let forwarded = ForwardedReads::new(first_batch);
+        let first_forward = SmallRng::seed_from_u64(seed ^ 0xf0a2_d5ea_d5ed_5eed).gen();
         let mut raft = Raft {
             rng: SmallRng::seed_from_u64(seed),
             forwarded,
+            forwards: Forwards::new(first_forward),
             now_ms,
             current_term: initial.hard_state.current_term,
             voted_for: initial.hard_state.voted_for,
@@ -328,6 +333,7 @@ impl Raft {
             }
         }
         self.settle_forwarded_reads();
+        self.settle_forwards();
     }
 
     /// The earliest time at which [`Raft::tick`] has something to do.
@@ -349,6 +355,7 @@ impl Raft {
     pub fn step(&mut self, msg: Message, now_ms: u64) {
         self.step_message(msg, now_ms);
         self.settle_forwarded_reads();
+        self.settle_forwards();
     }
 
     /// [`Raft::step`], before forwarded reads are settled.
@@ -428,6 +435,12 @@ impl Raft {
                 self.handle_read_index_response(msg.from, batch, read_index)
             }
             MessageBody::TimeoutNow => self.handle_timeout_now(msg.from),
+            MessageBody::ForwardProposal { id, data } => {
+                self.handle_forward_proposal(msg.from, id, data)
+            }
+            MessageBody::ForwardProposalResponse { id, answer } => {
+                self.handle_forward_response(msg.from, id, answer)
+            }
         }
     }
 
@@ -453,7 +466,10 @@ impl Raft {
             | MessageBody::StaleTerm
             | MessageBody::ReadIndexRequest { .. }
             | MessageBody::ReadIndexResponse { .. }
-            | MessageBody::TimeoutNow => {}
+            | MessageBody::TimeoutNow
+            | MessageBody::ForwardProposalResponse { .. } => {}
+            // The sender learns the newer term and fails the write as unknown.
+            MessageBody::ForwardProposal { .. } => {}
         }
     }
 
@@ -502,6 +518,7 @@ impl Raft {
     pub fn take_messages(&mut self) -> Vec<Message> {
         self.answer_remote_reads();
         self.flush_forwarded_reads();
+        self.flush_forward_commits();
         self.flush_read_round();
         std::mem::take(&mut self.messages)
     }

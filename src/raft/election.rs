@@ -74,6 +74,9 @@ impl Raft {
             .into_iter()
             .map(|p| (p, Progress::new(last_index, now_ms)))
             .collect();
+        // Forwards this member sent as a follower now have an unknown outcome.
+        self.settle_forwards();
+        self.forwards.new_term();
         self.append_and_replicate(Payload::Noop);
     }
 
@@ -97,6 +100,7 @@ impl Raft {
         if was == Role::Leader {
             self.progress.clear();
             self.reads.fail_all(leader);
+            self.refuse_received_forwards();
         }
         if was != Role::Follower {
             // A fresh timeout, so a deposed leader does not campaign at once.

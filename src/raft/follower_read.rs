@@ -158,8 +158,9 @@ impl super::core::Raft {
             sent_ms: now,
         });
         let msg = self.message_to(leader, MessageBody::ReadIndexRequest { batch: id });
-        // It carries our term, which may have just been adopted and not yet durable.
-        self.send_durable(msg);
+        // It carries our term, which may have just been adopted and not yet durable:
+        // it leaves once the term is (it promises nothing else).
+        self.send_after_term_durable(msg);
     }
 
     /// Follower: the leader's answer to a batch. An answer to any other batch (an

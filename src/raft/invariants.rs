@@ -20,6 +20,7 @@ impl Raft {
             assert_eq!(self.role, Role::Leader, "a non-leader transfers to {t:?}");
             assert_ne!(t.target, self.config.id, "a leader transfers to itself");
         }
+        self.forwards.check_invariants(self.role == Role::Leader);
         assert!(
             self.installing.len() <= super::snapshot::MAX_INSTALLING,
             "{} snapshots remembered as being installed",

@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::digest_check::DigestCheck;
+use super::forward::ForwardAnswer;
 use super::membership::Membership;
 use super::types::{Entry, Index, LogPosition, NodeId, Term};
 
@@ -142,6 +143,21 @@ pub enum MessageBody {
     /// The leader hands leadership over (thesis §3.10): the receiver, which holds the
     /// leader's whole log, starts an election at once, without pre-vote.
     TimeoutNow,
+    /// A follower forwards a client's write to the leader (etcd's `MsgProp`).
+    ForwardProposal {
+        /// The follower's number for it, echoed in the answer.
+        id: u64,
+        /// The command, as the client sent it.
+        data: Vec<u8>,
+    },
+    /// The leader's answer to `ForwardProposal`: where it appended the write, or why
+    /// it did not.
+    ForwardProposalResponse {
+        /// The forward answered.
+        id: u64,
+        /// What became of it.
+        answer: ForwardAnswer,
+    },
 }
 
 /// Why an `AppendEntries` was rejected and where the leader should retry (§5.3, the

@@ -15,7 +15,8 @@
 //! Files, one concern each: `core.rs` (the struct, inputs and outputs, dispatch),
 //! `election.rs` (§5.2, role changes), `replication.rs` (§5.3, §5.4.2, flow control),
 //! `read_index.rs` (thesis §6.4), `follower_read.rs` (a follower's reads, by
-//! a read index from the leader), `snapshot.rs` (§7: compaction and
+//! a read index from the leader), `forward.rs` (a follower's writes, forwarded to the
+//! leader), `snapshot.rs` (§7: compaction and
 //! InstallSnapshot), `persist.rs` (batches and which messages wait for
 //! them), `log.rs` (entries after a base; durable and handed-out boundaries),
 //! `progress.rs` (per-follower probe/replicate and in-flight window),
@@ -31,6 +32,7 @@ mod digest_check;
 mod election;
 mod fault;
 mod follower_read;
+mod forward;
 mod invariants;
 mod log;
 mod membership;
@@ -46,6 +48,10 @@ mod types;
 
 pub use digest_check::{DigestCheck, MAX_DIGEST_REPORTS};
 pub use fault::{PeerFault, PeerFaults, MAX_INDEX, MAX_PEER_FAULTS, MAX_TERM};
+pub use forward::{
+    ForwardAnswer, ForwardOutcome, ForwardRefused, ForwardedProposal, FORWARD_TIMEOUT_ELECTIONS,
+    MAX_FORWARDED_PROPOSALS, MAX_PROPOSALS_FROM_FOLLOWERS, MAX_REFUSAL_BYTES,
+};
 pub use membership::{ChangeRefused, Membership, MembershipChange, MAX_ADDRESS_BYTES, MAX_MEMBERS};
 pub use message::{ConflictHint, Message, MessageBody};
 pub use snapshot::SnapshotChunk;

@@ -33,6 +33,9 @@ pub(super) struct PersistQueue {
     pub(super) dropped_messages: u64,
     /// Snapshot chunks received, to write with the next batch.
     pub(super) chunks: Vec<SnapshotChunk>,
+    /// Sequence number of the last batch taken that carried a hard state (0: the
+    /// recovered one, durable already).
+    pub(super) hard_state_seq: u64,
 }
 
 impl PersistQueue {
@@ -45,6 +48,7 @@ impl PersistQueue {
             messages: Vec::new(),
             dropped_messages: 0,
             chunks: Vec::new(),
+            hard_state_seq: 0,
         }
     }
 }
@@ -87,6 +91,24 @@ impl Raft {
         }
     }
 
+    /// Sends a message that promises only this member's current term (a follower's
+    /// read-index request or forwarded write: they vouch for no entry and no vote):
+    /// at once if the term is durable, else with the next persist batch, which the
+    /// writer makes durable after the batch that carries the term. Unlike
+    /// [`Raft::send_durable`] it does not wait for entries still being written, so
+    /// under write load a follower's requests do not wait for its fsync.
+    pub(super) fn send_after_term_durable(&mut self, msg: Message) {
+        let term_durable =
+            !self.hard_state_dirty() && self.persist.confirmed_seq >= self.persist.hard_state_seq;
+        if term_durable {
+            self.messages.push(msg);
+        } else if self.persist.messages.len() < MAX_WAITING_MESSAGES {
+            self.persist.messages.push(msg);
+        } else {
+            self.persist.dropped_messages += 1;
+        }
+    }
+
     /// Messages dropped because too many waited for persistence (a stalled disk).
     pub fn dropped_waiting_messages(&self) -> u64 {
         self.persist.dropped_messages
@@ -108,6 +130,9 @@ impl Raft {
         }
         let hard_state = self.hard_state_dirty().then(|| self.hard_state());
         self.persist.taken_hard_state = self.hard_state();
+        if hard_state.is_some() {
+            self.persist.hard_state_seq = self.persist.taken_seq + 1;
+        }
         let entries = self.log.take_unpersisted();
         let last = match entries.last() {
             Some(e) => LogPosition {

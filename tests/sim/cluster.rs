@@ -9,8 +9,8 @@
 use std::fmt;
 
 use raftkv::raft::{
-    Config, InjectedBug, LogPosition, MembershipChange, Message, MessageBody, NodeId, NotLeader,
-    PersistBatch, Raft, Role,
+    Config, ForwardRefused, InjectedBug, LogPosition, MembershipChange, Message, MessageBody,
+    NodeId, NotLeader, PersistBatch, Raft, Role,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -468,6 +468,33 @@ impl Cluster {
         result
     }
 
+    /// Forwards `data` from follower `id` to its leader; returns the forward number.
+    pub fn forward(&mut self, id: NodeId, data: Vec<u8>) -> Result<u64, ForwardRefused> {
+        let now = self.now_ms;
+        let m = &mut self.members[id as usize - 1];
+        let Some(raft) = m.raft.as_mut() else {
+            return Err(ForwardRefused::NoLeader);
+        };
+        let result = raft.forward(data.clone(), now);
+        if let Ok(number) = result {
+            m.forwarded.insert(number, data);
+            self.history.stats.forwarded += 1;
+        }
+        self.note(format_args!("n{id} forward -> {result:?}"));
+        self.drain(id as usize - 1);
+        result
+    }
+
+    /// A client's fresh write at `id`: proposed if `id` leads, else forwarded.
+    pub fn write_new(&mut self, id: NodeId, pad_bytes: usize) {
+        let data = self.history.new_command(pad_bytes);
+        if self.raft(id).role() == raftkv::raft::Role::Leader {
+            let _ = self.propose(id, data);
+        } else {
+            let _ = self.forward(id, data);
+        }
+    }
+
     /// Proposes a fresh command with `pad_bytes` of filler at `id`.
     pub fn propose_new(&mut self, id: NodeId, pad_bytes: usize) -> Result<LogPosition, NotLeader> {
         let data = self.history.new_command(pad_bytes);
@@ -568,6 +595,7 @@ impl Cluster {
         let h = &self.history.stats;
         format!(
             "t={}ms events={} committed={} leader-terms={} proposals={} acked={} lost={} reads={} ok={} refused={} \
+             forwarded={} appended={} refused={} unknown={} \
              msgs sent={} delivered={} dropped={} dup={} cut={} long-delayed={} rejected-appends={}",
             self.now_ms,
             self.events,
@@ -579,6 +607,10 @@ impl Cluster {
             h.reads,
             h.reads_ok,
             h.reads_refused,
+            h.forwarded,
+            h.forwards_appended,
+            h.forwards_refused,
+            h.forwards_unknown,
             n.sent,
             n.delivered,
             n.dropped,

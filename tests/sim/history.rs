@@ -2,7 +2,9 @@
 //!
 //! A proposal is acknowledged when its proposer hands out an entry with the
 //! proposal's index and term from `take_committed` — what a runtime would answer the
-//! client on. It is lost when the proposer hands out another term at that index. A
+//! client on. A write a follower forwarded is that follower's proposal once the
+//! leader tells it the position: it is acknowledged when the follower itself applies
+//! that position, exactly as a leader's own. It is lost when the proposer hands out another term at that index. A
 //! read issued while writes up to index w were acknowledged must be released at an
 //! index >= w (linearizability: the read starts after those writes completed).
 
@@ -56,6 +58,14 @@ pub struct HistoryStats {
     pub reads_ok: u64,
     /// Reads released as "not leader".
     pub reads_refused: u64,
+    /// Writes a follower forwarded to its leader.
+    pub forwarded: u64,
+    /// Forwarded writes the leader appended (counted in `proposed` too).
+    pub forwards_appended: u64,
+    /// Forwarded writes the leader did not append.
+    pub forwards_refused: u64,
+    /// Forwarded writes whose outcome the follower could not learn.
+    pub forwards_unknown: u64,
 }
 
 /// The client history of one run.
@@ -124,6 +134,22 @@ impl History {
                 pos.term
             );
         }
+    }
+
+    /// The leader appended a write member `id` forwarded at `pos`, and `id` learned it
+    /// only after applying `pos`: it cannot tell its client the entry's result, so the
+    /// proposal stays pending (the end of the run checks it is committed or can never
+    /// be), never acknowledged.
+    pub fn proposed_too_late(&mut self, id: NodeId, data: &[u8], pos: LogPosition) {
+        let key = payload_key(&raftkv::raft::Payload::Command(data.to_vec()));
+        self.proposals.push(Proposal {
+            proposer: id,
+            pos,
+            key,
+            fate: Fate::Pending,
+        });
+        self.stats.proposed += 1;
+        self.stats.forwards_unknown += 1;
     }
 
     /// Member `id` handed `entry` to its state machine; returns the fate it decided.

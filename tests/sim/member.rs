@@ -1,7 +1,7 @@
 //! One simulated member: its Raft value (absent while crashed), its durable store and
 //! writer, and what the checks remember about its current incarnation.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use raftkv::raft::{Config, HardState, Index, LogPosition, NodeId, Raft, SnapshotChunk, Term};
 
@@ -51,6 +51,9 @@ pub struct Member {
     /// The encoding of this member's snapshot last sent from (its committed entries
     /// never change), so a transfer in small chunks encodes it once, not per chunk.
     pub snapshot_cache: Option<(LogPosition, Vec<u8>)>,
+    /// Writes this incarnation forwarded to a leader, by forward number, waiting for
+    /// the answer (a crash forgets them, as it forgets the clients waiting on them).
+    pub forwarded: BTreeMap<u64, Vec<u8>>,
 }
 
 impl Member {
@@ -75,6 +78,7 @@ impl Member {
             recv: Vec::new(),
             pending_install: None,
             snapshot_cache: None,
+            forwarded: BTreeMap::new(),
         }
     }
 
@@ -123,6 +127,7 @@ impl Member {
         self.led_term = 0;
         self.recv.clear();
         self.pending_install = None;
+        self.forwarded.clear();
     }
 
     /// Stops the member: its Raft value and unfinished writes are gone. With `torn`,

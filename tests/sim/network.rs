@@ -346,6 +346,12 @@ impl fmt::Display for Brief<'_> {
             MessageBody::ReadIndexResponse { batch, read_index } => {
                 write!(f, "ReadIndexResponse {batch} at {read_index}")
             }
+            MessageBody::ForwardProposal { id, data } => {
+                write!(f, "ForwardProposal {id} ({} bytes)", data.len())
+            }
+            MessageBody::ForwardProposalResponse { id, answer } => {
+                write!(f, "ForwardProposalResponse {id} {answer:?}")
+            }
         }
     }
 }

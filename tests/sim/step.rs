@@ -3,7 +3,7 @@
 //! network, committed entries to the state machine, released reads to the client
 //! history — and checking what the step changed.
 
-use raftkv::raft::{Index, Role};
+use raftkv::raft::{ForwardAnswer, Index, Raft, Role};
 use rand::Rng;
 
 use super::cluster::Cluster;
@@ -20,6 +20,7 @@ impl Cluster {
         let Some(raft) = m.raft.as_mut() else {
             return;
         };
+        serve_forwarded(raft, now);
         while m.pending_install.is_none() {
             let Some(batch) = raft.take_persist_batch() else {
                 break;
@@ -67,6 +68,29 @@ impl Cluster {
             check_send(id, &m.store, vouched_term(&m.shadow, &msg), &msg);
             self.net.send(msg, now, &mut self.rng);
         }
+        for outcome in raft.take_forward_outcomes() {
+            let data = m.forwarded.remove(&outcome.id);
+            let data =
+                data.unwrap_or_else(|| panic!("n{id}: outcome of unknown forward {outcome:?}"));
+            self.trace
+                .record(now, format_args!("n{id} forward {outcome:?}"));
+            let stats = &mut self.history.stats;
+            match outcome.answer {
+                // Like the runtime: the follower answers once it applies the position.
+                Some(ForwardAnswer::Appended(pos)) if pos.index > m.applied => {
+                    stats.forwards_appended += 1;
+                    self.history.proposed(id, &data, pos);
+                }
+                Some(ForwardAnswer::Appended(pos)) => {
+                    stats.forwards_appended += 1;
+                    self.history.proposed_too_late(id, &data, pos);
+                }
+                Some(ForwardAnswer::NotLeader | ForwardAnswer::Refused { .. }) => {
+                    stats.forwards_refused += 1;
+                }
+                None => stats.forwards_unknown += 1,
+            }
+        }
         let faults = raft.take_peer_faults();
         assert!(
             faults.is_empty(),
@@ -77,7 +101,29 @@ impl Cluster {
         self.maybe_compact(i);
         self.check_member(i);
     }
+}
 
+/// The leader's runtime: proposes what followers forwarded, with a client's
+/// backpressure, and answers each.
+fn serve_forwarded(raft: &mut Raft, now: u64) {
+    for p in raft.take_forwarded_proposals() {
+        let uncommitted = raft.last_position().index - raft.commit_index();
+        let answer = if uncommitted >= super::run::MAX_UNCOMMITTED {
+            ForwardAnswer::Refused {
+                reason: format!("{uncommitted} uncommitted"),
+                retry: true,
+            }
+        } else {
+            match raft.propose(p.data, now) {
+                Ok(pos) => ForwardAnswer::Appended(pos),
+                Err(_) => ForwardAnswer::NotLeader,
+            }
+        };
+        raft.answer_forwarded(p.from, p.id, answer);
+    }
+}
+
+impl Cluster {
     fn observe_commit(&mut self, i: usize) {
         let m = &mut self.members[i];
         let Some(raft) = m.raft.as_ref() else {

@@ -5,6 +5,7 @@ mod check_quorum;
 mod cluster;
 mod election;
 mod follower_read;
+mod forward;
 mod fuzz;
 mod membership;
 mod peer_fault;
