@@ -247,6 +247,25 @@ fn server_unavailable_verdicts_are_reported_honestly() {
     );
 }
 
+/// A node that cannot serve (it knows no leader, or it is cut off) answers
+/// "unavailable"; the client must move on to the next address, not keep asking it:
+/// another member may reach the leader.
+#[test]
+fn an_unavailable_node_is_left_for_the_next_address() {
+    let stuck = fake_node(1, |_, _| {
+        Action::Reply(ClientResponse::Unavailable {
+            reason: "this member knows no leader".to_string(),
+            outcome_unknown: false,
+        })
+    });
+    let good = fake_node(2, |_, _| {
+        Action::Reply(ClientResponse::Written(CommandResult::Put))
+    });
+    client(&[&stuck.addr, &good.addr], 2_000)
+        .put("k", "v")
+        .expect("the second node serves the write");
+}
+
 #[test]
 fn results_map_to_operations() {
     let node = fake_node(1, |_, r| {

@@ -207,8 +207,12 @@ impl Transport {
                 reason,
                 outcome_unknown,
             } => {
+                // This member cannot serve now (no leader known, cut off, shutting
+                // down): another may reach the leader, so move on through the list.
                 state.maybe_reached |= outcome_unknown;
                 state.last_reason = reason;
+                self.redirect = None;
+                self.rotate();
                 Err(true)
             }
             other => Ok(other),
