@@ -137,8 +137,9 @@ pub struct NodeArgs {
     /// leader's, and a mismatch raises `alarm: CORRUPT ...` in `status`. 0 disables.
     #[arg(long, default_value_t = raftkv::node::integrity::DEFAULT_DIGEST_CHECK_ENTRIES)]
     pub digest_check_entries: u64,
-    /// Once the keys and values held reach this many bytes, writes that set a value
-    /// (put, cas) are refused (client exit code 4) and `status` shows
+    /// Once the keys and values held reach this many bytes, writes that would grow
+    /// them (a put or cas storing more than it replaces) are refused (client exit code
+    /// 4) and `status` shows
     /// `alarm: NOSPACE`; deletes and reads still work. Default 2 GiB, as etcd's quota.
     #[arg(long, default_value_t = raftkv::node::config::DEFAULT_QUOTA_BYTES)]
     pub quota_bytes: u64,

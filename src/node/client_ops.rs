@@ -322,16 +322,24 @@ pub fn timed_out(shared: &Shared, wait: &Wait) -> ClientResponse {
     }
 }
 
-/// The refusal of a write that sets a value once the data reached `--quota-bytes`
-/// (deletes pass: they free space). Called on the leader with the core lock held: takes
-/// the KV lock after it (the lock order).
+/// The refusal of a write that would grow the data once it reached `--quota-bytes`
+/// (deletes pass, and so do puts and swaps that store no more bytes than they
+/// replace). Called on the leader with the core lock held: takes the KV lock after it
+/// (the lock order).
 pub(super) fn over_quota(shared: &Shared, request: &Request) -> Option<ClientResponse> {
-    if matches!(request.command, kv::Command::Delete { .. }) {
+    let (key, value) = match &request.command {
+        kv::Command::Put { key, value } => (key, value),
+        kv::Command::Cas { key, new, .. } => (key, new),
+        kv::Command::Delete { .. } | kv::Command::Check => return None,
+    };
+    let store = shared.lock_kv();
+    let held = store.data_bytes();
+    let quota = shared.config.quota_bytes;
+    let replaced = store.get(key).map_or(0, |old| key.len() + old.len());
+    if held < quota || key.len() + value.len() <= replaced {
         return None;
     }
-    let held = shared.lock_kv().data_bytes();
-    let quota = shared.config.quota_bytes;
-    (held >= quota).then(|| ClientResponse::Error {
+    Some(ClientResponse::Error {
         message: format!(
             "quota exceeded (alarm NOSPACE): the store holds {held} bytes of keys and values, \
              --quota-bytes is {quota}; delete keys or restart the members with a larger \
