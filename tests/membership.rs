@@ -229,6 +229,16 @@ fn final_reads_and_check(
     }
 }
 
+/// Adds n4 as a learner, starts it with `--join`, and waits until it has caught up.
+fn add_learner_4(cluster: &mut Cluster) {
+    member_ok(
+        cluster,
+        &["add", "4", &cluster.addrs[3].clone(), "--learner"],
+    );
+    cluster.start_node(3);
+    caught_up(cluster, 3);
+}
+
 #[test]
 fn a_member_is_replaced_under_load_without_losing_a_write() {
     let mut cluster = three_of(4);
@@ -351,12 +361,7 @@ fn three_grow_to_five_shrink_to_three_and_every_member_restarts() {
     let out = cluster.client_all(&["put", "before", "growth"]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
     // n4 step by step: added as a learner, started, promoted once caught up.
-    member_ok(
-        &cluster,
-        &["add", "4", &cluster.addrs[3].clone(), "--learner"],
-    );
-    cluster.start_node(3);
-    caught_up(&mut cluster, 3);
+    add_learner_4(&mut cluster);
     member_ok(&cluster, &["promote", "4"]);
     // n5 started first (it waits to be reached), then added without --learner: the
     // command promotes it as soon as it has caught up.
@@ -432,12 +437,7 @@ fn the_configuration_survives_snapshots_and_restarts() {
     ];
     let mut cluster = three_of_with(4, &flags);
     cluster.leader();
-    member_ok(
-        &cluster,
-        &["add", "4", &cluster.addrs[3].clone(), "--learner"],
-    );
-    cluster.start_node(3);
-    caught_up(&mut cluster, 3);
+    add_learner_4(&mut cluster);
     member_ok(&cluster, &["promote", "4"]);
     member_ok(&cluster, &["remove", "1"]);
     assert_eq!(cluster.wait_exit(0, Duration::from_secs(20)), Some(4));
@@ -481,12 +481,7 @@ fn a_removed_learner_learns_it_and_exits_4() {
     // and are refused as removed.
     let mut cluster = three_of(4);
     cluster.leader();
-    member_ok(
-        &cluster,
-        &["add", "4", &cluster.addrs[3].clone(), "--learner"],
-    );
-    cluster.start_node(3);
-    caught_up(&mut cluster, 3);
+    add_learner_4(&mut cluster);
     member_ok(&cluster, &["remove", "4"]);
     let code = cluster.wait_exit(3, Duration::from_secs(20));
     let status = cluster.status(3);

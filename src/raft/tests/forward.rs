@@ -346,11 +346,9 @@ fn a_forward_delivered_twice_is_taken_once() {
     assert_eq!(l.take_forwarded_proposals().len(), 1);
 }
 
-/// The follower answers its client only once it applies the write, so it must learn
-/// the commit at once, not with the next heartbeat (a whole heartbeat interval later
-/// when nothing else is written).
-#[test]
-fn the_leader_tells_a_forwarding_follower_of_the_commit_at_once() {
+/// A leader of three (n1) that appended, persisted and answered one write forwarded by
+/// n2, with the messages so far taken: the leader and the write's position.
+fn leader_with_a_write_forwarded_by_2() -> (Raft, LogPosition) {
     let mut l = leader(3, &[1], 1);
     persist_all(&mut l);
     step(&mut l, ack(2, 2, 2, 0));
@@ -366,6 +364,15 @@ fn the_leader_tells_a_forwarding_follower_of_the_commit_at_once() {
     l.answer_forwarded(p.from, p.id, ForwardAnswer::Appended(pos));
     persist_all(&mut l);
     l.take_messages();
+    (l, pos)
+}
+
+/// The follower answers its client only once it applies the write, so it must learn
+/// the commit at once, not with the next heartbeat (a whole heartbeat interval later
+/// when nothing else is written).
+#[test]
+fn the_leader_tells_a_forwarding_follower_of_the_commit_at_once() {
+    let (mut l, pos) = leader_with_a_write_forwarded_by_2();
     // Follower 2 acknowledges: a majority holds the entry, no time has passed.
     step(&mut l, ack(2, 2, pos.index, 0));
     assert_eq!(l.commit_index(), pos.index);
@@ -389,21 +396,7 @@ fn the_leader_tells_a_forwarding_follower_of_the_commit_at_once() {
 /// would not let it commit the write, and it would wait for the next one.
 #[test]
 fn the_forwarding_follower_is_told_once_it_holds_the_committed_write() {
-    let mut l = leader(3, &[1], 1);
-    persist_all(&mut l);
-    step(&mut l, ack(2, 2, 2, 0));
-    step(&mut l, ack(3, 2, 2, 0));
-    l.take_messages();
-    let body = MessageBody::ForwardProposal {
-        id: 1,
-        data: vec![9],
-    };
-    step(&mut l, msg(2, 1, 2, body));
-    let p = l.take_forwarded_proposals().remove(0);
-    let pos = l.propose(p.data, 0).expect("leader");
-    l.answer_forwarded(p.from, p.id, ForwardAnswer::Appended(pos));
-    persist_all(&mut l);
-    l.take_messages();
+    let (mut l, pos) = leader_with_a_write_forwarded_by_2();
     let commits_to_2 = |l: &mut Raft| -> Vec<(Index, Index)> {
         l.take_messages()
             .into_iter()
