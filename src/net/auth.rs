@@ -172,14 +172,27 @@ pub(crate) enum Side {
     Acceptor,
 }
 
+/// What a member's hello claims; every field is bound by the proofs, so no one on the
+/// link can change its id, incarnation or address without the secret.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PeerClaim<'a> {
+    /// The member's id.
+    pub id: NodeId,
+    /// The incarnation of its data directory.
+    pub incarnation: u64,
+    /// The address it says it listens on.
+    pub addr: &'a str,
+}
+
 /// Everything a handshake's proofs bind.
 pub(crate) struct Transcript<'a> {
     /// The protocol version of the hello.
     pub version: u32,
     /// The cluster name of the hello.
     pub cluster: &'a str,
-    /// The connector's peer id, or `None` for a client.
-    pub peer: Option<NodeId>,
+    /// What a connecting member claims in its hello (its id, the incarnation of its
+    /// data directory and its address), or `None` for a client.
+    pub peer: Option<PeerClaim<'a>>,
     /// The accepting node's id.
     pub node_id: NodeId,
     /// The acceptor's nonce (sent in its challenge).
@@ -193,7 +206,7 @@ impl Transcript<'_> {
     /// prefix, so two different transcripts never hash the same bytes.
     pub(crate) fn prove(&self, key: &[u8], side: Side) -> Mac {
         let mut mac = HmacSha256::new(key);
-        mac.update(b"raftkv-hello-v1\0");
+        mac.update(b"raftkv-hello-v2\0");
         mac.update(match side {
             Side::Connector => b"connector",
             Side::Acceptor => b"acceptor\0",
@@ -202,9 +215,12 @@ impl Transcript<'_> {
         mac.update(&(self.cluster.len() as u64).to_be_bytes());
         mac.update(self.cluster.as_bytes());
         match self.peer {
-            Some(id) => {
+            Some(claim) => {
                 mac.update(b"P");
-                mac.update(&id.to_be_bytes());
+                mac.update(&claim.id.to_be_bytes());
+                mac.update(&claim.incarnation.to_be_bytes());
+                mac.update(&(claim.addr.len() as u64).to_be_bytes());
+                mac.update(claim.addr.as_bytes());
             }
             None => mac.update(b"C\0\0\0\0\0\0\0\0"),
         }
@@ -266,10 +282,15 @@ mod tests {
     #[test]
     fn a_proof_binds_every_field_and_the_side() {
         let (n1, n2) = ([1u8; NONCE_LEN], [2u8; NONCE_LEN]);
+        let claim = PeerClaim {
+            id: 2,
+            incarnation: 77,
+            addr: "127.0.0.1:8002",
+        };
         let base = Transcript {
             version: 1,
             cluster: "raftkv",
-            peer: Some(2),
+            peer: Some(claim),
             node_id: 1,
             acceptor_nonce: &n1,
             connector_nonce: &n2,
@@ -283,7 +304,21 @@ mod tests {
                 ..base
             },
             Transcript {
-                peer: Some(3),
+                peer: Some(PeerClaim { id: 3, ..claim }),
+                ..base
+            },
+            Transcript {
+                peer: Some(PeerClaim {
+                    incarnation: 78,
+                    ..claim
+                }),
+                ..base
+            },
+            Transcript {
+                peer: Some(PeerClaim {
+                    addr: "127.0.0.1:9002",
+                    ..claim
+                }),
                 ..base
             },
             Transcript { peer: None, ..base },

@@ -7,7 +7,7 @@ use std::net::{TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use super::auth::{Side, Transcript};
+use super::auth::{PeerClaim, Side, Transcript};
 use super::*;
 use crate::raft::NodeId;
 
@@ -127,7 +127,11 @@ fn proof(acceptor_nonce: &auth::Nonce, peer: NodeId, key: &[u8]) -> HelloProof {
     let transcript = Transcript {
         version: PROTOCOL_VERSION,
         cluster: "raftkv",
-        peer: Some(peer),
+        peer: Some(PeerClaim {
+            id: peer,
+            incarnation: 1,
+            addr: "",
+        }),
         node_id: 1,
         acceptor_nonce,
         connector_nonce: &nonce,

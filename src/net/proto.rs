@@ -5,7 +5,7 @@ use std::net::TcpStream;
 
 use serde::{Deserialize, Serialize};
 
-use super::auth::{fresh_nonce, Mac, Nonce, Secret, Side, Transcript};
+use super::auth::{fresh_nonce, Mac, Nonce, PeerClaim, Secret, Side, Transcript};
 use super::error::{NetError, NetErrorKind};
 use super::frame::{read_frame, write_frame};
 use super::status::StatusReport;
@@ -284,9 +284,18 @@ fn unexpected(what: &str) -> NetError {
     )))
 }
 
-fn peer_of(from: &HelloFrom) -> Option<NodeId> {
-    match *from {
-        HelloFrom::Peer { id, .. } => Some(id),
+/// What a member's hello claims, for the proofs to bind (`None` for a client).
+fn peer_of(from: &HelloFrom) -> Option<PeerClaim<'_>> {
+    match from {
+        HelloFrom::Peer {
+            id,
+            incarnation,
+            addr,
+        } => Some(PeerClaim {
+            id: *id,
+            incarnation: *incarnation,
+            addr,
+        }),
         HelloFrom::Client => None,
     }
 }
