@@ -19,7 +19,21 @@ use super::crc32::crc32;
 use super::error::StorageError;
 
 /// Version of every storage format in this file; bump when an encoding changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: `meta` gained the incarnation and `join`, the snapshot its configuration.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Why a file of format `version` is refused: an older build's is named as such.
+pub fn version_refusal(version: u32) -> String {
+    if version < FORMAT_VERSION {
+        format!(
+            "written by an older build of raftkv (storage format {version}; this build \
+             reads format {FORMAT_VERSION} only, and no release used the older one): start \
+             this member with an empty data directory"
+        )
+    } else {
+        format!("unknown format version {version} (this build reads {FORMAT_VERSION})")
+    }
+}
 /// Bytes before the body.
 pub const HEADER_BYTES: usize = 4 + 4 + 8 + 4;
 
@@ -96,7 +110,7 @@ pub fn check_envelope<'a>(
     }
     let version = u32::from_le_bytes(le4(&header[4..8]));
     if version != FORMAT_VERSION {
-        return Err(corrupt(4, format!("unknown format version {version}")));
+        return Err(corrupt(4, version_refusal(version)));
     }
     let body_len = u64::from_le_bytes(le8(&header[8..16]));
     if body_len != body.len() as u64 {
@@ -125,4 +139,21 @@ pub fn le8(b: &[u8]) -> [u8; 8] {
     let mut out = [0u8; 8];
     out.copy_from_slice(&b[..8]);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_of_an_older_format_is_named_as_an_older_builds() {
+        let path = Path::new("meta");
+        let mut bytes = encode_file(b"TEST", &7u32, path).expect("encode");
+        bytes[4..8].copy_from_slice(&1u32.to_le_bytes());
+        let err = decode_file::<u32>(b"TEST", &bytes, path).expect_err("refused");
+        assert!(err.to_string().contains("older build"), "{err}");
+        bytes[4..8].copy_from_slice(&(FORMAT_VERSION + 1).to_le_bytes());
+        let err = decode_file::<u32>(b"TEST", &bytes, path).expect_err("refused");
+        assert!(err.to_string().contains("unknown format version"), "{err}");
+    }
 }

@@ -15,7 +15,7 @@
 
 use bincode::Options;
 
-use super::super::codec::{bincode_options, le4, le8, FORMAT_VERSION};
+use super::super::codec::{bincode_options, le4, le8, version_refusal, FORMAT_VERSION};
 use super::super::crc32::Crc32;
 use crate::raft::{Entry, Index};
 
@@ -61,7 +61,7 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<Index, String> {
     }
     let version = u32::from_le_bytes(le4(&bytes[4..8]));
     if version != FORMAT_VERSION {
-        return Err(format!("unknown wal format version {version}"));
+        return Err(format!("wal segment {}", version_refusal(version)));
     }
     Ok(u64::from_le_bytes(le8(&bytes[8..16])))
 }
