@@ -99,3 +99,17 @@ fn with_data_dir(fill: impl FnOnce(&std::path::Path)) {
     }
     let _ = std::fs::remove_dir_all(PathBuf::from(&dir));
 }
+
+/// Parses `data` as the bytes a Redis client sent, command after command, as a RESP
+/// connection reads them, and as replies (what a RESP tool reads back).
+pub fn resp(data: &[u8]) {
+    use crate::resp::{parse_command, CommandLimits, Parsed};
+    let limits = CommandLimits::default();
+    let mut rest = data;
+    while let Ok(Parsed::Command { used, .. } | Parsed::Empty { used }) =
+        parse_command(rest, &limits)
+    {
+        rest = &rest[used..];
+    }
+    let _ = crate::resp::parse_reply(data, 1 << 20, 1 << 10);
+}

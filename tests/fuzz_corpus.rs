@@ -8,12 +8,13 @@ use std::path::Path;
 /// A decoder entry point.
 type Target = fn(&[u8]);
 
-const TARGETS: [(&str, Target); 5] = [
+const TARGETS: [(&str, Target); 6] = [
     ("frames", raftkv::fuzzing::frames),
     ("messages", raftkv::fuzzing::messages),
     ("snapshot", raftkv::fuzzing::snapshot),
     ("wal", raftkv::fuzzing::wal),
     ("wal_records", raftkv::fuzzing::wal_records),
+    ("resp", raftkv::fuzzing::resp),
 ];
 
 #[test]
