@@ -320,7 +320,7 @@ fn status_lines_follow_design_section_4() {
     assert!(lines.contains("\nleader: none\n"), "{lines}");
     assert!(
         lines.ends_with(
-            "alarm: none\nvoters: 1,2,3\nlearners: none\nclient_requests_in_flight: 4\n"
+            "alarm: none\nvoters: 1,2,3\nlearners: none\nclient_requests_in_flight: 4\ndata_bytes: 6789\n"
         ),
         "{lines}"
     );
