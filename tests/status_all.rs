@@ -118,3 +118,39 @@ fn no_leader_exits_3() {
     assert_eq!(out.code, Some(3), "{}{}", out.stdout, out.stderr);
     assert_eq!(blocks(&out.stdout).len(), 3, "{}", out.stdout);
 }
+
+#[test]
+fn an_address_that_never_answers_costs_one_bounded_deadline() {
+    let mut cluster = Cluster::start(3);
+    cluster.leader();
+    // Accepts connections (the kernel's backlog) but never answers a hello.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole = black_hole.local_addr().expect("addr").to_string();
+    let addrs = format!("{},{hole}", cluster.addrs.join(","));
+    let started = Instant::now();
+    // --timeout 30 would outlast run_binary's own 30 s deadline (code None) if a
+    // member's call were not capped.
+    let out = support::run_binary(
+        &[
+            "client",
+            "--addr",
+            &addrs,
+            "--timeout",
+            "30",
+            "status",
+            "--all",
+        ],
+        Duration::from_secs(30),
+    );
+    let took = started.elapsed();
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let rows = blocks(&out.stdout);
+    assert_eq!(rows.len(), 4, "{}", out.stdout);
+    let last = &rows[3];
+    assert_eq!(
+        (field(last, "id"), field(last, "addr")),
+        ("", hole.as_str())
+    );
+    assert_eq!(field(last, "role"), "unreachable");
+}
