@@ -235,7 +235,21 @@ pub enum ClientOp {
     },
     /// Print a node's view: id, role, term, leader, indexes, peers. Asks the --addr
     /// nodes in order until one answers (no redirect); `answered_by` names it.
-    Status,
+    /// With --all: one row per member (see the flag). Exit 3 with --all and no leader.
+    Status {
+        /// Ask every --addr node and every member of the leader's configuration, each
+        /// within its own deadline (--timeout, at most 2 s per member), and print one
+        /// row per member by ascending id: id, addr, role, term, leader, commit_index,
+        /// applied_index, lag (the leader's commit_index minus the member's
+        /// applied_index), snapshot_index, data_bytes, alarm. A table on a terminal,
+        /// `key: value` blocks otherwise; an unreachable member shows role
+        /// `unreachable`. Exits 3 if no member names a leader. Default off.
+        #[arg(long)]
+        all: bool,
+        /// With --all: print a JSON array of objects with those keys. Default off.
+        #[arg(long, requires = "all")]
+        json: bool,
+    },
     /// Hand leadership to voter ID (default: the voter whose log is the most up to
     /// date) and wait until it leads; prints `leader: ID`. The leader refuses new
     /// writes meanwhile (clients retry), brings ID up to date, and tells it to start

@@ -43,6 +43,9 @@ pub fn run(args: ClientArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    if let ClientOp::Status { all: true, json } = op {
+        return super::status_all::run(&addrs, &options, json);
+    }
     let mut client = Client::new(addrs, options);
     match execute(&mut client, op) {
         Ok(code) => code,
@@ -146,7 +149,7 @@ fn execute(client: &mut Client, op: ClientOp) -> Result<u8, ClientError> {
                 Ok(EXIT_NO)
             }
         },
-        ClientOp::Status => {
+        ClientOp::Status { .. } => {
             let (addr, report) = client.status_from_any()?;
             // An extra key after the contract's ones: which --addr entry answered.
             println!("{}answered_by: {addr}", report.to_lines());

@@ -10,6 +10,7 @@ mod histogram;
 mod keygen_cmd;
 mod member_cmd;
 mod node_cmd;
+mod status_all;
 
 use std::process::ExitCode;
 

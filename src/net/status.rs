@@ -41,6 +41,9 @@ pub struct StatusReport {
     /// Client requests read from every client connection and not yet answered or
     /// dropped (pipelined connections may each hold many).
     pub client_requests_in_flight: u64,
+    /// Size of the node's data directory in bytes: WAL segments, snapshot and the
+    /// small state files (best effort: files that vanish during the walk are skipped).
+    pub data_bytes: u64,
 }
 
 /// `1,2,3`, or `none` for an empty list.
@@ -55,7 +58,8 @@ fn id_list(ids: &[NodeId]) -> String {
 impl StatusReport {
     /// One `key: value` line per field, in the order and with the keys README.md lists:
     /// `leader` is `ID ADDR` or `none`, `alarm` `none` or the alarms, `voters` and
-    /// `learners` comma lists of ids or `none`, `client_requests_in_flight`, then
+    /// `learners` comma lists of ids or `none`, `client_requests_in_flight`, `data_bytes`,
+    /// then
     /// `peer.N.match_index` for each
     /// entry of `match_index` (the node fills it only while leader). Every line ends
     /// in `\n`.
@@ -71,7 +75,7 @@ impl StatusReport {
         };
         let (voters, learners) = (id_list(&self.voters), id_list(&self.learners));
         let mut out = String::new();
-        let fields: [(&str, &dyn std::fmt::Display); 14] = [
+        let fields: [(&str, &dyn std::fmt::Display); 15] = [
             ("id", &self.id),
             ("role", &self.role),
             ("term", &self.term),
@@ -86,6 +90,7 @@ impl StatusReport {
             ("voters", &voters),
             ("learners", &learners),
             ("client_requests_in_flight", &self.client_requests_in_flight),
+            ("data_bytes", &self.data_bytes),
         ];
         for (key, value) in fields {
             let _ = writeln!(out, "{key}: {value}");

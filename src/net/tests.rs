@@ -306,11 +306,12 @@ fn status_lines_follow_design_section_4() {
         voters: vec![1, 2, 3],
         learners: vec![],
         client_requests_in_flight: 4,
+        data_bytes: 6789,
     };
     let expected = "id: 1\nrole: leader\nterm: 5\nleader: 1 127.0.0.1:8001\n\
         commit_index: 10\napplied_index: 9\nfirst_index: 3\nlast_index: 11\n\
         snapshot_index: 2\nsnapshot_bytes: 345\nalarm: none\nvoters: 1,2,3\nlearners: none\n\
-        client_requests_in_flight: 4\npeer.2.match_index: 11\npeer.3.match_index: 7\n";
+        client_requests_in_flight: 4\ndata_bytes: 6789\npeer.2.match_index: 11\npeer.3.match_index: 7\n";
     assert_eq!(report.to_lines(), expected);
     report.role = "follower".to_string();
     report.leader = None;
@@ -319,7 +320,7 @@ fn status_lines_follow_design_section_4() {
     assert!(lines.contains("\nleader: none\n"), "{lines}");
     assert!(
         lines.ends_with(
-            "alarm: none\nvoters: 1,2,3\nlearners: none\nclient_requests_in_flight: 4\n"
+            "alarm: none\nvoters: 1,2,3\nlearners: none\nclient_requests_in_flight: 4\ndata_bytes: 6789\n"
         ),
         "{lines}"
     );
