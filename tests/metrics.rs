@@ -94,6 +94,12 @@ fn every_member_serves_metrics_that_count_writes() {
         sample(&after, "raftkv_server_is_leader") == Some(1.0),
         "{after}"
     );
+    // The leader's replicators counted what they sent to each follower.
+    for i in (0..3).filter(|&i| i != leader) {
+        let line = format!("raftkv_network_peer_sent_bytes_total{{to=\"{}\"}}", i + 1);
+        let sent = sample(&after, &line).unwrap_or(0.0);
+        assert!(sent > 0.0, "{line} is {sent}:\n{after}");
+    }
 }
 
 #[test]
