@@ -56,3 +56,39 @@ pub fn record(shared: &Shared, op: ClientOp, started: Instant, response: &Client
         shared.metrics.proposals_failed.inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::Request;
+
+    #[test]
+    fn writes_are_labelled_by_command_and_answers_by_exit_code() {
+        let put = ClientRequest::Write(Request {
+            client_id: 1,
+            seq: 1,
+            command: Command::Put {
+                key: "k".into(),
+                value: "v".into(),
+            },
+        });
+        assert_eq!(op_of(&put), ClientOp::Put);
+        assert_eq!(op_of(&ClientRequest::Status), ClientOp::Other);
+        let unknown = ClientResponse::Unavailable {
+            reason: String::new(),
+            outcome_unknown: true,
+        };
+        assert_eq!(result_of(&unknown), ClientResult::Unknown);
+        let mismatch = ClientResponse::Written(CommandResult::CasMismatch { current: None });
+        assert_eq!(result_of(&mismatch), ClientResult::Refused);
+        let redirect = ClientResponse::NotLeader {
+            leader_id: None,
+            leader_addr: None,
+        };
+        assert_eq!(result_of(&redirect), ClientResult::Unavailable);
+        assert_eq!(
+            result_of(&ClientResponse::Written(CommandResult::Put)),
+            ClientResult::Ok
+        );
+    }
+}
