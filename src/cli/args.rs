@@ -149,6 +149,12 @@ pub struct NodeArgs {
     /// reading its answers holds a bounded amount of the node's memory.
     #[arg(long, default_value_t = raftkv::node::config::DEFAULT_MAX_INFLIGHT_PER_CONN)]
     pub max_inflight_per_conn: usize,
+    /// Serve Prometheus metrics at `GET /metrics` and a health check at `GET /health`
+    /// (200 `ok` when this node knows a leader and has no alarm, else 503 with the
+    /// reason) over plain HTTP on this HOST:PORT; ":PORT" means 127.0.0.1:PORT.
+    /// Default: off.
+    #[arg(long, value_name = "HOST:PORT", value_parser = addrs::one)]
+    pub metrics_addr: Option<String>,
 }
 
 /// Flags of `raftkv client`.

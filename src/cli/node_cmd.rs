@@ -110,6 +110,7 @@ fn config_from(args: NodeArgs) -> Result<NodeConfig, String> {
     config.digest_check_entries = args.digest_check_entries;
     config.quota_bytes = args.quota_bytes;
     config.max_inflight_per_conn = args.max_inflight_per_conn;
+    config.metrics_addr = args.metrics_addr;
     config.validate()?;
     Ok(config)
 }

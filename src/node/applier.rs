@@ -66,6 +66,7 @@ pub fn run(shared: &Shared) {
         match work {
             Work::Apply(entries) => {
                 let results = apply(shared, &entries);
+                shared.metrics.proposals_applied.add(entries.len() as u64);
                 since.entries += entries.len() as u64;
                 since.bytes += entries.iter().map(|e| e.size_bytes() as u64).sum::<u64>();
                 finish(shared, &results);

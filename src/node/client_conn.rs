@@ -10,9 +10,11 @@
 
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpStream};
+use std::time::Instant;
 
 use super::client_ops::{self, Slot};
 use super::conn_queue::{Batch, ConnQueue};
+use super::request_metrics;
 use super::shared::Shared;
 use crate::net::{self, ClientRequest, ClientResponse, NetError, NetErrorKind};
 use crate::sync::{thread, Arc};
@@ -75,16 +77,23 @@ fn read_requests(
             }
             Err(err) => return Err(err),
         };
+        let started = Instant::now();
         let answer = match request {
             Ok(request) => {
                 next_tag += 1;
+                let op = request_metrics::op_of(&request);
                 let slot = Slot {
                     queue,
                     tag: next_tag,
                     id,
+                    op,
+                    started,
                 };
                 match client_ops::start(shared, request, &slot) {
-                    Some(answer) => answer,
+                    Some(answer) => {
+                        request_metrics::record(shared, op, started, &answer);
+                        answer
+                    }
                     None => continue,
                 }
             }
@@ -140,14 +149,16 @@ fn write_answers(shared: &Shared, queue: &ConnQueue, mut out: TcpStream) {
 fn encode_batch(shared: &Shared, batch: Batch, buf: &mut Vec<u8>) {
     client_ops::forget(shared, &batch.expired);
     let answers = batch.answers.into_iter();
-    let completed = batch
-        .completed
-        .into_iter()
-        .map(|entry| (entry.id, client_ops::finish(shared, entry.wait)));
-    let expired = batch
-        .expired
-        .iter()
-        .map(|entry| (entry.id, client_ops::timed_out(shared, &entry.wait)));
+    let completed = batch.completed.into_iter().map(|entry| {
+        let response = client_ops::finish(shared, entry.wait);
+        request_metrics::record(shared, entry.op, entry.started, &response);
+        (entry.id, response)
+    });
+    let expired = batch.expired.iter().map(|entry| {
+        let response = client_ops::timed_out(shared, &entry.wait);
+        request_metrics::record(shared, entry.op, entry.started, &response);
+        (entry.id, response)
+    });
     for (id, response) in answers.chain(completed).chain(expired) {
         if let Err(err) = net::encode_tagged_frame(buf, id, &response) {
             // An answer never nears the frame limit; say so rather than go silent.

@@ -29,6 +29,10 @@ pub struct Slot<'a> {
     pub tag: u64,
     /// The client's id for the request.
     pub id: u64,
+    /// The kind of request, for the metrics.
+    pub op: crate::metrics::ClientOp,
+    /// When it was read, for the latency metric.
+    pub started: Instant,
 }
 
 impl Slot<'_> {
@@ -42,6 +46,8 @@ impl Slot<'_> {
     /// completion goes into `PendingRequests`); false if the connection is closing.
     fn register(&self, shared: &Shared, wait: Wait) -> bool {
         let entry = Entry {
+            op: self.op,
+            started: self.started,
             id: self.id,
             deadline: deadline(shared),
             wait,

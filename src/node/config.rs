@@ -76,6 +76,9 @@ pub struct NodeConfig {
     /// Most requests one client connection may have in flight; the node reads no more
     /// from it until one is answered (`--max-inflight-per-conn`).
     pub max_inflight_per_conn: usize,
+    /// Where to serve `GET /metrics` and `GET /health` over HTTP (`--metrics-addr`);
+    /// `None` (the default) serves neither.
+    pub metrics_addr: Option<String>,
 }
 
 /// Default of `--quota-bytes`: 2 GiB, etcd's default backend quota.
@@ -111,6 +114,7 @@ impl NodeConfig {
             digest_check_entries: super::integrity::DEFAULT_DIGEST_CHECK_ENTRIES,
             quota_bytes: DEFAULT_QUOTA_BYTES,
             max_inflight_per_conn: DEFAULT_MAX_INFLIGHT_PER_CONN,
+            metrics_addr: None,
         }
     }
 

@@ -57,6 +57,10 @@ pub struct Entry {
     pub deadline: Instant,
     /// What it waits for.
     pub wait: Wait,
+    /// The kind of request, for the metrics.
+    pub op: crate::metrics::ClientOp,
+    /// When it was read, for the latency metric.
+    pub started: Instant,
 }
 
 /// What the writer takes in one go.
@@ -316,6 +320,8 @@ mod tests {
     fn read_entry(id: u64, deadline: Instant) -> (Entry, Completion<ReadOutcome>) {
         let done = Completion::new();
         let entry = Entry {
+            op: crate::metrics::ClientOp::Get,
+            started: Instant::now(),
             id,
             deadline,
             wait: Wait::Read {

@@ -28,12 +28,14 @@ pub mod integrity;
 pub mod listener;
 pub mod member_ops;
 pub mod members;
+mod metrics_listener;
 #[cfg(all(test, shuttle))]
 mod models;
 pub mod outbox;
 pub mod peers;
 pub mod pending;
 pub mod replicator;
+mod request_metrics;
 pub mod shared;
 pub mod timer;
 pub mod writer;
@@ -124,6 +126,8 @@ pub struct Node {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
     listener: Option<JoinHandle<()>>,
+    /// The metrics listener thread and its address (`--metrics-addr`).
+    metrics: Option<(JoinHandle<()>, SocketAddr)>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -205,9 +209,11 @@ impl Node {
             shared,
             local_addr,
             listener: None,
+            metrics: None,
             workers: Vec::new(),
         };
         node.spawn_threads(listener, storage)?;
+        node.spawn_metrics()?;
         Ok(node)
     }
 
@@ -235,6 +241,35 @@ impl Node {
             applier::run(&shared)
         })?);
         Ok(())
+    }
+
+    /// Binds `--metrics-addr`, if given, and starts the metrics listener thread.
+    fn spawn_metrics(&mut self) -> Result<(), NodeError> {
+        let Some(wanted) = &self.shared.config.metrics_addr else {
+            return Ok(());
+        };
+        let addr = net::normalize_addr(wanted);
+        let bind_error = |source| NodeError::Bind {
+            addr: addr.clone(),
+            source,
+        };
+        let listener = TcpListener::bind(&addr).map_err(bind_error)?;
+        let local = listener.local_addr().map_err(bind_error)?;
+        self.shared
+            .log
+            .info(format_args!("serving /metrics and /health on {local}"));
+        let shared = Arc::clone(&self.shared);
+        let id = shared.config.id;
+        let handle = spawn(format!("n{id}-metrics"), move || {
+            metrics_listener::run(&shared, listener)
+        })?;
+        self.metrics = Some((handle, local));
+        Ok(())
+    }
+
+    /// The address the metrics listener listens on, if `--metrics-addr` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The address the node listens on (useful with port 0).
@@ -330,6 +365,15 @@ impl Node {
             shared.log.error(format_args!(
                 "the listener did not wake for shutdown; leaving its thread behind"
             ));
+        }
+        if let Some((metrics, addr)) = self.metrics.take() {
+            if wake_listener(wake_addr(addr), &shared.metrics_exited) {
+                let _ = metrics.join();
+            } else {
+                shared.log.error(format_args!(
+                    "the metrics listener did not wake for shutdown; leaving its thread behind"
+                ));
+            }
         }
         let outboxes = {
             let mut core = shared.lock_core();

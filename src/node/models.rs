@@ -312,6 +312,8 @@ fn shuttle_pipelined_connection_answers_every_request_and_frees_its_room() {
                         done: done.clone(),
                     };
                     let entry = Entry {
+                        op: crate::metrics::ClientOp::Get,
+                        started: Instant::now(),
                         id: tag * 10,
                         deadline: Instant::now() + FAR,
                         wait,

@@ -66,6 +66,7 @@ pub fn run(shared: &Shared, peer: NodeId, addr: String, outbox: &Outbox) {
         active: Instant::now(),
     };
     let idle_wait = Duration::from_millis(shared.config.heartbeat_interval_ms);
+    let traffic = shared.metrics.peer(peer);
     // The snapshot file of the transfer to this peer in progress, kept open.
     let mut snapshot_reader: Option<SnapshotReader> = None;
     loop {
@@ -85,15 +86,19 @@ pub fn run(shared: &Shared, peer: NodeId, addr: String, outbox: &Outbox) {
             outbox.clear();
             continue;
         }
-        if let Err(err) = send(&mut link, &messages) {
-            shared
-                .log
-                .info(format_args!("peer n{} lost: {err}", link.peer));
-            link.stream = None;
-            link.down_logged = true;
-            link.next_attempt = Instant::now() + link.backoff;
-        } else {
-            link.active = Instant::now();
+        match send(&mut link, &messages) {
+            Err(err) => {
+                shared
+                    .log
+                    .info(format_args!("peer n{} lost: {err}", link.peer));
+                link.stream = None;
+                link.down_logged = true;
+                link.next_attempt = Instant::now() + link.backoff;
+            }
+            Ok(sent) => {
+                traffic.sent_bytes.add(sent as u64);
+                link.active = Instant::now();
+            }
         }
     }
 }
@@ -189,9 +194,10 @@ fn probe_if_removed(shared: &Shared, link: &mut Link) {
 
 /// Writes a batch of messages with one `write_all`: encoding them into one buffer
 /// first turns N messages into one syscall and a few segments instead of N of each.
-fn send(link: &mut Link, messages: &[Message]) -> Result<(), net::NetError> {
+/// Returns the bytes written.
+fn send(link: &mut Link, messages: &[Message]) -> Result<usize, net::NetError> {
     let Some(stream) = link.stream.as_mut() else {
-        return Ok(());
+        return Ok(0);
     };
     let bytes: usize = messages.iter().map(message_bytes).sum();
     let timeout = write_timeout(bytes);
@@ -209,11 +215,12 @@ fn send(link: &mut Link, messages: &[Message]) -> Result<(), net::NetError> {
     stream
         .write_all(&link.out)
         .map_err(net::NetError::io_mid_frame)?;
+    let sent = link.out.len();
     if link.out.capacity() > MAX_KEPT_BUFFER_BYTES {
         // One huge catch-up batch should not pin its buffer for the link's lifetime.
         link.out = Vec::new();
     }
-    Ok(())
+    Ok(sent)
 }
 
 /// Fills in the data of the InstallSnapshot chunks Raft asked for, from this node's

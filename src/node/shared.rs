@@ -106,6 +106,8 @@ pub struct Shared {
     pub removal_suspected: AtomicBool,
     /// The leader this member knows of (0: none), for the replicators' probe.
     pub known_leader: AtomicU64,
+    /// The highest commit index `dispatch` has seen, for `metrics.proposals_committed`.
+    pub seen_commit: AtomicU64,
     /// Set once when shutdown starts; read without a lock by threads that block in
     /// the kernel (accept, socket reads) and are woken by closing their sockets.
     pub stopping: AtomicBool,
@@ -125,6 +127,10 @@ pub struct Shared {
     /// Filled in by the listener thread as it returns; shutdown waits on it, with a
     /// deadline, instead of joining a listener that might never wake.
     pub listener_exited: Completion<()>,
+    /// Filled in by the metrics listener thread (`--metrics-addr`) as it returns.
+    pub metrics_exited: Completion<()>,
+    /// Counters and histograms, recorded with atomics only (module `metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Shared {
@@ -144,6 +150,7 @@ impl Shared {
             removed: Mutex::new(None),
             removal_suspected: AtomicBool::new(false),
             known_leader: AtomicU64::new(0),
+            seen_commit: AtomicU64::new(core.raft.commit_index()),
             config,
             log,
             started: Instant::now(),
@@ -159,6 +166,8 @@ impl Shared {
             connections: Mutex::new(Connections::default()),
             shutdown_requested: Completion::new(),
             listener_exited: Completion::new(),
+            metrics_exited: Completion::new(),
+            metrics: crate::metrics::Metrics::default(),
         }
     }
 
@@ -305,7 +314,15 @@ impl Shared {
         self.removal_suspected
             .store(core.members.removal_suspected, Ordering::Relaxed);
         let leader = core.raft.leader().unwrap_or(0);
-        self.known_leader.store(leader, Ordering::Relaxed);
+        let before = self.known_leader.swap(leader, Ordering::Relaxed);
+        if leader != 0 && leader != before {
+            self.metrics.leader_changes_seen.inc();
+        }
+        let commit = core.raft.commit_index();
+        let seen = self.seen_commit.fetch_max(commit, Ordering::Relaxed);
+        self.metrics
+            .proposals_committed
+            .add(commit.saturating_sub(seen));
         if let Some(why) = core.members.removed.clone() {
             if self.note_removed(&why) {
                 let line = format!("this member was removed from the cluster: {why}; stopping");

@@ -77,7 +77,7 @@ fn persist_batch(
     storage: &mut Storage,
     batch: PersistBatch,
 ) -> Result<(), StorageError> {
-    persist(storage, &batch)?;
+    persist(storage, &batch, &shared.metrics)?;
     let install = batch.snapshot_to_install();
     let wakeups = {
         let mut core = shared.lock_core();
@@ -94,8 +94,13 @@ fn persist_batch(
 
 /// Makes one batch durable: snapshot chunks (to `snapshot.recv`), the hard state (so
 /// the disk never holds entries of a term newer than its stored term), then the
-/// entries with one fdatasync.
-fn persist(storage: &mut Storage, batch: &PersistBatch) -> Result<(), StorageError> {
+/// entries with one fdatasync (timed, write and fdatasync together, as
+/// `raftkv_disk_wal_fsync_duration_seconds`).
+fn persist(
+    storage: &mut Storage,
+    batch: &PersistBatch,
+    metrics: &crate::metrics::Metrics,
+) -> Result<(), StorageError> {
     for SnapshotChunk { offset, data, .. } in &batch.snapshot_chunks {
         storage.write_snapshot_chunk(*offset, data)?;
     }
@@ -103,7 +108,9 @@ fn persist(storage: &mut Storage, batch: &PersistBatch) -> Result<(), StorageErr
         storage.save_hard_state(hard_state)?;
     }
     if !batch.entries.is_empty() {
+        let started = std::time::Instant::now();
         storage.append(&batch.entries)?;
+        metrics.wal_fsync.observe(started.elapsed());
     }
     Ok(())
 }
@@ -194,6 +201,7 @@ fn save_snapshot(
         data: job.data,
     };
     storage.save_snapshot(&snapshot)?;
+    shared.metrics.snapshot_save.observe(started.elapsed());
     drop(snapshot);
     shared
         .snapshot_bytes
