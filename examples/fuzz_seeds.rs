@@ -9,7 +9,7 @@ use bincode::Options;
 use raftkv::kv::{encode_request, Command, KvStore, Request};
 use raftkv::net::{self, ClientRequest, Hello, HelloFrom};
 use raftkv::raft::{Entry, LogPosition, Message, MessageBody, Payload};
-use raftkv::storage::{Meta, SnapshotFile, Storage};
+use raftkv::storage::{SnapshotFile, Storage};
 
 fn write(target: &str, name: &str, bytes: &[u8]) {
     let dir = Path::new("fuzz/corpus").join(target);
@@ -88,13 +88,7 @@ fn main() {
 
     // A real data directory's WAL segment and snapshot file.
     let dir = std::env::temp_dir().join(format!("raftkv-seeds-{}", std::process::id()));
-    let meta = Meta {
-        node_id: 1,
-        cluster: "fuzz".into(),
-        peers: vec!["127.0.0.1:1".into()],
-        incarnation: 1,
-        join: false,
-    };
+    let meta = raftkv::fuzzing::fuzz_meta();
     {
         let (mut storage, _) = Storage::open(&dir, &meta).expect("open storage");
         let entries: Vec<Entry> = (1..=3)

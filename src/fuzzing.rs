@@ -80,19 +80,25 @@ pub fn wal_records(data: &[u8]) {
     });
 }
 
+/// The identity of the data directories the storage targets recover (and the seed
+/// writer creates).
+pub fn fuzz_meta() -> Meta {
+    Meta {
+        node_id: 1,
+        cluster: "fuzz".into(),
+        peers: vec!["127.0.0.1:1".into()],
+        incarnation: 1,
+        join: false,
+    }
+}
+
 /// Makes a fresh data directory, lets `fill` write into it, opens it as storage (the
 /// recovery under test) and removes it.
 fn with_data_dir(fill: impl FnOnce(&std::path::Path)) {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("raftkv-fuzz-{}-{n}", std::process::id()));
-    let meta = Meta {
-        node_id: 1,
-        cluster: "fuzz".into(),
-        peers: vec!["127.0.0.1:1".into()],
-        incarnation: 1,
-        join: false,
-    };
+    let meta = fuzz_meta();
     if Storage::open(&dir, &meta).is_ok() {
         fill(&dir);
         let _ = Storage::open(&dir, &meta);
