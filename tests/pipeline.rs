@@ -200,8 +200,20 @@ fn a_client_that_never_reads_its_answers_holds_bounded_room_and_others_are_serve
 
 #[test]
 fn a_connection_closed_with_requests_in_flight_leaves_nothing_behind() {
-    let mut cluster = Cluster::start(3);
-    let leader = cluster.leader();
+    // Check-quorum deposes a leader that hears from no follower for an election
+    // timeout, which would answer (and so drain) the requests before all 21 are in
+    // flight; the slow debug build of the lock-order check took longer than the
+    // default 550 ms to send them. A 5 s timeout leaves room.
+    let slow = [
+        "--election-timeout-min-ms",
+        "5000",
+        "--election-timeout-max-ms",
+        "6000",
+    ];
+    let mut cluster = Cluster::start_with(3, &slow);
+    let leader = cluster
+        .wait_leader(&[0, 1, 2], Duration::from_secs(40))
+        .expect("a leader");
     let addr = cluster.addrs[leader].clone();
     let mut raw = Raw::open(&addr).expect("hello");
     let answer = raw.call(&put(7, 1, "acked", "yes")).expect("a write");
